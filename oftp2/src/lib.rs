@@ -12,3 +12,6 @@ pub mod record;
 pub mod session;
 #[cfg(feature = "tokio")]
 pub mod driver;
+
+pub use codec::{Command, CommandId, DecodeError, Deviation, EncodeError};
+pub use value::{EndSessionReason, OdetteId, ProtocolLevel};

@@ -1,1 +1,31 @@
-//! placeholder
+//! os4x services: what the daemons (`os4xrd_tcpip`, `os4xsqd`,
+//! `os4xdebugd`, …) and admin tools (`os4x-pidctl`) share.
+//!
+//! - [`config`]: the one configuration file.
+//! - [`daemon`]: start-up/shutdown scaffolding every daemon runs in.
+//! - [`logging`]: journald or stderr.
+//! - [`pidctl`]: status and monitoring-check logic of `os4x-pidctl`.
+//! - [`exit`]: exit codes.
+
+pub mod config;
+pub mod daemon;
+pub mod exit;
+pub mod logging;
+pub mod pidctl;
+
+/// Program names admins know, as used in `os4x_pids.program`.
+pub mod programs {
+    pub const OS4XRD: &str = "os4xrd";
+    /// OFTP over TCP (port 3305).
+    pub const OS4XRD_TCPIP: &str = "os4xrd_tcpip";
+    /// OFTP over TLS (port 6619).
+    pub const OS4XRD_TCPIP_TLS: &str = "os4xrd_tcpip_tls";
+    pub const OS4XSQD: &str = "os4xsqd";
+    pub const OS4XCLIENTD: &str = "os4xclientd";
+    pub const OS4XDEBUGD: &str = "os4xdebugd";
+
+    /// `os4xrd_capi_<n>`: ISDN (CAPI) controller `n`.
+    pub fn os4xrd_capi(controller: u32) -> String {
+        format!("os4xrd_capi_{controller}")
+    }
+}

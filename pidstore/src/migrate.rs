@@ -1,0 +1,178 @@
+//! Versioned schema migrations, safe under concurrent first start.
+//!
+//! The os4x database is shared by several components (PID bookkeeping now,
+//! queues and partner state later), so a single `PRAGMA user_version` cannot
+//! describe it: each component keeps its own version in `os4x_schema`.
+//! Migrations run inside `BEGIN IMMEDIATE`, which takes the write lock before
+//! reading the version, so when fifty daemons open a fresh database at once
+//! one migrates and the others wait (busy timeout), then see it done.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+/// One schema step. Versions start at 1 and increase by one.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: u32,
+    pub description: &'static str,
+    pub sql: &'static str,
+}
+
+/// Why migrating failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("schema of component `{component}` is at version {found}, newer than this build knows ({known}); run the matching or a newer os4x")]
+    TooNew {
+        component: String,
+        found: u32,
+        known: u32,
+    },
+    #[error("migration {version} ({description}) of `{component}` failed: {source}")]
+    Step {
+        component: String,
+        version: u32,
+        description: &'static str,
+        source: rusqlite::Error,
+    },
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// The bookkeeping table itself is the one thing created with
+/// `IF NOT EXISTS`: it has to exist before any version can be read.
+const BOOTSTRAP: &str = "CREATE TABLE IF NOT EXISTS os4x_schema (
+    component  TEXT PRIMARY KEY NOT NULL,
+    version    INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+)";
+
+/// Current version of `component`, 0 if it was never migrated.
+pub fn version(conn: &Connection, component: &str) -> Result<u32, MigrateError> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type='table' AND name='os4x_schema')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(0);
+    }
+    Ok(conn
+        .query_row(
+            "SELECT version FROM os4x_schema WHERE component = ?1",
+            [component],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Brings `component` up to the last of `migrations`; returns the version
+/// it was at before. Each run is one transaction: all steps or none.
+pub fn apply(
+    conn: &mut Connection,
+    component: &str,
+    migrations: &[Migration],
+) -> Result<u32, MigrateError> {
+    debug_assert!(migrations
+        .iter()
+        .enumerate()
+        .all(|(i, m)| m.version as usize == i + 1));
+    let known = migrations.last().map_or(0, |m| m.version);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(BOOTSTRAP)?;
+    let found = version(&tx, component)?;
+    if found > known {
+        return Err(MigrateError::TooNew {
+            component: component.to_owned(),
+            found,
+            known,
+        });
+    }
+    for m in migrations.iter().filter(|m| m.version > found) {
+        tx.execute_batch(m.sql).map_err(|source| MigrateError::Step {
+            component: component.to_owned(),
+            version: m.version,
+            description: m.description,
+            source,
+        })?;
+        tracing::info!(component, version = m.version, description = m.description, "database schema migrated");
+    }
+    if known > found {
+        tx.execute(
+            "INSERT INTO os4x_schema (component, version, updated_at) VALUES (?1, ?2, unixepoch())
+             ON CONFLICT (component) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
+            rusqlite::params![component, known],
+        )?;
+    }
+    tx.commit()?;
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STEPS: &[Migration] = &[
+        Migration {
+            version: 1,
+            description: "t",
+            sql: "CREATE TABLE t (a INTEGER)",
+        },
+        Migration {
+            version: 2,
+            description: "t.b",
+            sql: "ALTER TABLE t ADD COLUMN b TEXT",
+        },
+    ];
+
+    #[test]
+    fn migrates_in_steps_and_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Connection::open(dir.path().join("db")).unwrap();
+        assert_eq!(version(&c, "x").unwrap(), 0);
+        assert_eq!(apply(&mut c, "x", &STEPS[..1]).unwrap(), 0);
+        assert_eq!(version(&c, "x").unwrap(), 1);
+        c.execute("INSERT INTO t (a) VALUES (7)", []).unwrap();
+        assert_eq!(apply(&mut c, "x", STEPS).unwrap(), 1);
+        assert_eq!(apply(&mut c, "x", STEPS).unwrap(), 2, "second run is a no-op");
+        let (a, b): (i64, Option<String>) = c
+            .query_row("SELECT a, b FROM t", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!((a, b), (7, None), "data survives migration");
+        // Another component in the same database has its own version.
+        assert_eq!(version(&c, "y").unwrap(), 0);
+    }
+
+    #[test]
+    fn refuses_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Connection::open(dir.path().join("db")).unwrap();
+        apply(&mut c, "x", STEPS).unwrap();
+        let err = apply(&mut c, "x", &STEPS[..1]).unwrap_err();
+        assert!(matches!(err, MigrateError::TooNew { found: 2, known: 1, .. }), "{err}");
+    }
+
+    #[test]
+    fn failed_step_rolls_back_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Connection::open(dir.path().join("db")).unwrap();
+        let broken = [
+            STEPS[0],
+            Migration {
+                version: 2,
+                description: "broken",
+                sql: "ALTER TABLE nonexistent ADD COLUMN z",
+            },
+        ];
+        let err = apply(&mut c, "x", &broken).unwrap_err();
+        assert!(matches!(err, MigrateError::Step { version: 2, .. }), "{err}");
+        assert_eq!(version(&c, "x").unwrap(), 0);
+        let t_exists: bool = c
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name='t')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(!t_exists, "step 1 rolled back with step 2");
+    }
+}
