@@ -368,8 +368,22 @@ fn run_len(window: &[u8]) -> usize {
 /// run worth compressing, or all of it.
 #[inline]
 fn literal_len(window: &[u8]) -> usize {
+    // Skip 8 positions at a time while no two neighbouring octets are equal
+    // (the common case for data that does not compress): a run of 4 needs
+    // three equal neighbour pairs, so it cannot start inside such a block.
+    let mut start = 0;
+    while let Some(next9) = window.get(start..start + 9) {
+        let mut a = [0u8; 8];
+        let mut b = [0u8; 8];
+        a.copy_from_slice(&next9[..8]);
+        b.copy_from_slice(&next9[1..]);
+        if has_zero_byte(u64::from_le_bytes(a) ^ u64::from_le_bytes(b)) {
+            break;
+        }
+        start += 8;
+    }
     let mut run = 1;
-    for i in 1..window.len() {
+    for i in start + 1..window.len() {
         if window[i] == window[i - 1] {
             run += 1;
             if run == MIN_COMPRESSED_RUN {
@@ -380,4 +394,12 @@ fn literal_len(window: &[u8]) -> usize {
         }
     }
     window.len()
+}
+
+/// Whether any of the 8 octets of `v` is zero (classic SWAR test).
+#[inline]
+fn has_zero_byte(v: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    v.wrapping_sub(LO) & !v & HI != 0
 }

@@ -544,7 +544,9 @@ impl RecordEncoder {
                     let left = left - w.consumed as u32;
                     if !w.complete {
                         self.state = EncState::VarBody { left };
-                        break;
+                        // The payload is full, not the input short: the
+                        // caller continues after taking the payload.
+                        return Ok(pos);
                     }
                     if eor {
                         self.counts.records += 1;

@@ -88,13 +88,19 @@ pub fn apply(
         });
     }
     for m in migrations.iter().filter(|m| m.version > found) {
-        tx.execute_batch(m.sql).map_err(|source| MigrateError::Step {
-            component: component.to_owned(),
-            version: m.version,
-            description: m.description,
-            source,
-        })?;
-        tracing::info!(component, version = m.version, description = m.description, "database schema migrated");
+        tx.execute_batch(m.sql)
+            .map_err(|source| MigrateError::Step {
+                component: component.to_owned(),
+                version: m.version,
+                description: m.description,
+                source,
+            })?;
+        tracing::info!(
+            component,
+            version = m.version,
+            description = m.description,
+            "database schema migrated"
+        );
     }
     if known > found {
         tx.execute(
@@ -133,7 +139,11 @@ mod tests {
         assert_eq!(version(&c, "x").unwrap(), 1);
         c.execute("INSERT INTO t (a) VALUES (7)", []).unwrap();
         assert_eq!(apply(&mut c, "x", STEPS).unwrap(), 1);
-        assert_eq!(apply(&mut c, "x", STEPS).unwrap(), 2, "second run is a no-op");
+        assert_eq!(
+            apply(&mut c, "x", STEPS).unwrap(),
+            2,
+            "second run is a no-op"
+        );
         let (a, b): (i64, Option<String>) = c
             .query_row("SELECT a, b FROM t", [], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap();
@@ -148,7 +158,17 @@ mod tests {
         let mut c = Connection::open(dir.path().join("db")).unwrap();
         apply(&mut c, "x", STEPS).unwrap();
         let err = apply(&mut c, "x", &STEPS[..1]).unwrap_err();
-        assert!(matches!(err, MigrateError::TooNew { found: 2, known: 1, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                MigrateError::TooNew {
+                    found: 2,
+                    known: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -164,7 +184,10 @@ mod tests {
             },
         ];
         let err = apply(&mut c, "x", &broken).unwrap_err();
-        assert!(matches!(err, MigrateError::Step { version: 2, .. }), "{err}");
+        assert!(
+            matches!(err, MigrateError::Step { version: 2, .. }),
+            "{err}"
+        );
         assert_eq!(version(&c, "x").unwrap(), 0);
         let t_exists: bool = c
             .query_row(

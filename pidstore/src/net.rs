@@ -23,7 +23,10 @@ pub struct TcpEntry {
 /// not have the documented shape are skipped: the kernel's format has been
 /// stable for decades, and a status display must not fail on one odd row.
 pub fn parse_proc_net_tcp(text: &str, v6: bool) -> Vec<TcpEntry> {
-    text.lines().skip(1).filter_map(|l| parse_line(l, v6)).collect()
+    text.lines()
+        .skip(1)
+        .filter_map(|l| parse_line(l, v6))
+        .collect()
 }
 
 fn parse_line(line: &str, v6: bool) -> Option<TcpEntry> {

@@ -15,14 +15,20 @@ pub fn path(dir: &Path, program: &str) -> PathBuf {
     dir.join(format!("{program}.pid"))
 }
 
-/// Writes `pid` to `<dir>/<program>.pid`, creating `dir` (0755) if missing.
+/// Writes `pid` to `<dir>/<program>.pid`, creating `dir` if missing.
 pub fn write(dir: &Path, program: &str, pid: i32) -> io::Result<PathBuf> {
-    DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
+    if !dir.is_dir() {
+        DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
+        // Monitoring must be able to reach the file whatever our umask is.
+        // (Under systemd, RuntimeDirectory= usually creates it instead.)
+        fs::set_permissions(dir, Permissions::from_mode(0o755))?;
+    }
     let target = path(dir, program);
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{program}.pid."))
         .tempfile_in(dir)?;
-    tmp.as_file().set_permissions(Permissions::from_mode(MODE))?;
+    tmp.as_file()
+        .set_permissions(Permissions::from_mode(MODE))?;
     tmp.write_all(pid.to_string().as_bytes())?;
     tmp.as_file().sync_all()?;
     tmp.persist(&target).map_err(|e| e.error)?;

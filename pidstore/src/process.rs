@@ -98,7 +98,10 @@ impl ProcessInfo {
         let pid = i32::try_from(std::process::id())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "own pid out of range"))?;
         read_process(pid)?.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, "/proc/self is missing; is /proc mounted?")
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "/proc/self is missing; is /proc mounted?",
+            )
         })
     }
 }
@@ -121,8 +124,7 @@ fn read_process_in(proc_root: &Path, pid: i32) -> io::Result<Option<ProcessInfo>
         }
         Err(e) => return Err(e),
     };
-    let fields =
-        parse_stat(&stat).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let fields = parse_stat(&stat).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     // cmdline may vanish or be unreadable (hidepid); comm is the fallback.
     let name = fs::read(dir.join("cmdline"))
         .ok()
@@ -210,7 +212,10 @@ mod tests {
         assert_eq!(me.pid as u32, std::process::id());
         assert!(!me.has_exited());
         // The same process read twice has the same identity.
-        assert_eq!(read_process(me.pid).unwrap().unwrap().start_ticks, me.start_ticks);
+        assert_eq!(
+            read_process(me.pid).unwrap().unwrap().start_ticks,
+            me.start_ticks
+        );
         assert!(uptime_of(me.start_ticks).is_some());
         assert_eq!(read_process(-1).unwrap(), None);
         assert_eq!(read_process(0).unwrap(), None);
@@ -222,7 +227,11 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("77");
         fs::create_dir(&dir).unwrap();
-        fs::write(dir.join("stat"), SLEEP.replace("4242 (sleep) S", "77 (os4xrd_tcpip_t) Z")).unwrap();
+        fs::write(
+            dir.join("stat"),
+            SLEEP.replace("4242 (sleep) S", "77 (os4xrd_tcpip_t) Z"),
+        )
+        .unwrap();
         fs::write(dir.join("cmdline"), b"").unwrap();
         let p = read_process_in(root.path(), 77).unwrap().unwrap();
         assert_eq!(p.name, "os4xrd_tcpip_t", "empty cmdline falls back to comm");

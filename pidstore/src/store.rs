@@ -57,13 +57,17 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("PID database {} stayed locked by another process for {}s; retry, or find the holder with `fuser {}`", path.display(), BUSY_TIMEOUT.as_secs(), path.display())]
-    Busy { path: PathBuf },
+    #[error("PID database {} stayed locked by another process for {}s ({source}); retry, or find the holder with `fuser {}`", path.display(), BUSY_TIMEOUT.as_secs(), path.display())]
+    Busy {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("PID database {}: {source}", path.display())]
     Migrate {
         path: PathBuf,
         #[source]
-        source: MigrateError,
+        source: Box<MigrateError>,
     },
     #[error("cannot create directory {} for the PID database: {source}", path.display())]
     CreateDir {
@@ -177,7 +181,10 @@ pub fn assess(record: &Record, current_boot: &str) -> io::Result<Liveness> {
     if proc.has_exited() {
         return Ok(Liveness::Stale(Staleness::NoProcess));
     }
-    let same_boot = record.boot_id.as_deref().map_or(true, |b| b == current_boot);
+    let same_boot = record
+        .boot_id
+        .as_deref()
+        .map_or(true, |b| b == current_boot);
     let same_start = record.start_ticks.map_or(true, |t| t == proc.start_ticks);
     let expected_name = record.executable.as_deref().unwrap_or(&record.program);
     if same_boot && same_start && proc.name == expected_name {
@@ -278,7 +285,9 @@ pub struct PidStore {
 
 impl fmt::Debug for PidStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PidStore").field("path", &self.path).finish()
+        f.debug_struct("PidStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -291,28 +300,7 @@ impl PidStore {
                 source,
             })?;
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let sql = |source| sql_error(path, source);
-        let mut conn = Connection::open_with_flags(path, flags).map_err(sql)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
-        // WAL lets status readers run while a daemon writes. Switching is
-        // persistent and needs the write lock; the busy timeout covers the
-        // race of many first starts.
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            .map_err(sql)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!(database = %path.display(), journal_mode = %mode, "WAL not available; using the rollback journal");
-        }
-        migrate::apply(&mut conn, COMPONENT, MIGRATIONS).map_err(|source| match source {
-            MigrateError::Sqlite(e) => sql_error(path, e),
-            source => Error::Migrate {
-                path: path.to_owned(),
-                source,
-            },
-        })?;
+        let conn = retry_busy(path, || open_and_migrate(path))?;
         Ok(PidStore {
             conn,
             path: path.to_owned(),
@@ -347,7 +335,9 @@ impl PidStore {
     pub fn records(&self, server_id: u32) -> Result<Vec<Record>, Error> {
         let mut stmt = self
             .conn
-            .prepare(&format!("{SELECT_RECORD} WHERE serverID = ?1 ORDER BY program"))
+            .prepare(&format!(
+                "{SELECT_RECORD} WHERE serverID = ?1 ORDER BY program"
+            ))
             .map_err(self.sql())?;
         let rows = stmt
             .query_map([server_id], row_to_record)
@@ -366,68 +356,9 @@ impl PidStore {
         let boot = process::boot_id().map_err(Error::Proc)?;
         let program = req.program.as_str();
         let path = self.path.clone();
-        let sql = |e| sql_error(&path, e);
-
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql)?;
-        let previous = query_record(&tx, program, req.server_id).map_err(sql)?;
-        let liveness = match &previous {
-            Some(r) => assess(r, &boot).map_err(Error::Proc)?,
-            None => Liveness::Stopped,
-        };
-        let takeover = match liveness {
-            // Claiming twice from one process is harmless.
-            Liveness::Running(p) if p.pid == me.pid && p.start_ticks == me.start_ticks => {
-                Takeover::Free
-            }
-            Liveness::Running(p) if !req.force => {
-                return Err(ClaimError::AlreadyRunning(Box::new(Refusal {
-                    program: req.program.clone(),
-                    server_id: req.server_id,
-                    pid: p.pid,
-                    uptime: process::uptime_of(p.start_ticks),
-                    executable: p.name,
-                    database: path.clone(),
-                })));
-            }
-            Liveness::Running(p) => {
-                tracing::warn!(program, server_id = req.server_id, pid = p.pid, executable = %p.name,
-                    "forced start: taking over from a running process, which keeps running");
-                Takeover::Forced {
-                    pid: p.pid,
-                    executable: p.name,
-                }
-            }
-            Liveness::Stale(staleness) => {
-                let pid = previous.as_ref().and_then(|r| r.pid).unwrap_or(-1);
-                tracing::warn!(program, server_id = req.server_id, pid, state = %Liveness::Stale(staleness.clone()),
-                    "taking over stale PID entry");
-                Takeover::Stale { pid, staleness }
-            }
-            Liveness::Stopped => Takeover::Free,
-        };
-        tx.execute(
-            "INSERT INTO os4x_pids
-                 (program, serverID, pid, start_ticks, boot_id, executable, written_at, invocation_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, unixepoch(), ?7)
-             ON CONFLICT (program, serverID) DO UPDATE SET
-                 pid = excluded.pid, start_ticks = excluded.start_ticks,
-                 boot_id = excluded.boot_id, executable = excluded.executable,
-                 written_at = excluded.written_at, invocation_id = excluded.invocation_id",
-            params![
-                program,
-                req.server_id,
-                me.pid,
-                ticks_to_sql(me.start_ticks),
-                boot,
-                me.name,
-                req.invocation_id
-            ],
-        )
-        .map_err(sql)?;
-        tx.commit().map_err(sql)?;
+        let conn = &mut self.conn;
+        let takeover = retry_busy(&path, || claim_row(conn, &path, req, &me, &boot))?
+            .map_err(|refusal| ClaimError::AlreadyRunning(Box::new(refusal)))?;
 
         let mut guard = ClaimGuard {
             store: self,
@@ -587,6 +518,137 @@ pub fn status_of(
     })
 }
 
+/// The transactional part of a claim: `Ok(Err(_))` is a refusal.
+fn claim_row(
+    conn: &mut Connection,
+    path: &Path,
+    req: &ClaimRequest<'_>,
+    me: &ProcessInfo,
+    boot: &str,
+) -> Result<Result<Takeover, Refusal>, Error> {
+    let program = req.program.as_str();
+    let sql = |e| sql_error(path, e);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql)?;
+    let previous = query_record(&tx, program, req.server_id).map_err(sql)?;
+    let liveness = match &previous {
+        Some(r) => assess(r, boot).map_err(Error::Proc)?,
+        None => Liveness::Stopped,
+    };
+    let takeover = match liveness {
+        // Claiming twice from one process is harmless.
+        Liveness::Running(p) if p.pid == me.pid && p.start_ticks == me.start_ticks => {
+            Takeover::Free
+        }
+        Liveness::Running(p) if !req.force => {
+            return Ok(Err(Refusal {
+                program: req.program.clone(),
+                server_id: req.server_id,
+                pid: p.pid,
+                uptime: process::uptime_of(p.start_ticks),
+                executable: p.name,
+                database: path.to_owned(),
+            }));
+        }
+        Liveness::Running(p) => {
+            tracing::warn!(program, server_id = req.server_id, pid = p.pid, executable = %p.name,
+                "forced start: taking over from a running process, which keeps running");
+            Takeover::Forced {
+                pid: p.pid,
+                executable: p.name,
+            }
+        }
+        Liveness::Stale(staleness) => {
+            let pid = previous.as_ref().and_then(|r| r.pid).unwrap_or(-1);
+            tracing::warn!(program, server_id = req.server_id, pid, state = %Liveness::Stale(staleness.clone()),
+                "taking over stale PID entry");
+            Takeover::Stale { pid, staleness }
+        }
+        Liveness::Stopped => Takeover::Free,
+    };
+    tx.execute(
+        "INSERT INTO os4x_pids
+             (program, serverID, pid, start_ticks, boot_id, executable, written_at, invocation_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, unixepoch(), ?7)
+         ON CONFLICT (program, serverID) DO UPDATE SET
+             pid = excluded.pid, start_ticks = excluded.start_ticks,
+             boot_id = excluded.boot_id, executable = excluded.executable,
+             written_at = excluded.written_at, invocation_id = excluded.invocation_id",
+        params![
+            program,
+            req.server_id,
+            me.pid,
+            ticks_to_sql(me.start_ticks),
+            boot,
+            me.name,
+            req.invocation_id
+        ],
+    )
+    .map_err(sql)?;
+    tx.commit().map_err(sql)?;
+    Ok(Ok(takeover))
+}
+
+fn open_and_migrate(path: &Path) -> Result<Connection, Error> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let sql = |source| sql_error(path, source);
+    let mut conn = Connection::open_with_flags(path, flags).map_err(sql)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+    // WAL lets status readers run while a daemon writes. The mode is
+    // persistent, so only the very first open switches it.
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .map_err(sql)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(sql)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(database = %path.display(), journal_mode = %mode, "WAL not available; using the rollback journal");
+        }
+    }
+    migrate::apply(&mut conn, COMPONENT, MIGRATIONS).map_err(|source| match source {
+        MigrateError::Sqlite(e) => sql_error(path, e),
+        source => Error::Migrate {
+            path: path.to_owned(),
+            source: Box::new(source),
+        },
+    })?;
+    Ok(conn)
+}
+
+/// Runs `op` again while it fails with `SQLITE_BUSY`, up to [`BUSY_TIMEOUT`].
+///
+/// The busy timeout does not cover everything: SQLite returns `SQLITE_BUSY`
+/// at once, without calling the busy handler, where waiting could deadlock
+/// — e.g. a connection holding a read lock that needs the write lock to
+/// switch a fresh database to WAL while another one converts it. Many
+/// daemons starting together on a new database hit exactly that. `op` must
+/// be safe to repeat (its transaction rolled back).
+fn retry_busy<T>(path: &Path, mut op: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut attempt: u32 = 0;
+    loop {
+        match op() {
+            Err(Error::Busy { .. }) if std::time::Instant::now() < deadline => {
+                attempt += 1;
+                // Jitter, so that the contenders do not retry in lockstep.
+                let jitter = std::process::id()
+                    .wrapping_mul(2_654_435_761)
+                    .wrapping_add(attempt)
+                    % 20;
+                let pause = Duration::from_millis(u64::from(attempt.min(10) * 5 + jitter));
+                tracing::debug!(database = %path.display(), attempt, ?pause, "database busy; retrying");
+                std::thread::sleep(pause);
+            }
+            other => return other,
+        }
+    }
+}
+
 /// PID file path for a program name from the table; names that are not
 /// valid program names (hand-made rows) have no file we would touch.
 fn pid_file_path(dir: &Path, program: &str) -> Option<PathBuf> {
@@ -647,7 +709,12 @@ impl ClaimGuard {
             .execute(
                 "UPDATE os4x_pids SET pid = -1, written_at = unixepoch()
                  WHERE program = ?1 AND serverID = ?2 AND pid = ?3 AND start_ticks = ?4",
-                params![program, self.server_id, self.pid, ticks_to_sql(self.start_ticks)],
+                params![
+                    program,
+                    self.server_id,
+                    self.pid,
+                    ticks_to_sql(self.start_ticks)
+                ],
             )
             .map_err(self.store.sql())?;
         pid_file::remove_if_pid(&self.pid_file, self.pid).map_err(|source| Error::PidFile {
@@ -655,9 +722,18 @@ impl ClaimGuard {
             source,
         })?;
         if updated == 0 {
-            tracing::warn!(program, server_id = self.server_id, "PID entry was taken over by another process; leaving it");
+            tracing::warn!(
+                program,
+                server_id = self.server_id,
+                "PID entry was taken over by another process; leaving it"
+            );
         } else {
-            tracing::info!(program, server_id = self.server_id, pid = self.pid, "released");
+            tracing::info!(
+                program,
+                server_id = self.server_id,
+                pid = self.pid,
+                "released"
+            );
         }
         Ok(updated > 0)
     }
@@ -714,6 +790,7 @@ fn sql_error(path: &Path, source: rusqlite::Error) -> Error {
     match source.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Busy {
             path: path.to_owned(),
+            source,
         },
         _ => Error::Sqlite {
             path: path.to_owned(),

@@ -12,7 +12,12 @@ struct Sleeper(Child);
 
 impl Sleeper {
     fn start() -> Sleeper {
-        Sleeper(Command::new("sleep").arg("300").spawn().expect("spawn sleep"))
+        Sleeper(
+            Command::new("sleep")
+                .arg("300")
+                .spawn()
+                .expect("spawn sleep"),
+        )
     }
 
     fn pid(&self) -> i32 {
@@ -86,7 +91,9 @@ fn fresh_database_is_migrated_and_in_wal_mode() {
     drop(store);
     let c = Connection::open(&e.db).unwrap();
     assert_eq!(migrate::version(&c, COMPONENT).unwrap(), 2);
-    let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    let mode: String = c
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "wal");
     let cols: Vec<String> = c
         .prepare("SELECT name FROM pragma_table_info('os4x_pids')")
@@ -95,7 +102,15 @@ fn fresh_database_is_migrated_and_in_wal_mode() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    for col in ["program", "serverID", "pid", "start_ticks", "boot_id", "executable", "written_at"] {
+    for col in [
+        "program",
+        "serverID",
+        "pid",
+        "start_ticks",
+        "boot_id",
+        "executable",
+        "written_at",
+    ] {
         assert!(cols.iter().any(|c| c == col), "{col} missing in {cols:?}");
     }
 }
@@ -127,7 +142,10 @@ fn legacy_table_is_adopted_and_judged_by_name() {
         Liveness::Stale(Staleness::PidReused { by: "sleep".into() })
     );
     let same_name = store.record("sleep", 0).unwrap().unwrap();
-    assert!(matches!(assess(&same_name, &boot).unwrap(), Liveness::Running(_)));
+    assert!(matches!(
+        assess(&same_name, &boot).unwrap(),
+        Liveness::Running(_)
+    ));
     let rd = store.record("os4xrd", 0).unwrap().unwrap();
     assert_eq!(assess(&rd, &boot).unwrap(), Liveness::Stopped);
 }
@@ -137,24 +155,36 @@ fn newer_schema_is_refused_with_advice() {
     let e = env();
     drop(PidStore::open(&e.db).unwrap());
     let c = Connection::open(&e.db).unwrap();
-    c.execute("UPDATE os4x_schema SET version = 99 WHERE component = 'pidstore'", [])
-        .unwrap();
+    c.execute(
+        "UPDATE os4x_schema SET version = 99 WHERE component = 'pidstore'",
+        [],
+    )
+    .unwrap();
     let err = PidStore::open(&e.db).unwrap_err();
-    assert!(err.to_string().contains("newer than this build knows"), "{err}");
+    assert!(
+        err.to_string().contains("newer than this build knows"),
+        "{err}"
+    );
 }
 
 #[test]
 fn claim_writes_row_and_pid_file_release_clears_both() {
     let e = env();
     let program = name("os4xdebugd");
-    let guard = PidStore::open(&e.db).unwrap().claim(&req(&program, &e.run, false)).unwrap();
+    let guard = PidStore::open(&e.db)
+        .unwrap()
+        .claim(&req(&program, &e.run, false))
+        .unwrap();
     assert_eq!(guard.takeover(), &Takeover::Free);
     let me = ProcessInfo::current().unwrap();
     let store = PidStore::open(&e.db).unwrap();
     let rec = store.record("os4xdebugd", 0).unwrap().unwrap();
     assert_eq!(rec.pid, Some(me.pid));
     assert_eq!(rec.start_ticks, Some(me.start_ticks));
-    assert_eq!(rec.boot_id.as_deref(), Some(process::boot_id().unwrap().as_str()));
+    assert_eq!(
+        rec.boot_id.as_deref(),
+        Some(process::boot_id().unwrap().as_str())
+    );
     assert!(rec.written_at.is_some());
     assert_eq!(
         std::fs::read_to_string(e.run.join("os4xdebugd.pid")).unwrap(),
@@ -185,16 +215,25 @@ fn genuine_process_blocks_claim_unless_forced() {
     // The sleeper "is" os4xsqd: its own identity is recorded.
     record_process(&e.db, "os4xsqd", &info);
 
-    let err = PidStore::open(&e.db).unwrap().claim(&req(&program, &e.run, false)).unwrap_err();
+    let err = PidStore::open(&e.db)
+        .unwrap()
+        .claim(&req(&program, &e.run, false))
+        .unwrap_err();
     let ClaimError::AlreadyRunning(refusal) = err else {
         panic!("expected refusal, got {err}");
     };
     assert_eq!(refusal.pid, sleeper.pid());
     assert_eq!(refusal.executable, "sleep");
     assert_eq!(refusal.database, e.db);
-    assert!(!e.run.join("os4xsqd.pid").exists(), "refused claim writes no PID file");
+    assert!(
+        !e.run.join("os4xsqd.pid").exists(),
+        "refused claim writes no PID file"
+    );
 
-    let guard = PidStore::open(&e.db).unwrap().claim(&req(&program, &e.run, true)).unwrap();
+    let guard = PidStore::open(&e.db)
+        .unwrap()
+        .claim(&req(&program, &e.run, true))
+        .unwrap();
     assert_eq!(
         guard.takeover(),
         &Takeover::Forced {
@@ -216,7 +255,10 @@ fn stale_entries_are_taken_over() {
     // Same PID, different start time: the PID was reused.
     info.start_ticks += 1;
     record_process(&e.db, "os4xsqd", &info);
-    let guard = PidStore::open(&e.db).unwrap().claim(&req(&program, &e.run, false)).unwrap();
+    let guard = PidStore::open(&e.db)
+        .unwrap()
+        .claim(&req(&program, &e.run, false))
+        .unwrap();
     assert_eq!(
         guard.takeover(),
         &Takeover::Stale {
@@ -233,8 +275,17 @@ fn stale_entries_are_taken_over() {
         .unwrap()
         .execute("UPDATE os4x_pids SET boot_id = 'another-boot'", [])
         .unwrap();
-    let guard = PidStore::open(&e.db).unwrap().claim(&req(&program, &e.run, false)).unwrap();
-    assert!(matches!(guard.takeover(), Takeover::Stale { staleness: Staleness::PidReused { .. }, .. }));
+    let guard = PidStore::open(&e.db)
+        .unwrap()
+        .claim(&req(&program, &e.run, false))
+        .unwrap();
+    assert!(matches!(
+        guard.takeover(),
+        Takeover::Stale {
+            staleness: Staleness::PidReused { .. },
+            ..
+        }
+    ));
     drop(guard);
 
     // No such process any more (reaped).
@@ -243,7 +294,10 @@ fn stale_entries_are_taken_over() {
     sleeper.0.kill().unwrap();
     sleeper.0.wait().unwrap();
     record_process(&e.db, "os4xsqd", &ProcessInfo { pid: gone, ..info });
-    let guard = PidStore::open(&e.db).unwrap().claim(&req(&program, &e.run, false)).unwrap();
+    let guard = PidStore::open(&e.db)
+        .unwrap()
+        .claim(&req(&program, &e.run, false))
+        .unwrap();
     assert_eq!(
         guard.takeover(),
         &Takeover::Stale {
@@ -287,12 +341,19 @@ fn release_after_forced_takeover_leaves_new_owner_alone() {
     let sleeper = Sleeper::start();
     let info = sleeper_info(&sleeper);
     let program = name("os4xsqd");
-    let guard = PidStore::open(&e.db).unwrap().claim(&req(&program, &e.run, false)).unwrap();
+    let guard = PidStore::open(&e.db)
+        .unwrap()
+        .claim(&req(&program, &e.run, false))
+        .unwrap();
     // Another instance forced its way in and rewrote row and PID file.
     record_process(&e.db, "os4xsqd", &info);
     pid_file::write(&e.run, "os4xsqd", info.pid).unwrap();
     assert!(!guard.release().unwrap());
-    let rec = PidStore::open(&e.db).unwrap().record("os4xsqd", 0).unwrap().unwrap();
+    let rec = PidStore::open(&e.db)
+        .unwrap()
+        .record("os4xsqd", 0)
+        .unwrap()
+        .unwrap();
     assert_eq!(rec.pid, Some(info.pid));
     assert_eq!(
         pid_file::read(&e.run.join("os4xsqd.pid")).unwrap(),
@@ -306,9 +367,19 @@ fn unwritable_pid_dir_gives_the_row_back() {
     std::fs::create_dir_all(e.run.parent().unwrap()).unwrap();
     std::fs::write(&e.run, "a file, not a directory").unwrap();
     let program = name("os4xsqd");
-    let err = PidStore::open(&e.db).unwrap().claim(&req(&program, &e.run, false)).unwrap_err();
-    assert!(matches!(err, ClaimError::Store(Error::PidFile { .. })), "{err}");
-    let rec = PidStore::open(&e.db).unwrap().record("os4xsqd", 0).unwrap().unwrap();
+    let err = PidStore::open(&e.db)
+        .unwrap()
+        .claim(&req(&program, &e.run, false))
+        .unwrap_err();
+    assert!(
+        matches!(err, ClaimError::Store(Error::PidFile { .. })),
+        "{err}"
+    );
+    let rec = PidStore::open(&e.db)
+        .unwrap()
+        .record("os4xsqd", 0)
+        .unwrap()
+        .unwrap();
     assert_eq!(rec.pid, None);
 }
 
@@ -324,7 +395,10 @@ fn reset_refuses_live_and_clears_stale() {
     let err = store.reset("os4xsqd", 0, false, &e.run).unwrap_err();
     assert!(matches!(err, ResetError::Live { pid, .. } if pid == info.pid));
     assert!(err.to_string().contains("--force"), "{err}");
-    assert_eq!(store.record("os4xsqd", 0).unwrap().unwrap().pid, Some(info.pid));
+    assert_eq!(
+        store.record("os4xsqd", 0).unwrap().unwrap().pid,
+        Some(info.pid)
+    );
     assert!(e.run.join("os4xsqd.pid").exists());
 
     let forced = store.reset("os4xsqd", 0, true, &e.run).unwrap();
@@ -333,7 +407,14 @@ fn reset_refuses_live_and_clears_stale() {
     assert_eq!(forced.pid_file_removed, Some(e.run.join("os4xsqd.pid")));
 
     // Stale: PID of the sleeper under another start time.
-    record_process(&e.db, "os4xsqd", &ProcessInfo { start_ticks: info.start_ticks + 7, ..info.clone() });
+    record_process(
+        &e.db,
+        "os4xsqd",
+        &ProcessInfo {
+            start_ticks: info.start_ticks + 7,
+            ..info.clone()
+        },
+    );
     let report = store.reset("os4xsqd", 0, false, &e.run).unwrap();
     assert!(report.row_cleared);
     assert_eq!(report.previous_pid, Some(info.pid));
@@ -352,4 +433,27 @@ fn program_names() {
     for bad in ["", "../etc/passwd", "a b", "x/y", &"a".repeat(65)] {
         assert!(ProgramName::new(bad).is_err(), "{bad:?}");
     }
+}
+
+/// Many connections opening a database that does not exist yet: creation,
+/// WAL switch and migration race; all must succeed.
+#[test]
+fn concurrent_first_open() {
+    let e = env();
+    let barrier = std::sync::Barrier::new(16);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    PidStore::open(&e.db).map(drop)
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+    });
+    let c = Connection::open(&e.db).unwrap();
+    assert_eq!(migrate::version(&c, COMPONENT).unwrap(), 2);
 }

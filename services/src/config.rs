@@ -132,7 +132,11 @@ impl Config {
     /// Loads `explicit` (from `--config`/`OS4X_CONFIG`), or the default
     /// file if it exists, or pure defaults.
     pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
-        let path = explicit.unwrap_or(Path::new(DEFAULT_PATH));
+        // Absolute, so messages that repeat it work from any directory.
+        let path = &match explicit {
+            Some(p) => std::path::absolute(p).unwrap_or_else(|_| p.to_owned()),
+            None => PathBuf::from(DEFAULT_PATH),
+        };
         match std::fs::read_to_string(path) {
             Ok(text) => Config::parse(&text, path),
             Err(e) if e.kind() == io::ErrorKind::NotFound && explicit.is_none() => {
@@ -267,9 +271,7 @@ fn find_key_line(text: &str, key: &str) -> Option<usize> {
         let l = line.trim();
         if let Some(s) = l.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
             current = s.trim().to_owned();
-        } else if current == section
-            && l.split('=').next().map(str::trim) == Some(leaf)
-        {
+        } else if current == section && l.split('=').next().map(str::trim) == Some(leaf) {
             return Some(i + 1);
         }
     }

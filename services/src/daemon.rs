@@ -246,7 +246,7 @@ pub fn refusal_message(r: &Refusal, config: Option<&Path>) -> String {
         .unwrap_or_default();
     format!(
         "ERROR: There seems to run another {program} with pid {pid}!\n\
-         Process {pid} is alive and is the {exe} that claimed {program} for serverID {sid}{uptime}.\n\
+         Process {pid} is alive: it is the {exe} process registered for serverID {sid}{uptime}.\n\
          If it must not run, stop it. If the entry is wrong, clear it in database {db}:\n\
          \x20 UPDATE os4x_pids SET pid=-1 WHERE program='{program}' AND serverID={sid}\n\
          or run:\n\

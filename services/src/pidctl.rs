@@ -158,7 +158,15 @@ fn listening_text(l: &Listening) -> String {
 
 /// The human table of `os4x-pidctl status`.
 pub fn status_table(rows: &[ProgramStatus]) -> String {
-    let header = ["PROGRAM", "SERVERID", "PID", "STATE", "PIDFILE", "UPTIME", "LISTENING"];
+    let header = [
+        "PROGRAM",
+        "SERVERID",
+        "PID",
+        "STATE",
+        "PIDFILE",
+        "UPTIME",
+        "LISTENING",
+    ];
     let cells: Vec<[String; 7]> = rows
         .iter()
         .map(|s| {
@@ -286,7 +294,11 @@ pub fn check(rows: &[ProgramStatus], required: &[ProgramName]) -> CheckResult {
             output,
             "{}{}: {}, pid {pid}, PID file {}",
             s.program,
-            if is_required(&s.program) { " (required)" } else { "" },
+            if is_required(&s.program) {
+                " (required)"
+            } else {
+                ""
+            },
             s.liveness,
             s.pid_file
         );
@@ -351,13 +363,19 @@ mod tests {
     fn check_states() {
         let req = names(&["os4xsqd", "os4xrd_tcpip"]);
         let ok = [
-            row("os4xrd_tcpip", running("os4xrd_tcpip"), PidFileState::Present),
+            row(
+                "os4xrd_tcpip",
+                running("os4xrd_tcpip"),
+                PidFileState::Present,
+            ),
             row("os4xsqd", running("os4xsqd"), PidFileState::Present),
             row("os4xdebugd", Liveness::Stopped, PidFileState::Absent),
         ];
         let r = check(&ok, &req);
         assert_eq!(r.state, CheckState::Ok, "{}", r.output);
-        assert!(r.output.starts_with("OS4X OK - 2 of 2 required daemons running | running=2;;;0;2\n"));
+        assert!(r
+            .output
+            .starts_with("OS4X OK - 2 of 2 required daemons running | running=2;;;0;2\n"));
 
         let mut warn = ok.clone();
         warn[1].pid_file = PidFileState::Absent;
@@ -372,7 +390,8 @@ mod tests {
         let r = check(&crit, &req);
         assert_eq!(r.state, CheckState::Critical);
         assert!(
-            r.output.starts_with("OS4X CRITICAL - os4xrd_tcpip: stale: pid reused by sleep (pid 4711)"),
+            r.output
+                .starts_with("OS4X CRITICAL - os4xrd_tcpip: stale: pid reused by sleep (pid 4711)"),
             "{}",
             r.output
         );
@@ -384,18 +403,32 @@ mod tests {
         assert_eq!(format_duration(Duration::from_secs(42)), "42s");
         assert_eq!(format_duration(Duration::from_secs(307)), "5m07s");
         assert_eq!(format_duration(Duration::from_secs(7380)), "2h03m");
-        assert_eq!(format_duration(Duration::from_secs(3 * 86_400 + 4 * 3600)), "3d04h");
+        assert_eq!(
+            format_duration(Duration::from_secs(3 * 86_400 + 4 * 3600)),
+            "3d04h"
+        );
     }
 
     #[test]
     fn table_and_json() {
         let rows = [
-            row("os4xrd_tcpip_tls", running("os4xrd_tcpip_tls"), PidFileState::Present),
-            row("os4xsqd", Liveness::Stale(Staleness::PidReused { by: "sleep".into() }), PidFileState::Mismatch),
+            row(
+                "os4xrd_tcpip_tls",
+                running("os4xrd_tcpip_tls"),
+                PidFileState::Present,
+            ),
+            row(
+                "os4xsqd",
+                Liveness::Stale(Staleness::PidReused { by: "sleep".into() }),
+                PidFileState::Mismatch,
+            ),
         ];
         let t = status_table(&rows);
         let lines: Vec<_> = t.lines().collect();
-        assert!(lines[0].starts_with("PROGRAM           SERVERID  PID   STATE"), "{t}");
+        assert!(
+            lines[0].starts_with("PROGRAM           SERVERID  PID   STATE"),
+            "{t}"
+        );
         assert!(lines[2].contains("stale: pid reused by sleep"), "{t}");
         let doc = status_document(0, Path::new("/x.db"), true, &rows, &names(&["os4xsqd"]));
         let v = serde_json::to_value(&doc).unwrap();

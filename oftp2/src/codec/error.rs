@@ -159,7 +159,9 @@ pub enum EncodeError {
         level: ProtocolLevel,
     },
     /// A numeric value does not fit its field.
-    #[error("{command} field {field}: {value} does not fit (maximum {max} at protocol level {level})")]
+    #[error(
+        "{command} field {field}: {value} does not fit (maximum {max} at protocol level {level})"
+    )]
     OutOfRange {
         /// The command.
         command: CommandId,
@@ -273,18 +275,22 @@ impl fmt::Display for DeviationKind {
                 f.write_str("embedded or leading space (kept as received)")
             }
             DeviationKind::MissingPadding { missing } => {
-                write!(f, "{missing} trailing padding octets missing, taken as spaces")
+                write!(
+                    f,
+                    "{missing} trailing padding octets missing, taken as spaces"
+                )
             }
             DeviationKind::TrailingBlanks { count } => {
-                write!(f, "{count} blank octets after the end of the command, ignored")
+                write!(
+                    f,
+                    "{count} blank octets after the end of the command, ignored"
+                )
             }
             DeviationKind::ReservedNotBlank => f.write_str("reserved field not blank, ignored"),
             DeviationKind::SpacePaddedNumber => {
                 f.write_str("number padded with spaces instead of zeros")
             }
-            DeviationKind::InvalidUtf8 => {
-                f.write_str("invalid UTF-8, replaced with U+FFFD")
-            }
+            DeviationKind::InvalidUtf8 => f.write_str("invalid UTF-8, replaced with U+FFFD"),
             DeviationKind::OtherLevelLayout => {
                 f.write_str("layout of another protocol level, recognised by its length")
             }

@@ -175,7 +175,10 @@ impl<'s, 'v> Reader<'s, 'v> {
             return Err(DecodeError::InvalidField {
                 command: cmd,
                 field,
-                problem: FieldProblem::NotPrintable { byte: raw[pos], pos },
+                problem: FieldProblem::NotPrintable {
+                    byte: raw[pos],
+                    pos,
+                },
             });
         }
         let end = raw.iter().rposition(|&b| b != b' ').map_or(0, |p| p + 1);
@@ -381,10 +384,7 @@ impl<'s, 'v> Reader<'s, 'v> {
         }
         if rest.iter().all(|&b| is_blank(b)) {
             let count = rest.len();
-            self.deviation(
-                "(end of command)",
-                DeviationKind::TrailingBlanks { count },
-            );
+            self.deviation("(end of command)", DeviationKind::TrailingBlanks { count });
             return Ok(());
         }
         Err(DecodeError::TooLong {
@@ -425,7 +425,12 @@ impl Writer<'_> {
     }
 
     /// `9(n)`: right-justified, zero-padded.
-    pub(crate) fn numeric(&mut self, field: &'static str, n: u32, v: u64) -> Result<(), EncodeError> {
+    pub(crate) fn numeric(
+        &mut self,
+        field: &'static str,
+        n: u32,
+        v: u64,
+    ) -> Result<(), EncodeError> {
         let max = max_digits(n);
         if v > max {
             return Err(EncodeError::OutOfRange {
@@ -448,7 +453,11 @@ impl Writer<'_> {
     }
 
     /// A `9(3)` length and UTF-8 text of at most 999 octets.
-    pub(crate) fn text_with_len(&mut self, field: &'static str, s: &str) -> Result<(), EncodeError> {
+    pub(crate) fn text_with_len(
+        &mut self,
+        field: &'static str,
+        s: &str,
+    ) -> Result<(), EncodeError> {
         if s.len() > 999 {
             return Err(EncodeError::TooLong {
                 command: self.cmd,
@@ -463,7 +472,11 @@ impl Writer<'_> {
     }
 
     /// A `U(2)` length and binary content of at most 65535 octets.
-    pub(crate) fn binary_with_len(&mut self, field: &'static str, b: &[u8]) -> Result<(), EncodeError> {
+    pub(crate) fn binary_with_len(
+        &mut self,
+        field: &'static str,
+        b: &[u8],
+    ) -> Result<(), EncodeError> {
         let len = u16::try_from(b.len()).map_err(|_| EncodeError::TooLong {
             command: self.cmd,
             field,

@@ -153,7 +153,10 @@ impl SecurityLevel {
 
     /// Whether the file is signed.
     pub const fn signed(self) -> bool {
-        matches!(self, SecurityLevel::Signed | SecurityLevel::EncryptedAndSigned)
+        matches!(
+            self,
+            SecurityLevel::Signed | SecurityLevel::EncryptedAndSigned
+        )
     }
 }
 

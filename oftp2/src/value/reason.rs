@@ -290,9 +290,6 @@ mod tests {
             NerpReason::from_end_session_reason(EndSessionReason::InvalidPassword),
             Some(NerpReason::EsidInvalidPassword)
         );
-        assert_eq!(
-            format!("{}", EndSessionReason::TimeOut),
-            "09 (Time out)"
-        );
+        assert_eq!(format!("{}", EndSessionReason::TimeOut), "09 (Time out)");
     }
 }

@@ -360,7 +360,11 @@ mod tests {
         ));
         assert!(matches!(
             OdetteId::new("O00130000000000000000000000"),
-            Err(ValueError::TooLong { len: 27, max: 25, .. })
+            Err(ValueError::TooLong {
+                len: 27,
+                max: 25,
+                ..
+            })
         ));
     }
 

@@ -93,7 +93,7 @@ impl Date {
 
     /// From the `CCYYMMDD` number.
     pub fn from_ccyymmdd(v: u32) -> Result<Self, ValueError> {
-        if v > 9999_12_31 {
+        if v > 99_991_231 {
             return Err(ValueError::OutOfRange {
                 what: "date",
                 value: v.into(),
@@ -107,7 +107,11 @@ impl Date {
     /// the window 1970..=2069 that [`Date::from_yymmdd`] maps back.
     pub fn yymmdd(self) -> Option<u32> {
         if (1970..=2069).contains(&self.year) {
-            Some(u32::from(self.year % 100) * 10_000 + u32::from(self.month) * 100 + u32::from(self.day))
+            Some(
+                u32::from(self.year % 100) * 10_000
+                    + u32::from(self.month) * 100
+                    + u32::from(self.day),
+            )
         } else {
             None
         }
@@ -117,7 +121,7 @@ impl Date {
     /// are 20xx (OFTP 1.3 dates from 1997, so nothing earlier than 1970 is
     /// meaningful).
     pub fn from_yymmdd(v: u32) -> Result<Self, ValueError> {
-        if v > 99_12_31 {
+        if v > 991_231 {
             return Err(ValueError::OutOfRange {
                 what: "date",
                 value: v.into(),
@@ -185,7 +189,7 @@ impl Time {
 
     /// From the `HHMMSScccc` number.
     pub fn from_hhmmsscccc(v: u64) -> Result<Self, ValueError> {
-        if v > 23_59_59_9999 {
+        if v > 2_359_599_999 {
             return Err(ValueError::OutOfRange {
                 what: "time",
                 value: v,
@@ -212,14 +216,19 @@ impl Time {
 
     /// From the OFTP 1.3 `HHMMSS` number (counter zero).
     pub fn from_hhmmss(v: u32) -> Result<Self, ValueError> {
-        if v > 23_59_59 {
+        if v > 235_959 {
             return Err(ValueError::OutOfRange {
                 what: "time",
                 value: v.into(),
                 range: "HHMMSS",
             });
         }
-        Time::new((v / 10_000) as u8, (v / 100 % 100) as u8, (v % 100) as u8, 0)
+        Time::new(
+            (v / 10_000) as u8,
+            (v / 100 % 100) as u8,
+            (v % 100) as u8,
+            0,
+        )
     }
 }
 
@@ -285,7 +294,12 @@ impl fmt::Display for Timestamp {
     }
 }
 
-fn parse_digits(what: &'static str, s: &str, len: usize, expected: &'static str) -> Result<u64, ValueError> {
+fn parse_digits(
+    what: &'static str,
+    s: &str,
+    len: usize,
+    expected: &'static str,
+) -> Result<u64, ValueError> {
     if s.len() != len || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ValueError::Parse {
             what,
@@ -293,7 +307,8 @@ fn parse_digits(what: &'static str, s: &str, len: usize, expected: &'static str)
             expected,
         });
     }
-    Ok(s.bytes().fold(0u64, |acc, b| acc * 10 + u64::from(b - b'0')))
+    Ok(s.bytes()
+        .fold(0u64, |acc, b| acc * 10 + u64::from(b - b'0')))
 }
 
 impl FromStr for Date {

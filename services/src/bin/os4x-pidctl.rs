@@ -132,7 +132,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Completions { shell } = cli.command {
-        clap_complete::generate(shell, &mut Cli::command(), "os4x-pidctl", &mut std::io::stdout());
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "os4x-pidctl",
+            &mut std::io::stdout(),
+        );
         return ExitCode::SUCCESS;
     }
     let is_check = matches!(cli.command, Command::Check);
@@ -187,7 +192,9 @@ fn rows(
             let rows = config
                 .required_daemons
                 .iter()
-                .map(|p| pidstore::status_of(p.to_string(), server_id, None, &boot, &config.tmp_dir))
+                .map(|p| {
+                    pidstore::status_of(p.to_string(), server_id, None, &boot, &config.tmp_dir)
+                })
                 .collect::<Result<_, _>>()?;
             Ok((false, rows))
         }
@@ -234,11 +241,18 @@ fn reset(
 ) -> Result<ExitCode, pidstore::Error> {
     let db = config.database.sqlite_path();
     let Some(mut store) = PidStore::open_existing(db)? else {
-        println!("Nothing to reset: database {} does not exist.", db.display());
+        println!(
+            "Nothing to reset: database {} does not exist.",
+            db.display()
+        );
         return Ok(ExitCode::SUCCESS);
     };
     let programs: Vec<String> = if all {
-        store.records(server_id)?.into_iter().map(|r| r.program).collect()
+        store
+            .records(server_id)?
+            .into_iter()
+            .map(|r| r.program)
+            .collect()
     } else {
         program.into_iter().map(|p| p.to_string()).collect()
     };
@@ -271,7 +285,9 @@ fn reset(
                     );
                 }
                 if let Liveness::Stale(Staleness::PidReused { by }) = &r.previous {
-                    println!("  (pid now belongs to an unrelated {by} process, which was left alone)");
+                    println!(
+                        "  (pid now belongs to an unrelated {by} process, which was left alone)"
+                    );
                 }
             }
             Err(e @ ResetError::Live { .. }) => {
