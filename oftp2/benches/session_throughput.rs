@@ -14,8 +14,8 @@ use bytes::BytesMut;
 use oftp2::codec::{Sfid, Ssid};
 use oftp2::record::{Counts, Layout, RestartPoint};
 use oftp2::session::{
-    Accepted, Authenticator, Config, Event, FileOffer, Handlers, Inbox, IncomingFile,
-    OutgoingFile, Outbox, Receipt, Refusal, Role, Session,
+    Accepted, Authenticator, Config, Event, FileOffer, Handlers, Inbox, IncomingFile, Outbox,
+    OutgoingFile, Receipt, Refusal, Role, Session,
 };
 use oftp2::value::{
     CipherSuite, DatasetName, Date, EndFileRefusal, EndSessionReason, FileCompression,
@@ -139,7 +139,10 @@ fn handlers(outbox: OneFile) -> Handlers {
 fn sfid(len: u64) -> Sfid {
     Sfid {
         dataset_name: DatasetName::new("BENCH.1GIB").unwrap(),
-        timestamp: Timestamp::new(Date::new(2026, 1, 1).unwrap(), Time::new(0, 0, 0, 1).unwrap()),
+        timestamp: Timestamp::new(
+            Date::new(2026, 1, 1).unwrap(),
+            Time::new(0, 0, 0, 1).unwrap(),
+        ),
         user_data: UserData::EMPTY,
         destination: OdetteId::new("O0013BENCHRESP").unwrap(),
         originator: OdetteId::new("O0013BENCHINIT").unwrap(),
@@ -232,7 +235,10 @@ fn main() {
     let pattern: &'static [u8] = Box::leak(pattern().into_boxed_slice());
     let runs = 3;
     println!("session_throughput: {mib} MiB U file, buffer 99999, credit 999, one thread");
-    println!("{:<6} {:>14} {:>14} {:>8}", "run", "session MB/s", "memcpy MB/s", "ratio");
+    println!(
+        "{:<6} {:>14} {:>14} {:>8}",
+        "run", "session MB/s", "memcpy MB/s", "ratio"
+    );
     let mut best = (0.0f64, 0.0f64);
     for run in 1..=runs {
         let (t, received) = session_run(pattern, len);

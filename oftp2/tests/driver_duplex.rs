@@ -39,7 +39,13 @@ async fn files_both_ways_over_a_duplex_pipe() {
     let sizes = [0usize, 1, 99_998, 99_999, 100_000, 3 * 99_999, 10_000_000];
     let files = sizes
         .iter()
-        .map(|&n| mem_file(&format!("I{n}"), Layout::unstructured(), content(n as u64, n)))
+        .map(|&n| {
+            mem_file(
+                &format!("I{n}"),
+                Layout::unstructured(),
+                content(n as u64, n),
+            )
+        })
         .collect();
     let back = vec![
         mem_file("R-F", Layout::fixed(128).unwrap(), content(1, 128 * 500)),

@@ -6,9 +6,7 @@ mod session_support;
 use bytes::{Bytes, BytesMut};
 use oftp2::codec::{Cdt, Command, Efid, Esid, Sfid, Ssid, Ssrm};
 use oftp2::record::Layout;
-use oftp2::session::{
-    DeviationReport, Direction, Event, Origin, Role, Session, TimerRequest,
-};
+use oftp2::session::{DeviationReport, Direction, Event, Origin, Role, Session, TimerRequest};
 use oftp2::stb::{self, StbDecoder};
 use oftp2::value::{
     EndFileRefusal, EndSessionReason, Password, ProtocolLevel, SendReceive, UserData,
@@ -266,7 +264,11 @@ fn efid_record_and_unit_counts_are_verified() {
     }
     assert!(s.events.iter().any(|e| matches!(
         e,
-        Event::FileFailed { direction: Direction::Receive, reason: EndFileRefusal::InvalidRecordCount, .. }
+        Event::FileFailed {
+            direction: Direction::Receive,
+            reason: EndFileRefusal::InvalidRecordCount,
+            ..
+        }
     )));
 }
 
@@ -412,7 +414,10 @@ fn response_timeout_sends_esid_09_then_closes() {
     let cmds = s.recv();
     assert!(matches!(&cmds[..], [Command::Esid(e)] if e.reason == EndSessionReason::TimeOut));
     let end = ended(&s.events).clone();
-    assert_eq!((end.origin, end.reason), (Origin::Local, EndSessionReason::TimeOut));
+    assert_eq!(
+        (end.origin, end.reason),
+        (Origin::Local, EndSessionReason::TimeOut)
+    );
     // Now only the disconnect timer runs; the old id is stale.
     let Some(TimerRequest::Arm { id: second, after }) = s.session.poll_timer() else {
         panic!("disconnect timer expected");

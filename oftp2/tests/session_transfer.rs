@@ -271,11 +271,7 @@ fn efpa_change_direction_request_hands_over_the_turn() {
 #[test]
 fn restart_after_interruption_resumes_byte_identical() {
     for (layout, data, dsn) in [
-        (
-            Layout::unstructured(),
-            content(11, 3_000_000),
-            "RESTART-U",
-        ),
+        (Layout::unstructured(), content(11, 3_000_000), "RESTART-U"),
         (
             Layout::fixed(100).unwrap(),
             content(12, 100 * 30_000),
@@ -385,7 +381,10 @@ fn start_file_refusal_with_retry_later() {
         .collect();
     assert_eq!(
         refused,
-        vec![(6, true, "disk full".to_owned()), (6, true, "disk full".to_owned())]
+        vec![
+            (6, true, "disk full".to_owned()),
+            (6, true, "disk full".to_owned())
+        ]
     );
 }
 
@@ -416,10 +415,8 @@ fn end_file_refusal_from_the_application() {
         fn accept(
             &mut self,
             _: &oftp2::session::FileOffer<'_>,
-        ) -> Result<
-            oftp2::session::Accepted,
-            oftp2::session::Refusal<oftp2::value::StartFileRefusal>,
-        > {
+        ) -> Result<oftp2::session::Accepted, oftp2::session::Refusal<oftp2::value::StartFileRefusal>>
+        {
             Ok(oftp2::session::Accepted {
                 writer: Box::new(Rejecting),
                 restart: oftp2::record::RestartPoint::START,
@@ -566,8 +563,11 @@ fn negotiation_down_to_1_4_and_transfer() {
 fn compression_negotiated_on_and_off() {
     // Long runs compress well; the wire carries far fewer octets.
     let data: Vec<u8> = (0..200_000u32).map(|i| (i / 1000) as u8).collect();
-    for (i_cmp, r_cmp, expect) in [(true, true, true), (true, false, false), (false, true, false)]
-    {
+    for (i_cmp, r_cmp, expect) in [
+        (true, true, true),
+        (true, false, false),
+        (false, true, false),
+    ] {
         let store = new_store();
         let mut ci = config(INITIATOR_ID);
         ci.compression = i_cmp;
@@ -620,11 +620,7 @@ fn mode_narrowing_receive_only_initiator_gets_files() {
                 RESPONDER_ID,
                 TestInbox::new(i_store.clone(), Policy::Store),
                 // Would be sent if the mode allowed it; it must not be.
-                TestOutbox::with_files(vec![mem_file(
-                    "NOT-SENT",
-                    Layout::unstructured(),
-                    vec![1],
-                )]),
+                TestOutbox::with_files(vec![mem_file("NOT-SENT", Layout::unstructured(), vec![1])]),
             ),
         ),
         (
@@ -642,15 +638,15 @@ fn mode_narrowing_receive_only_initiator_gets_files() {
     );
     pair.run();
     assert_normal_end(&pair);
-    assert_eq!(
-        pair.responder.negotiated().unwrap().mode,
-        SendReceive::Send
-    );
+    assert_eq!(pair.responder.negotiated().unwrap().mode, SendReceive::Send);
     assert_eq!(stored(&i_store, "PICKUP").data, content(9, 9999));
-    assert!(!pair
-        .initiator_events
-        .iter()
-        .any(|e| matches!(e, Event::FileStarted { direction: Direction::Send, .. })));
+    assert!(!pair.initiator_events.iter().any(|e| matches!(
+        e,
+        Event::FileStarted {
+            direction: Direction::Send,
+            ..
+        }
+    )));
 }
 
 #[test]

@@ -77,6 +77,12 @@ pub fn apply(
         .enumerate()
         .all(|(i, m)| m.version as usize == i + 1));
     let known = migrations.last().map_or(0, |m| m.version);
+    // Fast path without the write lock: nothing to do in the common case,
+    // and read-only users (a monitoring check) can open the database.
+    let current = version(conn, component)?;
+    if current == known {
+        return Ok(current);
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch(BOOTSTRAP)?;
     let found = version(&tx, component)?;

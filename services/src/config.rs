@@ -43,6 +43,10 @@ pub struct Config {
     /// Programs `os4x-pidctl check` reports CRITICAL when not running.
     pub required_daemons: Vec<ProgramName>,
     pub debug: DebugConfig,
+    /// `[local]`: our Odette ID, password, user data.
+    pub local: crate::station::LocalStation,
+    /// `[rd]`, `[tcp]`, `[tls]`: the receive daemons.
+    pub rd: crate::rd::settings::RdConfig,
 }
 
 /// Where the os4x database lives.
@@ -120,6 +124,14 @@ struct FileConfig {
     required_daemons: Option<Vec<String>>,
     #[serde(default)]
     debug: FileDebug,
+    #[serde(default)]
+    local: crate::station::LocalFile,
+    #[serde(default)]
+    rd: crate::rd::settings::RdFile,
+    #[serde(default)]
+    tcp: crate::rd::settings::TcpFile,
+    #[serde(default)]
+    tls: crate::rd::settings::TlsFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -226,6 +238,8 @@ impl Config {
                     "expected an address like \"127.0.0.1:10001\" or \"[::1]:10001\"".into(),
                 )
             })?;
+        let local = crate::station::resolve(file.local, &bad)?;
+        let rd = crate::rd::settings::resolve(file.rd, file.tcp, file.tls, &state_dir, &bad)?;
         Ok(Config {
             source: Some(path.to_owned()),
             server_id: file.server_id.unwrap_or(0),
@@ -234,6 +248,8 @@ impl Config {
             database,
             required_daemons,
             debug: DebugConfig { listen },
+            local,
+            rd,
         })
     }
 }

@@ -8,6 +8,11 @@
 //! - [`exit`]: exit codes.
 
 pub mod config;
+pub mod db;
+pub mod inbox;
+pub mod partner;
+pub mod rd;
+pub mod station;
 pub mod daemon;
 pub mod exit;
 pub mod logging;

@@ -99,7 +99,9 @@ impl Config {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// SSIDSDEB outside 128..=99999.
-    #[error("buffer size {0} is outside 128..=99999 (RFC 5024 SSIDSDEB); fix the partner configuration")]
+    #[error(
+        "buffer size {0} is outside 128..=99999 (RFC 5024 SSIDSDEB); fix the partner configuration"
+    )]
     BufferSize(u32),
     /// SSIDCRED outside 1..=999.
     #[error("credit {0} is outside 1..=999 (RFC 5024 SSIDCRED); fix the partner configuration")]

@@ -47,19 +47,17 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::codec::{
-    Cd, Cdt, Command, Efid, Efna, Efpa, Esid, Rtr, Sfid, Sfna, Sfpa, Ssid, Ssrm,
-};
+use crate::codec::{Cd, Cdt, Command, Efid, Efna, Efpa, Esid, Rtr, Sfid, Sfna, Sfpa, Ssid, Ssrm};
 use crate::record::{self, Counts, FileSource, Layout, RecordDecoder, RecordError, RestartPoint};
 use crate::stb::{self, StbDecoder};
 use crate::value::{
-    EndFileRefusal, EndSessionReason, FileCompression, FileEnvelope, ProtocolLevel,
-    SecurityLevel, SendReceive, StartFileRefusal,
+    EndFileRefusal, EndSessionReason, FileCompression, FileEnvelope, ProtocolLevel, SecurityLevel,
+    SendReceive, StartFileRefusal,
 };
 
 pub use app::{
-    Accepted, Authenticator, FileData, FileOffer, Handlers, Inbox, IncomingFile, OutgoingFile,
-    Outbox, Receipt, Refusal,
+    Accepted, Authenticator, FileData, FileOffer, Handlers, Inbox, IncomingFile, Outbox,
+    OutgoingFile, Receipt, Refusal,
 };
 pub use config::{Config, ConfigError, Negotiated, Role};
 pub use event::{
@@ -591,7 +589,10 @@ impl Session {
         if partner.buffer_size < 128 {
             return Err((
                 EndSessionReason::CommandContainedInvalidData,
-                format!("SSIDSDEB {} is below the minimum of 128", partner.buffer_size),
+                format!(
+                    "SSIDSDEB {} is below the minimum of 128",
+                    partner.buffer_size
+                ),
             ));
         }
         let mut deviations = Vec::new();
@@ -653,10 +654,7 @@ impl Session {
                 self.send_receipt(receipt);
                 continue;
             }
-            let may_send = self
-                .negotiated
-                .as_ref()
-                .is_some_and(|n| n.mode.can_send());
+            let may_send = self.negotiated.as_ref().is_some_and(|n| n.mode.can_send());
             if may_send {
                 if let Some(file) = self.handlers.outbox.next_file() {
                     self.start_file(file);
@@ -765,7 +763,10 @@ impl Session {
     /// Transition K.
     fn got_sfpa(&mut self, sfpa: Sfpa) {
         let Some(tx) = self.sending.as_mut() else {
-            return self.abort_local(EndSessionReason::ProtocolViolation, "SFPA without SFID".into());
+            return self.abort_local(
+                EndSessionReason::ProtocolViolation,
+                "SFPA without SFID".into(),
+            );
         };
         if sfpa.answer_count > tx.sfid.restart_position {
             // P2: the answer may not exceed what we offered.
@@ -980,7 +981,10 @@ impl Session {
     /// Table 9.12 transitions A and H.
     fn got_sfid(&mut self, sfid: Sfid) {
         let Some(negotiated) = self.negotiated.as_ref() else {
-            return self.abort_local(EndSessionReason::ProtocolViolation, "SFID before SSID".into());
+            return self.abort_local(
+                EndSessionReason::ProtocolViolation,
+                "SFID before SSID".into(),
+            );
         };
         let restart_allowed = negotiated.restart;
         if sfid.restart_position > 0 && !restart_allowed {
@@ -1155,7 +1159,10 @@ impl Session {
     /// Table 9.12 transitions J and K.
     fn got_efid(&mut self, efid: Efid) {
         let Some(mut rx) = self.receiving.take() else {
-            return self.abort_local(EndSessionReason::ProtocolViolation, "EFID without SFID".into());
+            return self.abort_local(
+                EndSessionReason::ProtocolViolation,
+                "EFID without SFID".into(),
+            );
         };
         let result = match rx.failed.take() {
             Some(refusal) => Err(refusal),
@@ -1164,7 +1171,10 @@ impl Session {
         match result {
             Ok(counts) => {
                 let change_direction = self.handlers.outbox.wants_turn();
-                if self.send(&Command::Efpa(Efpa { change_direction })).is_err() {
+                if self
+                    .send(&Command::Efpa(Efpa { change_direction }))
+                    .is_err()
+                {
                     return;
                 }
                 tracing::info!(file = %rx.file, units = counts.units, "file received");
@@ -1384,16 +1394,20 @@ fn finish_receiving(rx: &mut Receiving, efid: &Efid) -> Result<Counts, Refusal<E
             .with_text(format!("local write failed: {err}"))
     })?;
     if counts.records != efid.record_count {
-        return Err(Refusal::new(EndFileRefusal::InvalidRecordCount).with_text(format!(
-            "EFID announces {} records, {} were received",
-            efid.record_count, counts.records
-        )));
+        return Err(
+            Refusal::new(EndFileRefusal::InvalidRecordCount).with_text(format!(
+                "EFID announces {} records, {} were received",
+                efid.record_count, counts.records
+            )),
+        );
     }
     if counts.units != efid.unit_count {
-        return Err(Refusal::new(EndFileRefusal::InvalidByteCount).with_text(format!(
-            "EFID announces {} octets, {} were received",
-            efid.unit_count, counts.units
-        )));
+        return Err(
+            Refusal::new(EndFileRefusal::InvalidByteCount).with_text(format!(
+                "EFID announces {} octets, {} were received",
+                efid.unit_count, counts.units
+            )),
+        );
     }
     rx.writer.flush().map_err(|err| {
         Refusal::new(EndFileRefusal::AccessMethodFailure)

@@ -11,13 +11,12 @@ use bytes::{Bytes, BytesMut};
 use oftp2::codec::{Eerp, Sfid, Ssid};
 use oftp2::record::{self, Counts, Layout, RestartPoint};
 use oftp2::session::{
-    Accepted, Authenticator, Config, Event, FileOffer, Handlers, Inbox, IncomingFile,
-    OutgoingFile, Outbox, Receipt, Refusal, Role, Session,
+    Accepted, Authenticator, Config, Event, FileOffer, Handlers, Inbox, IncomingFile, Outbox,
+    OutgoingFile, Receipt, Refusal, Role, Session,
 };
 use oftp2::value::{
     CipherSuite, DatasetName, Date, EndFileRefusal, EndSessionReason, FileCompression,
-    FileEnvelope, OdetteId, Password, SecurityLevel, StartFileRefusal,
-    Time, Timestamp, UserData,
+    FileEnvelope, OdetteId, Password, SecurityLevel, StartFileRefusal, Time, Timestamp, UserData,
 };
 
 pub const INITIATOR_ID: &str = "O0013000000000000INIT";
@@ -222,7 +221,11 @@ pub struct MemWriter {
 impl Write for MemWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut store = self.store.lock().unwrap();
-        store.get_mut(&self.key).unwrap().data.extend_from_slice(buf);
+        store
+            .get_mut(&self.key)
+            .unwrap()
+            .data
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
 

@@ -201,13 +201,12 @@ fn rows(
     }
 }
 
-fn status(config: &Config, server_id: u32, json: bool) -> Result<ExitCode, pidstore::Error> {
+fn status(config: &Config, server_id: u32, json: bool) -> anyhow::Result<ExitCode> {
     let (exists, rows) = rows(config, server_id)?;
     let db = config.database.sqlite_path();
     let out = if json {
         let doc = pidctl::status_document(server_id, db, exists, &rows, &config.required_daemons);
-        let mut s = serde_json::to_string_pretty(&doc)
-            .map_err(|e| pidstore::Error::Proc(std::io::Error::other(e)))?;
+        let mut s = serde_json::to_string_pretty(&doc)?;
         s.push('\n');
         s
     } else {
@@ -225,7 +224,7 @@ fn status(config: &Config, server_id: u32, json: bool) -> Result<ExitCode, pidst
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(config: &Config, server_id: u32) -> Result<ExitCode, pidstore::Error> {
+fn check(config: &Config, server_id: u32) -> anyhow::Result<ExitCode> {
     let (_, rows) = rows(config, server_id)?;
     let result = pidctl::check(&rows, &config.required_daemons);
     print!("{}", result.output);
@@ -238,7 +237,7 @@ fn reset(
     program: Option<ProgramName>,
     all: bool,
     force: bool,
-) -> Result<ExitCode, pidstore::Error> {
+) -> anyhow::Result<ExitCode> {
     let db = config.database.sqlite_path();
     let Some(mut store) = PidStore::open_existing(db)? else {
         println!(
@@ -294,7 +293,7 @@ fn reset(
                 eprintln!("os4x-pidctl: not reset: {e}");
                 refused = true;
             }
-            Err(ResetError::Store(e)) => return Err(e),
+            Err(ResetError::Store(e)) => return Err(e.into()),
         }
     }
     Ok(if refused {

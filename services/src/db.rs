@@ -1,0 +1,208 @@
+//! The os4x tables of the shared SQLite database (partners, received
+//! files, receipts due), migrated as component [`COMPONENT`] next to the
+//! PID bookkeeping of `pidstore`.
+//!
+//! Every daemon opens one [`Db`] and shares it between its sessions: each
+//! statement is short (a lookup at SSID, a row per file), so one connection
+//! behind a mutex serialises nothing that matters, and SQLite's WAL mode
+//! lets admin tools read while a daemon writes.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use pidstore::migrate::{self, Migration};
+use rusqlite::{Connection, OpenFlags};
+
+/// Component name in `os4x_schema`.
+pub const COMPONENT: &str = "os4x";
+
+/// How long a statement waits for another process's write lock.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Schema steps of [`COMPONENT`].
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "partners, received files, receipts due",
+    sql: "
+CREATE TABLE os4x_partners (
+    odette_id            TEXT PRIMARY KEY NOT NULL COLLATE NOCASE,
+    name                 TEXT NOT NULL DEFAULT '',
+    -- SSIDPSWD the partner must send us / we send the partner.
+    password_in          TEXT NOT NULL,
+    password_out         TEXT NOT NULL,
+    direction            TEXT NOT NULL DEFAULT 'both'
+                         CHECK (direction IN ('both', 'send', 'receive')),
+    tls_required         INTEGER NOT NULL DEFAULT 0,
+    client_cert_required INTEGER NOT NULL DEFAULT 0,
+    -- Lowercase hex SHA-256 of the partner's TLS client certificate (DER).
+    client_cert_sha256   TEXT,
+    post_receive         TEXT,
+    enabled              INTEGER NOT NULL DEFAULT 1,
+    created_at           INTEGER NOT NULL,
+    updated_at           INTEGER NOT NULL
+);
+CREATE TABLE os4x_received_files (
+    id               INTEGER PRIMARY KEY,
+    partner          TEXT NOT NULL,
+    dataset_name     TEXT NOT NULL,
+    file_timestamp   TEXT NOT NULL,
+    originator       TEXT NOT NULL,
+    destination      TEXT NOT NULL,
+    user_data        TEXT NOT NULL DEFAULT '',
+    format           TEXT NOT NULL,
+    max_record_size  INTEGER NOT NULL,
+    file_size_1k     INTEGER NOT NULL,
+    description      TEXT NOT NULL DEFAULT '',
+    -- 'partial': being received or interrupted (restartable);
+    -- 'received': durably stored at final_path.
+    state            TEXT NOT NULL CHECK (state IN ('partial', 'received')),
+    partial_path     TEXT NOT NULL,
+    final_path       TEXT,
+    -- Local octets durably written when the transfer was interrupted.
+    restart_offset   INTEGER NOT NULL DEFAULT 0,
+    records          INTEGER,
+    units            INTEGER,
+    peer             TEXT,
+    started_at       INTEGER NOT NULL,
+    received_at      INTEGER,
+    action_exit      INTEGER,
+    action_at        INTEGER,
+    UNIQUE (partner, dataset_name, file_timestamp, originator, destination)
+);
+CREATE INDEX os4x_received_files_received_at ON os4x_received_files (received_at);
+CREATE TABLE os4x_receipts_due (
+    id               INTEGER PRIMARY KEY,
+    received_id      INTEGER REFERENCES os4x_received_files (id),
+    -- The partner the receipt is routed through (the session partner).
+    partner          TEXT NOT NULL,
+    kind             TEXT NOT NULL DEFAULT 'EERP' CHECK (kind IN ('EERP', 'NERP')),
+    dataset_name     TEXT NOT NULL,
+    file_timestamp   TEXT NOT NULL,
+    user_data        TEXT NOT NULL DEFAULT '',
+    -- EERPDEST: the file's originator; EERPORIG: its final destination.
+    destination      TEXT NOT NULL,
+    originator       TEXT NOT NULL,
+    state            TEXT NOT NULL DEFAULT 'due' CHECK (state IN ('due', 'sent')),
+    created_at       INTEGER NOT NULL,
+    sent_at          INTEGER
+);
+CREATE INDEX os4x_receipts_due_partner ON os4x_receipts_due (partner, state);
+",
+}];
+
+/// The database could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot create the directory {} for the database: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("database {}: {source}; check that the file is readable and writable by this user", path.display())]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database {}: {source}", path.display())]
+    Migrate {
+        path: PathBuf,
+        #[source]
+        source: migrate::MigrateError,
+    },
+}
+
+/// A shared connection to the os4x database.
+#[derive(Debug, Clone)]
+pub struct Db {
+    conn: Arc<Mutex<Connection>>,
+    path: Arc<Path>,
+}
+
+impl Db {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<Db, DbError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let sql = |source| DbError::Sqlite {
+            path: path.to_owned(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        // pidstore switches the database to WAL on first open and retries
+        // the race of many first opens; do the same for a database that
+        // only os4x tools have touched so far.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            let attempt = (|| {
+                let mut conn = Connection::open_with_flags(path, flags)?;
+                conn.busy_timeout(BUSY_TIMEOUT)?;
+                conn.pragma_update(None, "journal_mode", "WAL")?;
+                conn.pragma_update(None, "synchronous", "FULL")?;
+                migrate::apply(&mut conn, COMPONENT, MIGRATIONS).map(|_| conn)
+            })();
+            match attempt {
+                Ok(conn) => {
+                    return Ok(Db {
+                        conn: Arc::new(Mutex::new(conn)),
+                        path: Arc::from(path),
+                    })
+                }
+                Err(migrate::MigrateError::Sqlite(e)) | Err(migrate::MigrateError::Step { source: e, .. })
+                    if is_busy(&e) && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20 + u64::from(std::process::id() % 50)));
+                }
+                Err(migrate::MigrateError::Sqlite(e)) => return Err(sql(e)),
+                Err(source) => {
+                    return Err(DbError::Migrate {
+                        path: path.to_owned(),
+                        source,
+                    })
+                }
+            }
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection, for one short unit of work.
+    pub fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent
+        // (transactions roll back on drop), so poisoning is ignored.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wraps a SQLite error with the database path.
+    pub fn error(&self, source: rusqlite::Error) -> DbError {
+        DbError::Sqlite {
+            path: self.path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

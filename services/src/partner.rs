@@ -1,0 +1,375 @@
+//! Trading partners: who may connect, with which passwords, in which
+//! directions, under which TLS requirements, and what to run after a file
+//! from them arrived. Stored in `os4x_partners`, managed with
+//! `os4x partner ...`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use oftp2::value::{OdetteId, Password};
+use rusqlite::{params, OptionalExtension, Row};
+use serde::Serialize;
+
+use crate::db::{unix_now, Db, DbError};
+
+/// Which file directions are allowed with a partner, seen from us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Directions {
+    /// We send to and receive from the partner.
+    Both,
+    /// We only send to the partner.
+    Send,
+    /// We only receive from the partner.
+    Receive,
+}
+
+impl Directions {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Directions::Both => "both",
+            Directions::Send => "send",
+            Directions::Receive => "receive",
+        }
+    }
+
+    /// Whether the partner may send files to us.
+    pub fn may_receive(self) -> bool {
+        matches!(self, Directions::Both | Directions::Receive)
+    }
+
+    /// Whether we may send files to the partner.
+    pub fn may_send(self) -> bool {
+        matches!(self, Directions::Both | Directions::Send)
+    }
+}
+
+impl fmt::Display for Directions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Directions {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "both" => Ok(Directions::Both),
+            "send" => Ok(Directions::Send),
+            "receive" => Ok(Directions::Receive),
+            other => Err(format!(
+                "unknown direction {other:?}; use both, send or receive"
+            )),
+        }
+    }
+}
+
+/// One trading partner.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct Partner {
+    /// Odette identification code (SSIDCODE).
+    #[serde(serialize_with = "ser_display")]
+    pub id: OdetteId,
+    /// Free-text name for admins.
+    pub name: String,
+    /// The password the partner must send us in its SSID.
+    #[serde(skip)]
+    pub password_in: Password,
+    /// The password we send the partner.
+    #[serde(skip)]
+    pub password_out: Password,
+    pub directions: Directions,
+    /// Sessions over plain TCP are refused.
+    pub tls_required: bool,
+    /// A TLS client certificate is required (CA-verified, or matching
+    /// [`Partner::client_cert_sha256`]).
+    pub client_cert_required: bool,
+    /// Pinned client certificate: lowercase hex SHA-256 of its DER.
+    pub client_cert_sha256: Option<String>,
+    /// Shell command run after a file from this partner was stored.
+    pub post_receive: Option<String>,
+    pub enabled: bool,
+}
+
+fn ser_display<T: fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+impl fmt::Debug for Partner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Partner")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("directions", &self.directions)
+            .field("tls_required", &self.tls_required)
+            .field("client_cert_required", &self.client_cert_required)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Partner {
+    /// A new enabled partner allowed in both directions, without TLS
+    /// requirements.
+    pub fn new(id: OdetteId, password_in: Password, password_out: Password) -> Partner {
+        Partner {
+            id,
+            name: String::new(),
+            password_in,
+            password_out,
+            directions: Directions::Both,
+            tls_required: false,
+            client_cert_required: false,
+            client_cert_sha256: None,
+            post_receive: None,
+            enabled: true,
+        }
+    }
+
+    /// Whether `password` is the one this partner must send. Compared
+    /// without early exit so timing does not reveal a prefix.
+    pub fn password_matches(&self, password: &Password) -> bool {
+        let (a, b) = (self.password_in.padded(), password.padded());
+        a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+/// A partner operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PartnerError {
+    #[error("partner {0} is not configured; list partners with `os4x partner list`")]
+    NotFound(String),
+    #[error("partner {0} already exists; change it with `os4x partner set`")]
+    Exists(String),
+    #[error("stored partner {id}: {message}; fix it with `os4x partner set`")]
+    Corrupt { id: String, message: String },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// The partner table.
+#[derive(Debug, Clone)]
+pub struct PartnerStore {
+    db: Db,
+}
+
+const COLUMNS: &str = "odette_id, name, password_in, password_out, direction, tls_required, \
+     client_cert_required, client_cert_sha256, post_receive, enabled";
+
+impl PartnerStore {
+    pub fn new(db: Db) -> PartnerStore {
+        PartnerStore { db }
+    }
+
+    /// Looks a partner up by Odette ID, ignoring letter case (some
+    /// partners send lowercase codes).
+    pub fn get(&self, id: &str) -> Result<Option<Partner>, PartnerError> {
+        let conn = self.db.lock();
+        let row = conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM os4x_partners WHERE odette_id = ?1"),
+                [id],
+                |r| Ok(from_row(r)),
+            )
+            .optional()
+            .map_err(|e| self.db.error(e))?;
+        row.transpose()
+    }
+
+    /// All partners, ordered by Odette ID.
+    pub fn list(&self) -> Result<Vec<Partner>, PartnerError> {
+        let conn = self.db.lock();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM os4x_partners ORDER BY odette_id"
+            ))
+            .map_err(|e| self.db.error(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok(from_row(r)))
+            .map_err(|e| self.db.error(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row.map_err(|e| self.db.error(e))??);
+        }
+        Ok(out)
+    }
+
+    /// Adds a new partner.
+    pub fn add(&self, p: &Partner) -> Result<(), PartnerError> {
+        let conn = self.db.lock();
+        let now = unix_now();
+        let result = conn.execute(
+            &format!(
+                "INSERT INTO os4x_partners ({COLUMNS}, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)"
+            ),
+            params![
+                p.id.as_str(),
+                p.name,
+                p.password_in.as_str(),
+                p.password_out.as_str(),
+                p.directions.as_str(),
+                p.tls_required,
+                p.client_cert_required,
+                p.client_cert_sha256,
+                p.post_receive,
+                p.enabled,
+                now
+            ],
+        );
+        match result {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(PartnerError::Exists(p.id.to_string()))
+            }
+            Err(e) => Err(self.db.error(e).into()),
+        }
+    }
+
+    /// Replaces the stored values of partner `p.id`.
+    pub fn update(&self, p: &Partner) -> Result<(), PartnerError> {
+        let conn = self.db.lock();
+        let n = conn
+            .execute(
+                "UPDATE os4x_partners SET name = ?2, password_in = ?3, password_out = ?4, \
+                 direction = ?5, tls_required = ?6, client_cert_required = ?7, \
+                 client_cert_sha256 = ?8, post_receive = ?9, enabled = ?10, updated_at = ?11 \
+                 WHERE odette_id = ?1",
+                params![
+                    p.id.as_str(),
+                    p.name,
+                    p.password_in.as_str(),
+                    p.password_out.as_str(),
+                    p.directions.as_str(),
+                    p.tls_required,
+                    p.client_cert_required,
+                    p.client_cert_sha256,
+                    p.post_receive,
+                    p.enabled,
+                    unix_now()
+                ],
+            )
+            .map_err(|e| self.db.error(e))?;
+        if n == 0 {
+            return Err(PartnerError::NotFound(p.id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Removes a partner. Received files and receipts due stay.
+    pub fn remove(&self, id: &str) -> Result<(), PartnerError> {
+        let conn = self.db.lock();
+        let n = conn
+            .execute("DELETE FROM os4x_partners WHERE odette_id = ?1", [id])
+            .map_err(|e| self.db.error(e))?;
+        if n == 0 {
+            return Err(PartnerError::NotFound(id.to_owned()));
+        }
+        Ok(())
+    }
+}
+
+fn from_row(r: &Row<'_>) -> Result<Partner, PartnerError> {
+    let get = |i: usize| -> Result<String, PartnerError> {
+        r.get::<_, String>(i).map_err(|e| PartnerError::Corrupt {
+            id: r.get::<_, String>(0).unwrap_or_default(),
+            message: e.to_string(),
+        })
+    };
+    let id_text = get(0)?;
+    let corrupt = |message: String| PartnerError::Corrupt {
+        id: id_text.clone(),
+        message,
+    };
+    let flag = |i: usize| r.get::<_, bool>(i).map_err(|e| corrupt(e.to_string()));
+    let opt = |i: usize| {
+        r.get::<_, Option<String>>(i)
+            .map_err(|e| corrupt(e.to_string()))
+    };
+    Ok(Partner {
+        id: OdetteId::new(&id_text).map_err(|e| corrupt(e.to_string()))?,
+        name: get(1)?,
+        password_in: Password::new_relaxed(&get(2)?)
+            .map_err(|e| corrupt(format!("incoming password: {e}")))?,
+        password_out: Password::new_relaxed(&get(3)?)
+            .map_err(|e| corrupt(format!("outgoing password: {e}")))?,
+        directions: get(4)?.parse().map_err(corrupt)?,
+        tls_required: flag(5)?,
+        client_cert_required: flag(6)?,
+        client_cert_sha256: opt(7)?,
+        post_receive: opt(8)?,
+        enabled: flag(9)?,
+    })
+}
+
+/// Normalises a certificate fingerprint given as hex, with or without
+/// `:` separators, to lowercase hex; `None` if it is not 32 octets.
+pub fn normalize_sha256(text: &str) -> Option<String> {
+    let hex: String = text
+        .chars()
+        .filter(|c| *c != ':')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
+}
+
+/// Lowercase hex SHA-256 of `der`.
+pub fn sha256_hex(der: &[u8]) -> String {
+    use std::fmt::Write;
+    let digest = ring::digest::digest(&ring::digest::SHA256, der);
+    digest
+        .as_ref()
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("os4x.db")).unwrap();
+        let store = PartnerStore::new(db);
+        let mut p = Partner::new(
+            OdetteId::new("O0013000000PARTNER1").unwrap(),
+            Password::new("IN").unwrap(),
+            Password::new_relaxed("out").unwrap(),
+        );
+        p.name = "Partner One".into();
+        p.client_cert_sha256 = normalize_sha256(&"AB".repeat(32));
+        store.add(&p).unwrap();
+        assert!(matches!(store.add(&p), Err(PartnerError::Exists(_))));
+        let got = store.get("o0013000000partner1").unwrap().unwrap();
+        assert_eq!(got, p);
+        assert!(got.password_matches(&Password::new("IN").unwrap()));
+        assert!(!got.password_matches(&Password::new("IN2").unwrap()));
+        p.enabled = false;
+        p.directions = Directions::Receive;
+        store.update(&p).unwrap();
+        assert_eq!(store.list().unwrap(), vec![p.clone()]);
+        store.remove("O0013000000PARTNER1").unwrap();
+        assert!(store.get("O0013000000PARTNER1").unwrap().is_none());
+        assert!(matches!(
+            store.remove("O0013000000PARTNER1"),
+            Err(PartnerError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn fingerprints() {
+        let colon = (0..32).map(|_| "AB").collect::<Vec<_>>().join(":");
+        assert_eq!(normalize_sha256(&colon), Some("ab".repeat(32)));
+        assert_eq!(normalize_sha256("abc"), None);
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

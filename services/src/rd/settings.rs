@@ -1,0 +1,154 @@
+//! `[rd]`, `[tcp]` and `[tls]`: the receive daemons' configuration.
+//!
+//! ```toml
+//! [rd]
+//! max_sessions = 100        # concurrent sessions per daemon
+//! idle_timeout = 30         # seconds until TLS handshake and SSID are done
+//! response_timeout = 120    # seconds the partner may keep us waiting
+//! inbox_dir = "/var/lib/os4x/inbox"
+//! action_timeout = 600      # seconds a post-receive command may run
+//!
+//! [tcp]
+//! listen = ["0.0.0.0:3305"]
+//!
+//! [tls]
+//! listen = ["0.0.0.0:6619"]
+//! certificate = "/etc/os4x/tls/server.crt"   # PEM, chain included
+//! private_key = "/etc/os4x/tls/server.key"   # PEM
+//! client_ca = "/etc/os4x/tls/partner-ca.pem" # optional
+//! require_client_certificate = false
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+
+/// Default `[tcp] listen`: the OFTP port (RFC 5024 section 10).
+pub const DEFAULT_TCP_LISTEN: &str = "0.0.0.0:3305";
+/// Default `[tls] listen`: OFTP over TLS.
+pub const DEFAULT_TLS_LISTEN: &str = "0.0.0.0:6619";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RdFile {
+    max_sessions: Option<u32>,
+    idle_timeout: Option<u64>,
+    response_timeout: Option<u64>,
+    inbox_dir: Option<PathBuf>,
+    action_timeout: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpFile {
+    listen: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    listen: Option<Vec<String>>,
+    certificate: Option<PathBuf>,
+    private_key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+    require_client_certificate: Option<bool>,
+}
+
+/// The receive daemons' settings, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RdConfig {
+    /// Concurrent sessions per daemon; more get ESID 08.
+    pub max_sessions: u32,
+    /// Until the partner has identified itself (TLS handshake and SSID).
+    pub idle_timeout: Duration,
+    /// The session's response timer.
+    pub response_timeout: Duration,
+    /// Incoming files: `<inbox_dir>/<partner>/<dataset name>`.
+    pub inbox_dir: PathBuf,
+    /// Longest run of a post-receive command before it is killed.
+    pub action_timeout: Duration,
+    /// `os4xrd_tcpip` binds these without socket activation.
+    pub tcp_listen: Vec<SocketAddr>,
+    pub tls: TlsConfig,
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// `os4xrd_tcpip_tls` binds these without socket activation.
+    pub listen: Vec<SocketAddr>,
+    /// Server certificate chain (PEM); required by `os4xrd_tcpip_tls`.
+    pub certificate: Option<PathBuf>,
+    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub private_key: Option<PathBuf>,
+    /// CA certificates (PEM) that partners' client certificates chain to.
+    pub client_ca: Option<PathBuf>,
+    /// Refuse TLS handshakes without a client certificate.
+    pub require_client_certificate: bool,
+}
+
+/// Validates the sections.
+pub fn resolve(
+    rd: RdFile,
+    tcp: TcpFile,
+    tls: TlsFile,
+    state_dir: &Path,
+    bad: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<RdConfig, ConfigError> {
+    let addrs = |key: &str, list: Option<Vec<String>>, default: &str| {
+        list.unwrap_or_else(|| vec![default.to_owned()])
+            .iter()
+            .map(|a| {
+                a.parse::<SocketAddr>().map_err(|_| {
+                    bad(
+                        key,
+                        format!("{a:?} is not an address like \"0.0.0.0:3305\" or \"[::]:3305\""),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let absolute = |key: &str, p: Option<PathBuf>| match p {
+        Some(p) if !p.is_absolute() => Err(bad(
+            key,
+            format!("{:?} is not an absolute path", p.display().to_string()),
+        )),
+        p => Ok(p),
+    };
+    let secs = |key: &str, v: Option<u64>, default: u64| match v.unwrap_or(default) {
+        0 => Err(bad(key, "must be at least 1 second".into())),
+        n => Ok(Duration::from_secs(n)),
+    };
+    let max_sessions = match rd.max_sessions.unwrap_or(100) {
+        0 => return Err(bad("rd.max_sessions", "must be at least 1".into())),
+        n => n,
+    };
+    let certificate = absolute("tls.certificate", tls.certificate)?;
+    let private_key = absolute("tls.private_key", tls.private_key)?;
+    if certificate.is_some() != private_key.is_some() {
+        return Err(bad(
+            "tls.private_key",
+            "tls.certificate and tls.private_key must be set together".into(),
+        ));
+    }
+    Ok(RdConfig {
+        max_sessions,
+        idle_timeout: secs("rd.idle_timeout", rd.idle_timeout, 30)?,
+        response_timeout: secs("rd.response_timeout", rd.response_timeout, 120)?,
+        inbox_dir: absolute("rd.inbox_dir", rd.inbox_dir)?
+            .unwrap_or_else(|| state_dir.join("inbox")),
+        action_timeout: secs("rd.action_timeout", rd.action_timeout, 600)?,
+        tcp_listen: addrs("tcp.listen", tcp.listen, DEFAULT_TCP_LISTEN)?,
+        tls: TlsConfig {
+            listen: addrs("tls.listen", tls.listen, DEFAULT_TLS_LISTEN)?,
+            certificate,
+            private_key,
+            client_ca: absolute("tls.client_ca", tls.client_ca)?,
+            require_client_certificate: tls.require_client_certificate.unwrap_or(false),
+        },
+    })
+}
