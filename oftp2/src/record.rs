@@ -7,7 +7,7 @@
 //! RFC 5024 leaves the local mapping to the implementation (section 1.5).
 //! os4x stores files like this — what an administrator finds on disk:
 //!
-//! | RecordFormat | Local file on disk | Virtual File records |
+//! | Format | Local file on disk | Virtual File records |
 //! |---|---|---|
 //! | `F` fixed | records concatenated, no separators; the file size is a multiple of the record length (SFIDLRECL, 1..=99999) | one record per `lrecl` octets, each ended by the End of Record flag |
 //! | `V` variable | each record preceded by its length as a 2-octet big-endian number (the record length indicator of section 6.5), data octets only | one record per length-prefixed block; the prefixes are not transmitted |
@@ -29,7 +29,13 @@
 //!   Virtual File offset, so restart stays exact and EFID unit counts
 //!   equal file sizes. Convert to LF-only text after reception if the
 //!   consuming application needs it. Deviations from the T definition
-//!   (control or non-ASCII octets) are logged on receipt, not rejected.
+//!   (control or non-ASCII octets) are logged once per file on receipt,
+//!   not rejected; the sender does not check its T files.
+//!
+//! On receipt, the End of Record flag is ignored for U and T (only the
+//! octets matter), and an F record that reaches the record length at a
+//! subrecord boundary without the flag is accepted as complete (logged):
+//! the fixed length makes the boundary unambiguous.
 //!
 //! # Counts and restart
 //!
@@ -53,8 +59,7 @@ use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
 use bytes::Bytes;
 
 use crate::deb::{BufferWriter, DebError, SubrecordReader};
-use crate::value::RecordFormat;
-use crate::value::{EndFileRefusal, EndSessionReason, StartFileRefusal};
+use crate::value::{EndFileRefusal, EndSessionReason, RecordFormat, StartFileRefusal};
 
 /// Largest SFIDLRECL (section 5.3.3).
 pub const MAX_RECORD_LEN: u32 = 99_999;
@@ -62,8 +67,6 @@ pub const MAX_RECORD_LEN: u32 = 99_999;
 pub const MAX_LOCAL_VARIABLE_RECORD_LEN: u32 = u16::MAX as u32;
 /// Restart unit of U and T files: 1K blocks (section 1.5.4).
 pub const RESTART_BLOCK_LEN: u64 = 1024;
-/// Longest line of a T file (section 1.5.3), used for diagnostics only.
-pub const MAX_TEXT_LINE_LEN: usize = 2048;
 
 /// Read buffer of a [`FileSource`]: large enough to fill several maximum
 /// size DATA buffers per `read` call.

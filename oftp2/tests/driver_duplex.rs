@@ -201,3 +201,108 @@ async fn wrong_password_over_the_driver() {
         (Origin::Local, EndSessionReason::InvalidPassword)
     );
 }
+
+/// The sender reads its file only as fast as the connection drains: the
+/// distance between what was read from the source and what the receiver
+/// has written stays bounded by buffers, not by the file size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backpressure_bounds_read_ahead() {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    const LEN: u64 = 64 << 20;
+    let read_pos = Arc::new(AtomicU64::new(0));
+    let max_lag = Arc::new(AtomicU64::new(0));
+
+    struct Tracked(PatternFile, Arc<AtomicU64>);
+    impl Read for Tracked {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read(buf)?;
+            self.1.store(self.0.pos, Ordering::SeqCst);
+            Ok(n)
+        }
+    }
+    impl Seek for Tracked {
+        fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+            self.0.seek(to)
+        }
+    }
+    struct Lagging {
+        written: u64,
+        read_pos: Arc<AtomicU64>,
+        max_lag: Arc<AtomicU64>,
+    }
+    impl Write for Lagging {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.written += b.len() as u64;
+            let lag = self.read_pos.load(Ordering::SeqCst) - self.written;
+            self.max_lag.fetch_max(lag, Ordering::SeqCst);
+            // A slow disk: the sender must wait for us, not buffer ahead.
+            std::thread::sleep(Duration::from_micros(50));
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl oftp2::session::IncomingFile for Lagging {
+        fn commit(
+            &mut self,
+            _: oftp2::record::Counts,
+        ) -> Result<(), oftp2::session::Refusal<oftp2::value::EndFileRefusal>> {
+            Ok(())
+        }
+    }
+    struct LagInbox(Arc<AtomicU64>, Arc<AtomicU64>);
+    impl oftp2::session::Inbox for LagInbox {
+        fn accept(
+            &mut self,
+            _: &oftp2::session::FileOffer<'_>,
+        ) -> Result<oftp2::session::Accepted, oftp2::session::Refusal<oftp2::value::StartFileRefusal>>
+        {
+            Ok(oftp2::session::Accepted {
+                writer: Box::new(Lagging {
+                    written: 0,
+                    read_pos: self.0.clone(),
+                    max_lag: self.1.clone(),
+                }),
+                restart: oftp2::record::RestartPoint::START,
+            })
+        }
+    }
+
+    let file = oftp2::session::OutgoingFile {
+        sfid: sfid("SLOW", Layout::unstructured(), LEN),
+        data: Box::new(Tracked(PatternFile::new(LEN), read_pos.clone())),
+    };
+    let mut r = handlers(
+        INITIATOR_ID,
+        TestInbox::new(new_store(), Policy::Store),
+        TestOutbox::default(),
+    );
+    r.inbox = Box::new(LagInbox(read_pos.clone(), max_lag.clone()));
+    let ((ie, _), (re, _)) = run_pair(
+        (
+            config(INITIATOR_ID),
+            handlers(
+                RESPONDER_ID,
+                TestInbox::new(new_store(), Policy::Store),
+                TestOutbox::with_files(vec![file]),
+            ),
+        ),
+        (config(RESPONDER_ID), r),
+        64 * 1024,
+    )
+    .await;
+    assert!(ie.is_normal() && re.is_normal(), "{ie} / {re}");
+    let lag = max_lag.load(Ordering::SeqCst);
+    // Pipe 64 KiB + transmit chunk (256 KiB + a buffer) + source read-ahead
+    // (256 KiB) + receive buffer: about 1 MiB. The credit window alone
+    // would allow 999 x 100 KB.
+    eprintln!("largest read-ahead: {lag} octets");
+    assert!(
+        lag < 2 << 20,
+        "sender ran {lag} octets ahead of the receiver"
+    );
+    assert!(lag > 0);
+}

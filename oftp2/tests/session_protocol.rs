@@ -312,8 +312,9 @@ fn data_larger_than_negotiated_is_a_buffer_size_error() {
     // The partial file is handed back for a later restart.
     assert!(s.events.iter().any(|e| matches!(
         e,
-        Event::FileFailed {
+        Event::FileInterrupted {
             direction: Direction::Receive,
+            units: 0,
             ..
         }
     )));

@@ -296,6 +296,11 @@ fn restart_after_interruption_resumes_byte_identical() {
         assert!(partial.data.len() > 500_000 && partial.data.len() < data.len());
         assert_eq!(partial.data[..], data[..partial.data.len()]);
         assert_eq!(ended(&pair.initiator_events).origin, Origin::Network);
+        assert!(pair.responder_events.iter().any(|e| matches!(
+            e,
+            Event::FileInterrupted { direction: Direction::Receive, units, .. }
+                if *units > 0
+        )));
 
         // The sender offers a position past what the receiver has (it does
         // not know exactly); the receiver answers what it holds.
@@ -677,4 +682,110 @@ fn pattern_check_receiver_sees_the_exact_stream() {
     assert_eq!(report.first_mismatch, None);
     assert_eq!(report.received, n);
     assert_eq!(report.committed.unwrap().units, n);
+}
+
+fn nerp_for(sfid: &oftp2::codec::Sfid) -> Receipt {
+    Receipt::Nerp(oftp2::codec::Nerp {
+        dataset_name: sfid.dataset_name,
+        timestamp: sfid.timestamp,
+        destination: sfid.originator,
+        originator: sfid.destination,
+        creator: sfid.destination,
+        reason: oftp2::value::NerpReason::from_code(11),
+        text: "cannot map".into(),
+        hash: bytes::Bytes::new(),
+        signature: bytes::Bytes::new(),
+    })
+}
+
+#[test]
+fn eerp_and_nerp_are_delivered_and_acknowledged() {
+    let about = sfid("EARLIER", Layout::unstructured(), 1);
+    let mut outbox = TestOutbox::default();
+    outbox.receipts.push_back(eerp_for(&about));
+    outbox.receipts.push_back(nerp_for(&about));
+    let mut pair = Pair::new(
+        (
+            config(INITIATOR_ID),
+            handlers(
+                RESPONDER_ID,
+                TestInbox::new(new_store(), Policy::Store),
+                outbox,
+            ),
+        ),
+        (
+            config(RESPONDER_ID),
+            handlers(
+                INITIATOR_ID,
+                TestInbox::new(new_store(), Policy::Store),
+                TestOutbox::default(),
+            ),
+        ),
+    );
+    pair.run();
+    assert_normal_end(&pair);
+    let received: Vec<&Receipt> = pair
+        .responder_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ReceiptReceived(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(received, vec![&eerp_for(&about), &nerp_for(&about)]);
+    let sent = pair
+        .initiator_events
+        .iter()
+        .filter(|e| matches!(e, Event::ReceiptSent(_)))
+        .count();
+    assert_eq!(sent, 2, "each receipt acknowledged by its own RTR");
+}
+
+#[test]
+fn partner_at_1_3_gets_what_its_level_can_carry() {
+    let store = new_store();
+    let about = sfid("EARLIER", Layout::unstructured(), 1);
+    // 1.3 has no time counter: a file stamped with one cannot be offered.
+    let with_counter = mem_file("COUNTER", Layout::unstructured(), content(0, 100));
+    let mut plain = mem_file("PLAIN", Layout::unstructured(), content(1, 100));
+    plain.sfid.timestamp = oftp2::value::Timestamp::new(
+        oftp2::value::Date::new(2026, 11, 24).unwrap(),
+        oftp2::value::Time::new(12, 30, 0, 0).unwrap(),
+    );
+    let mut outbox = TestOutbox::with_files(vec![with_counter, plain]);
+    outbox.receipts.push_back(nerp_for(&about));
+    let mut cr = config(RESPONDER_ID);
+    cr.level = ProtocolLevel::V1_3;
+    let mut pair = Pair::new(
+        (
+            config(INITIATOR_ID),
+            handlers(
+                RESPONDER_ID,
+                TestInbox::new(new_store(), Policy::Store),
+                outbox,
+            ),
+        ),
+        (
+            cr,
+            handlers(
+                INITIATOR_ID,
+                TestInbox::new(store.clone(), Policy::Store),
+                TestOutbox::default(),
+            ),
+        ),
+    );
+    pair.run();
+    assert_normal_end(&pair);
+    assert_eq!(
+        pair.initiator.negotiated().unwrap().level,
+        ProtocolLevel::V1_3
+    );
+    assert!(pair
+        .initiator_events
+        .iter()
+        .any(|e| matches!(e, Event::ReceiptSkipped(Receipt::Nerp(_)))));
+    assert!(pair.initiator_events.iter().any(
+        |e| matches!(e, Event::FileSkipped { file, .. } if file.dataset_name.as_str() == "COUNTER")
+    ));
+    assert_eq!(stored(&store, "PLAIN").data, content(1, 100));
 }

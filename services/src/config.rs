@@ -9,7 +9,6 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use pidstore::ProgramName;
@@ -43,6 +42,7 @@ pub struct Config {
     /// Programs `os4x-pidctl check` reports CRITICAL when not running.
     pub required_daemons: Vec<ProgramName>,
     pub debug: DebugConfig,
+    pub client: ClientConfig,
     /// `[local]`: our Odette ID, password, user data.
     pub local: crate::station::LocalStation,
     /// `[rd]`, `[tcp]`, `[tls]`: the receive daemons.
@@ -73,12 +73,10 @@ impl fmt::Display for Database {
     }
 }
 
-/// `[debug]`: the debug daemon `os4xdebugd`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DebugConfig {
-    /// TCP address `os4xdebugd` listens on.
-    pub listen: SocketAddr,
-}
+/// `[debug]`: the debug daemon `os4xdebugd` and debug forwarding.
+pub use crate::debug::settings::DebugConfig;
+/// `[client]`: the client/job service `os4xclientd`.
+pub use crate::client::settings::ClientConfig;
 
 /// The configuration could not be used. Binaries exit with
 /// [`crate::exit::CONFIG`] (78, `EX_CONFIG`).
@@ -123,7 +121,9 @@ struct FileConfig {
     database: Option<String>,
     required_daemons: Option<Vec<String>>,
     #[serde(default)]
-    debug: FileDebug,
+    debug: crate::debug::settings::DebugFile,
+    #[serde(default)]
+    client: crate::client::settings::ClientFile,
     #[serde(default)]
     local: crate::station::LocalFile,
     #[serde(default)]
@@ -132,12 +132,6 @@ struct FileConfig {
     tcp: crate::rd::settings::TcpFile,
     #[serde(default)]
     tls: crate::rd::settings::TlsFile,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileDebug {
-    listen: Option<String>,
 }
 
 impl Config {
@@ -226,18 +220,8 @@ impl Config {
                 .collect::<Result<_, _>>()
                 .map_err(|e| bad("required_daemons", e.to_string()))?,
         };
-        let listen = file
-            .debug
-            .listen
-            .as_deref()
-            .unwrap_or(DEFAULT_DEBUG_LISTEN)
-            .parse()
-            .map_err(|_| {
-                bad(
-                    "debug.listen",
-                    "expected an address like \"127.0.0.1:10001\" or \"[::1]:10001\"".into(),
-                )
-            })?;
+        let debug = crate::debug::settings::resolve(file.debug, &bad)?;
+        let client = crate::client::settings::resolve(file.client, &bad)?;
         let local = crate::station::resolve(file.local, &bad)?;
         let rd = crate::rd::settings::resolve(file.rd, file.tcp, file.tls, &state_dir, &bad)?;
         Ok(Config {
@@ -247,7 +231,8 @@ impl Config {
             tmp_dir,
             database,
             required_daemons,
-            debug: DebugConfig { listen },
+            debug,
+            client,
             local,
             rd,
         })

@@ -135,7 +135,10 @@ where
             return ExitCode::from(exit::CONFIG);
         }
     };
-    crate::logging::init(program.as_str());
+    crate::logging::init_with_debug(
+        program.as_str(),
+        crate::debug::forward::settings_for(program.as_str(), &config),
+    );
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -156,10 +156,13 @@ impl Db {
                         path: Arc::from(path),
                     })
                 }
-                Err(migrate::MigrateError::Sqlite(e)) | Err(migrate::MigrateError::Step { source: e, .. })
+                Err(migrate::MigrateError::Sqlite(e))
+                | Err(migrate::MigrateError::Step { source: e, .. })
                     if is_busy(&e) && std::time::Instant::now() < deadline =>
                 {
-                    std::thread::sleep(Duration::from_millis(20 + u64::from(std::process::id() % 50)));
+                    std::thread::sleep(Duration::from_millis(
+                        20 + u64::from(std::process::id() % 50),
+                    ));
                 }
                 Err(migrate::MigrateError::Sqlite(e)) => return Err(sql(e)),
                 Err(source) => {

@@ -6,17 +6,27 @@
 //! - [`logging`]: journald or stderr.
 //! - [`pidctl`]: status and monitoring-check logic of `os4x-pidctl`.
 //! - [`exit`]: exit codes.
+//! - [`debug`]: debug records: forwarding layer, `os4xdebugd`, bundles.
+//! - [`client`]: `os4xclientd`, the authenticated client/job service.
+//! - [`users`]: users of `os4xclientd` (and the web UI), argon2 hashes.
+//! - [`cli`]: `os4x` subcommands (`user`, `debug`, `client`).
 
 pub mod config;
 pub mod db;
 pub mod inbox;
 pub mod partner;
+pub mod partner_cli;
 pub mod rd;
 pub mod station;
 pub mod daemon;
 pub mod exit;
 pub mod logging;
 pub mod pidctl;
+// issue 7: debug forwarding/os4xdebugd, os4xclientd, users, CLI parts.
+pub mod cli;
+pub mod client;
+pub mod debug;
+pub mod users;
 
 /// Program names admins know, as used in `os4x_pids.program`.
 pub mod programs {

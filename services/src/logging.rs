@@ -39,15 +39,39 @@ pub fn stderr_is_journal() -> bool {
 /// Installs the global subscriber; later calls are no-ops. `program`
 /// becomes the journal's `SYSLOG_IDENTIFIER`.
 pub fn init(program: &str) -> LogTarget {
+    init_with_debug(program, None)
+}
+
+/// Like [`init`], and when `forward` is given also installs the layer that
+/// forwards debug records to `os4xdebugd` (see [`crate::debug::forward`]);
+/// it stays idle until debugging is switched on for the program. The
+/// `OS4X_LOG` filter applies to the journal/stderr output only, so
+/// forwarded debug records do not depend on it.
+pub fn init_with_debug(
+    program: &str,
+    forward: Option<crate::debug::forward::ForwardSettings>,
+) -> LogTarget {
+    use tracing_subscriber::Layer as _;
     let filter = EnvFilter::try_from_env(FILTER_ENV)
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let make_forward = || {
+        forward.clone().and_then(|settings| {
+            match crate::debug::forward::start::<tracing_subscriber::Registry>(settings) {
+                Ok((layer, _handle)) => Some(layer),
+                Err(e) => {
+                    eprintln!("{program}: debug forwarding disabled: cannot start its thread: {e}");
+                    None
+                }
+            }
+        })
+    };
     if stderr_is_journal() {
         if let Ok(layer) = tracing_journald::layer() {
             let layer = layer.with_syslog_identifier(program.to_owned());
             if tracing_subscriber::registry()
-                .with(filter)
-                .with(layer)
+                .with(make_forward())
+                .with(layer.with_filter(filter))
                 .try_init()
                 .is_ok()
             {
@@ -61,8 +85,8 @@ pub fn init(program: &str) -> LogTarget {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
+        .with(make_forward())
+        .with(fmt.with_filter(filter))
         .try_init();
     LogTarget::Stderr
 }

@@ -130,7 +130,10 @@ impl Partner {
     /// without early exit so timing does not reveal a prefix.
     pub fn password_matches(&self, password: &Password) -> bool {
         let (a, b) = (self.password_in.padded(), password.padded());
-        a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        a.iter()
+            .zip(b.iter())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
     }
 }
 

@@ -115,6 +115,18 @@ pub enum Event {
         /// EFNAREAST or a local explanation.
         text: String,
     },
+    /// The session ended during a transfer. The partial file is kept by
+    /// the application's writer (its `abort` was called) and can be
+    /// resumed with restart in a later session.
+    FileInterrupted {
+        /// Send or receive.
+        direction: Direction,
+        /// Which file.
+        file: VirtualFileId,
+        /// Virtual File octets transferred up to the interruption (the
+        /// restarted part included).
+        units: u64,
+    },
     /// A file could not be offered because it is not representable at the
     /// negotiated protocol level or its local data is unusable; it was
     /// skipped without sending anything.

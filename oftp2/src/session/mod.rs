@@ -186,6 +186,8 @@ pub struct Session {
     receiving: Option<Receiving>,
     receipt_in_flight: Option<Receipt>,
     end: Option<SessionEnd>,
+    /// Carries role and partner into every log line of this session.
+    span: tracing::Span,
 }
 
 impl std::fmt::Debug for Session {
@@ -227,7 +229,14 @@ impl Session {
             receiving: None,
             receipt_in_flight: None,
             end: None,
+            span: tracing::info_span!(
+                "oftp_session",
+                role = ?role,
+                partner = tracing::field::Empty
+            ),
         };
+        let span = session.span.clone();
+        let _entered = span.enter();
         match role {
             Role::Initiator => session.enter(State::IWfRm),
             Role::Responder => {
@@ -291,6 +300,8 @@ impl Session {
     /// removed from the front of `buf` (zero-copy); an incomplete one stays
     /// for the next call. After the session has ended, input is discarded.
     pub fn handle_input(&mut self, buf: &mut BytesMut) {
+        let span = self.span.clone();
+        let _entered = span.enter();
         loop {
             if !self.state.is_active() {
                 buf.clear();
@@ -311,6 +322,8 @@ impl Session {
 
     /// The connection was closed by the partner or failed (N_DISC_IND).
     pub fn handle_eof(&mut self) {
+        let span = self.span.clone();
+        let _entered = span.enter();
         match self.state {
             State::Idle => {}
             State::WfNdisc => self.enter(State::Idle),
@@ -333,6 +346,8 @@ impl Session {
 
     /// The timer armed with `id` expired.
     pub fn handle_timeout(&mut self, id: TimerId) {
+        let span = self.span.clone();
+        let _entered = span.enter();
         if id.0 != self.timer_seq {
             return;
         }
@@ -360,6 +375,8 @@ impl Session {
     /// that by itself. Use e.g. [`EndSessionReason::LocalSiteEmergencyCloseDown`]
     /// for a shutdown.
     pub fn close(&mut self, reason: EndSessionReason, text: impl Into<String>) {
+        let span = self.span.clone();
+        let _entered = span.enter();
         self.abort_local(reason, text.into());
     }
 
@@ -626,6 +643,8 @@ impl Session {
     }
 
     fn connected(&mut self, negotiated: Negotiated) {
+        self.span
+            .record("partner", tracing::field::display(&negotiated.partner.id));
         self.window = u32::from(negotiated.credit);
         self.buffer_size = negotiated.buffer_size as usize;
         tracing::info!(
@@ -883,6 +902,8 @@ impl Session {
     /// number of octets appended; 0 means nothing to send until more input
     /// (or a timeout) arrives.
     pub fn poll_transmit(&mut self, out: &mut BytesMut) -> usize {
+        let span = self.span.clone();
+        let _entered = span.enter();
         let start = out.len();
         if !self.pending.is_empty() {
             out.extend_from_slice(&self.pending);
@@ -1269,23 +1290,21 @@ impl Session {
     fn interrupt_transfers(&mut self) {
         if let Some(mut rx) = self.receiving.take() {
             rx.writer.abort();
-            self.events.push_back(Event::FileFailed {
+            let units = rx.decoder.counts().units;
+            tracing::info!(file = %rx.file, units, "incoming transfer interrupted");
+            self.events.push_back(Event::FileInterrupted {
                 direction: Direction::Receive,
                 file: rx.file,
-                reason: EndFileRefusal::Unspecified,
-                text: format!(
-                    "session ended after {} octets; restart possible",
-                    rx.decoder.counts().units
-                ),
+                units,
             });
         }
         if let Some(tx) = self.sending.take() {
             let units = tx.source.as_ref().map_or(0, |s| s.counts().units);
-            self.events.push_back(Event::FileFailed {
+            tracing::info!(file = %tx.file, units, "outgoing transfer interrupted");
+            self.events.push_back(Event::FileInterrupted {
                 direction: Direction::Send,
                 file: tx.file,
-                reason: EndFileRefusal::Unspecified,
-                text: format!("session ended after {units} octets; restart possible"),
+                units,
             });
         }
     }

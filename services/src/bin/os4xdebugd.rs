@@ -1,26 +1,24 @@
-//! `os4xdebugd`: placeholder debug daemon. It proves the daemon life cycle
-//! (configuration, PID claim, readiness, SIGTERM, release) end to end; the
-//! real debug interface comes later.
+//! `os4xdebugd`: collects debug records from the other os4x daemons.
 
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use os4x::daemon::{self, Daemon, DaemonArgs};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use os4x::debug::{ring::Ring, server};
 
-/// os4x debug daemon (placeholder)
+/// os4x debug daemon
 ///
-/// Claims the program name `os4xdebugd` in the os4x PID table, listens on
-/// `[debug] listen` (default 127.0.0.1:10001) and runs until SIGTERM or
-/// SIGINT, then releases its PID entry and removes its PID file.
+/// Collects the debug records of the other os4x daemons (those with
+/// debugging switched on: `[debug] enable`, or `os4x debug on PROGRAM`),
+/// writes each to the journal and keeps them in a size-bounded ring under
+/// <state_dir>/debug/ring ([debug] ring_max_mb) for `os4x debug bundle`.
 ///
-/// The debug interface itself is NOT implemented yet: a client that connects
-/// gets one line saying so and is disconnected. The daemon exists so that
-/// the start/stop/PID bookkeeping shared by all os4x daemons can be run and
-/// tested end to end.
-///
+/// Listens on `[debug] listen` (default 127.0.0.1:10001) or the socket
+/// systemd passes (socket activation). Runs once per server id (PID table).
 /// Under systemd use Type=notify: READY=1 is sent once the socket is bound.
 #[derive(Debug, Parser)]
 #[command(
@@ -33,38 +31,30 @@ struct Cli {
     daemon: DaemonArgs,
 }
 
-const BANNER: &[u8] = b"os4xdebugd: the debug interface is not implemented yet\r\n";
-
 async fn serve(d: Daemon) -> anyhow::Result<()> {
-    let addr = d.config().debug.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} ([debug] listen)"))?;
+    let cfg = d.config().clone();
+    let ring_dir = os4x::debug::ring_dir(&cfg.state_dir);
+    let ring = Ring::open(&ring_dir, cfg.debug.ring_max_bytes)
+        .with_context(|| format!("cannot open the debug record store {}", ring_dir.display()))?;
+    let sink = server::spawn_writer(ring).context("cannot start the writer thread")?;
+    let listener = server::listener(cfg.debug.listen, "[debug] listen")?;
     let local = listener.local_addr().context("listening socket address")?;
-    tracing::info!(address = %local, "listening");
+    tracing::info!(address = %local, ring = %ring_dir.display(), max_bytes = cfg.debug.ring_max_bytes, "listening");
     d.ready();
-    let mut shutdown = d.shutdown();
-    loop {
-        tokio::select! {
-            () = shutdown.wait() => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok((mut stream, peer)) => {
-                    tracing::debug!(%peer, "connection");
-                    tokio::spawn(async move {
-                        // Best effort: the peer may already be gone.
-                        let _ = stream.write_all(BANNER).await;
-                        let _ = stream.shutdown().await;
-                    });
-                }
-                // Per-connection errors (e.g. EMFILE, aborted handshakes)
-                // must not end the daemon.
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-            },
-        }
-    }
+    let stats = Arc::new(server::Stats::default());
+    let limits = server::Limits {
+        max_connections: cfg.debug.max_connections,
+        frame_timeout: Duration::from_secs(cfg.debug.frame_timeout),
+    };
+    server::serve(listener, limits, sink, stats.clone(), d.shutdown()).await;
+    tracing::info!(
+        connections = stats.connections.load(Ordering::Relaxed),
+        records = stats.records.load(Ordering::Relaxed),
+        refused = stats.refused.load(Ordering::Relaxed),
+        bad_connections = stats.bad_connections.load(Ordering::Relaxed),
+        "stopping"
+    );
+    Ok(())
 }
 
 fn main() -> ExitCode {

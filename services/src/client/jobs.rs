@@ -1,0 +1,304 @@
+//! What each client request does. Blocking (SQLite, argon2, file reads):
+//! the server runs these on tokio's blocking pool.
+//!
+//! Jobs whose backing does not exist yet answer `not_available` instead of
+//! pretending: enqueue and queue listing need the send queue (`os4xsqd`,
+//! not built yet); partner and received-file jobs need the tables of the
+//! receive daemons and say so if they are missing.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use pidstore::migrate::Migration;
+use rusqlite::{Connection, OptionalExtension};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::protocol::{ErrorBody, ErrorCode, Request};
+use crate::config::Config;
+use crate::users::{LockoutPolicy, Role, UserError, UserStore};
+
+/// Component name in `os4x_schema` (acknowledgements).
+pub const COMPONENT: &str = "os4x_client";
+/// Largest download chunk.
+pub const MAX_CHUNK: u64 = 1 << 20;
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "acknowledgements of received files by clients",
+    sql: "
+CREATE TABLE os4x_received_acks (
+    received_id INTEGER PRIMARY KEY NOT NULL,
+    acked_by    TEXT NOT NULL,
+    acked_at    INTEGER NOT NULL
+);
+",
+}];
+
+/// The least role each job needs; `None` for unknown ops.
+pub fn required_role(op: &str) -> Option<Role> {
+    Some(match op {
+        "status" | "partners" | "received.list" | "queue.list" => Role::Viewer,
+        "received.download" | "received.ack" | "send" => Role::Operator,
+        _ => return None,
+    })
+}
+
+/// Shared by all connections.
+pub struct Jobs {
+    config: Arc<Config>,
+    db: Mutex<Connection>,
+    users: Mutex<UserStore>,
+    policy: LockoutPolicy,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // SQLite rolls back on panic; a poisoned lock holds nothing broken.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn internal(e: impl std::fmt::Display) -> ErrorBody {
+    tracing::error!(error = %e, "job failed");
+    ErrorBody::new(ErrorCode::Internal, format!("internal error: {e}"))
+}
+
+fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+        [name],
+        |r| r.get(0),
+    )
+}
+
+impl Jobs {
+    pub fn open(config: Arc<Config>) -> anyhow::Result<Jobs> {
+        let path = config.database.sqlite_path();
+        let db = crate::debug::switch::open_component(path, COMPONENT, MIGRATIONS)?;
+        let users = UserStore::open(path)?;
+        let policy = LockoutPolicy {
+            max_failures: config.client.max_failed_logins,
+            lockout: config.client.lockout,
+        };
+        Ok(Jobs {
+            config,
+            db: Mutex::new(db),
+            users: Mutex::new(users),
+            policy,
+        })
+    }
+
+    /// Checks a login; slow (argon2).
+    pub fn login(&self, user: &str, password: &str) -> Result<Role, ErrorBody> {
+        let now = crate::db::unix_now();
+        match lock(&self.users).authenticate(user, password, self.policy, now) {
+            Ok(role) => Ok(role),
+            Err(UserError::BadCredentials) => Err(ErrorBody::new(
+                ErrorCode::BadCredentials,
+                "wrong user name or password",
+            )),
+            Err(UserError::Locked(secs)) => Err(ErrorBody::new(
+                ErrorCode::Locked,
+                format!("too many failed logins; retry in {secs} s, or ask an admin to run `os4x user unlock {user}`"),
+            )),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    /// Runs an authorized job for `user`.
+    pub fn run(&self, user: &str, req: &Request) -> Result<Value, ErrorBody> {
+        match req.op.as_str() {
+            "status" => crate::debug::bundle::status_document(&self.config)
+                .map_err(internal)
+                .and_then(|d| serde_json::to_value(d).map_err(internal)),
+            "partners" => self.partners(),
+            "received.list" => self.received_list(req.params()?),
+            "received.download" => self.download(req.params()?),
+            "received.ack" => self.ack(user, req.params()?),
+            "send" | "queue.list" => Err(ErrorBody::new(
+                ErrorCode::NotAvailable,
+                "the send queue (os4xsqd) is not part of this os4x version yet; \
+                 enqueueing and queue listing will work once it is installed",
+            )),
+            other => Err(ErrorBody::new(
+                ErrorCode::UnknownOp,
+                format!("unknown op {other:?}"),
+            )),
+        }
+    }
+
+    fn partners(&self) -> Result<Value, ErrorBody> {
+        let conn = lock(&self.db);
+        if !table_exists(&conn, "os4x_partners").map_err(internal)? {
+            return Err(ErrorBody::new(
+                ErrorCode::NotAvailable,
+                "no partner table in the database yet (add partners with `os4x partner add`)",
+            ));
+        }
+        // Passwords are never selected.
+        let mut stmt = conn
+            .prepare(
+                "SELECT odette_id, name, direction, tls_required, client_cert_required, enabled
+                 FROM os4x_partners ORDER BY odette_id",
+            )
+            .map_err(internal)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(json!({
+                    "odette_id": r.get::<_, String>(0)?,
+                    "name": r.get::<_, String>(1)?,
+                    "direction": r.get::<_, String>(2)?,
+                    "tls_required": r.get::<_, bool>(3)?,
+                    "client_cert_required": r.get::<_, bool>(4)?,
+                    "enabled": r.get::<_, bool>(5)?,
+                }))
+            })
+            .map_err(internal)?;
+        let list: Vec<Value> = rows.collect::<Result<_, _>>().map_err(internal)?;
+        Ok(json!({ "partners": list }))
+    }
+
+    fn require_received(conn: &Connection) -> Result<(), ErrorBody> {
+        if table_exists(conn, "os4x_received_files").map_err(internal)? {
+            Ok(())
+        } else {
+            Err(ErrorBody::new(
+                ErrorCode::NotAvailable,
+                "no received-files table in the database yet (it appears with the receive daemons)",
+            ))
+        }
+    }
+
+    fn received_list(&self, p: ListParams) -> Result<Value, ErrorBody> {
+        let conn = lock(&self.db);
+        Self::require_received(&conn)?;
+        let limit = p.limit.unwrap_or(100).clamp(1, 1000);
+        let mut stmt = conn
+            .prepare(
+                "SELECT f.id, f.partner, f.dataset_name, f.file_timestamp, f.originator,
+                        f.destination, f.format, f.received_at, f.final_path,
+                        a.acked_by, a.acked_at
+                 FROM os4x_received_files f
+                 LEFT JOIN os4x_received_acks a ON a.received_id = f.id
+                 WHERE f.state = 'received' AND f.id > ?1
+                   AND (?2 = 0 OR a.received_id IS NULL)
+                 ORDER BY f.id LIMIT ?3",
+            )
+            .map_err(internal)?;
+        let rows = stmt
+            .query_map(
+                rusqlite::params![p.after_id.unwrap_or(0), p.unacked.unwrap_or(false), limit],
+                |r| {
+                    let path: Option<String> = r.get(8)?;
+                    let size = path
+                        .as_ref()
+                        .and_then(|p| std::fs::metadata(p).ok())
+                        .map(|m| m.len());
+                    Ok(json!({
+                        "id": r.get::<_, i64>(0)?,
+                        "partner": r.get::<_, String>(1)?,
+                        "dataset_name": r.get::<_, String>(2)?,
+                        "file_timestamp": r.get::<_, String>(3)?,
+                        "originator": r.get::<_, String>(4)?,
+                        "destination": r.get::<_, String>(5)?,
+                        "format": r.get::<_, String>(6)?,
+                        "received_at": r.get::<_, Option<i64>>(7)?,
+                        "size": size,
+                        "acked_by": r.get::<_, Option<String>>(9)?,
+                        "acked_at": r.get::<_, Option<i64>>(10)?,
+                    }))
+                },
+            )
+            .map_err(internal)?;
+        let files: Vec<Value> = rows.collect::<Result<_, _>>().map_err(internal)?;
+        Ok(json!({ "files": files }))
+    }
+
+    fn received_path(&self, file_id: i64) -> Result<PathBuf, ErrorBody> {
+        let conn = lock(&self.db);
+        Self::require_received(&conn)?;
+        let path: Option<Option<String>> = conn
+            .query_row(
+                "SELECT final_path FROM os4x_received_files WHERE id = ?1 AND state = 'received'",
+                [file_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(internal)?;
+        match path.flatten() {
+            Some(p) => Ok(PathBuf::from(p)),
+            None => Err(ErrorBody::new(
+                ErrorCode::NotFound,
+                format!("no received file with id {file_id}; see received.list"),
+            )),
+        }
+    }
+
+    fn download(&self, p: DownloadParams) -> Result<Value, ErrorBody> {
+        let path = self.received_path(p.file_id)?;
+        let mut f = std::fs::File::open(&path).map_err(|e| {
+            ErrorBody::new(
+                ErrorCode::NotFound,
+                format!("received file {} cannot be opened: {e}", p.file_id),
+            )
+        })?;
+        let size = f.metadata().map_err(internal)?.len();
+        let offset = p.offset.unwrap_or(0).min(size);
+        let want = p.length.unwrap_or(MAX_CHUNK).min(MAX_CHUNK);
+        f.seek(SeekFrom::Start(offset)).map_err(internal)?;
+        let mut buf = Vec::new();
+        f.take(want).read_to_end(&mut buf).map_err(internal)?;
+        let end = offset + buf.len() as u64;
+        Ok(json!({
+            "file_id": p.file_id,
+            "offset": offset,
+            "size": size,
+            "data": base64::engine::general_purpose::STANDARD.encode(&buf),
+            "eof": end >= size,
+        }))
+    }
+
+    fn ack(&self, user: &str, p: AckParams) -> Result<Value, ErrorBody> {
+        self.received_path(p.file_id)?;
+        let conn = lock(&self.db);
+        let now = crate::db::unix_now();
+        conn.execute(
+            "INSERT INTO os4x_received_acks (received_id, acked_by, acked_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (received_id) DO NOTHING",
+            rusqlite::params![p.file_id, user, now],
+        )
+        .map_err(internal)?;
+        let (by, at): (String, i64) = conn
+            .query_row(
+                "SELECT acked_by, acked_at FROM os4x_received_acks WHERE received_id = ?1",
+                [p.file_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(internal)?;
+        tracing::info!(file_id = p.file_id, user, "received file acknowledged");
+        Ok(json!({ "file_id": p.file_id, "acked_by": by, "acked_at": at }))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    limit: Option<u32>,
+    after_id: Option<i64>,
+    unacked: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DownloadParams {
+    file_id: i64,
+    offset: Option<u64>,
+    length: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckParams {
+    file_id: i64,
+}

@@ -1,0 +1,14 @@
+//! `os4xclientd`: the authenticated client/job service (JSON lines over
+//! TCP, documented in `docs/client-protocol.md`).
+//!
+//! - [`protocol`]: requests, responses, error codes (sans-IO).
+//! - [`jobs`]: what each request does, against the database.
+//! - [`server`]: connections: limits, login, role checks.
+//! - [`remote`]: a blocking client, used by `os4x client`.
+//! - [`settings`]: the `[client]` configuration section.
+
+pub mod jobs;
+pub mod protocol;
+pub mod remote;
+pub mod server;
+pub mod settings;

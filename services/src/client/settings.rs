@@ -1,0 +1,99 @@
+//! `[client]`: the client/job service `os4xclientd`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+
+/// Default `[client] listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:60000";
+
+/// `[client]` as written in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientFile {
+    listen: Option<String>,
+    max_connections: Option<u32>,
+    max_request_bytes: Option<usize>,
+    login_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
+    max_failed_logins: Option<u32>,
+    lockout: Option<u64>,
+}
+
+/// `[client]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Bound when not socket-activated.
+    pub listen: SocketAddr,
+    /// Concurrent connections; more are told so and closed.
+    pub max_connections: u32,
+    /// Longest request line; longer requests are answered with
+    /// `request_too_large` and the connection is closed.
+    pub max_request_bytes: usize,
+    /// A connection must log in within this time.
+    pub login_timeout: Duration,
+    /// A connection without requests for this long is closed.
+    pub idle_timeout: Duration,
+    /// Failed logins in a row after which a user is locked out.
+    pub max_failed_logins: u32,
+    /// First lockout; doubles with every further failure (at most 1 h).
+    pub lockout: Duration,
+}
+
+/// Validates `[client]`.
+pub fn resolve(
+    file: ClientFile,
+    bad: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<ClientConfig, ConfigError> {
+    let listen = file
+        .listen
+        .as_deref()
+        .unwrap_or(DEFAULT_LISTEN)
+        .parse()
+        .map_err(|_| {
+            bad(
+                "client.listen",
+                "expected an address like \"127.0.0.1:60000\"".into(),
+            )
+        })?;
+    let range = |key: &str, v: u64, lo: u64, hi: u64| {
+        if (lo..=hi).contains(&v) {
+            Ok(v)
+        } else {
+            Err(bad(key, format!("use {lo} .. {hi}")))
+        }
+    };
+    let max_connections = range(
+        "client.max_connections",
+        u64::from(file.max_connections.unwrap_or(64)),
+        1,
+        10_000,
+    )?;
+    let max_request_bytes = range(
+        "client.max_request_bytes",
+        file.max_request_bytes.unwrap_or(1 << 20) as u64,
+        1024,
+        64 << 20,
+    )?;
+    let login_timeout = range("client.login_timeout", file.login_timeout.unwrap_or(30), 1, 3600)?;
+    let idle_timeout = range("client.idle_timeout", file.idle_timeout.unwrap_or(900), 1, 86_400)?;
+    let max_failed_logins = range(
+        "client.max_failed_logins",
+        u64::from(file.max_failed_logins.unwrap_or(5)),
+        1,
+        1000,
+    )?;
+    let lockout = range("client.lockout", file.lockout.unwrap_or(60), 1, 86_400)?;
+    Ok(ClientConfig {
+        listen,
+        max_connections: max_connections as u32,
+        max_request_bytes: max_request_bytes as usize,
+        login_timeout: Duration::from_secs(login_timeout),
+        idle_timeout: Duration::from_secs(idle_timeout),
+        max_failed_logins: max_failed_logins as u32,
+        lockout: Duration::from_secs(lockout),
+    })
+}

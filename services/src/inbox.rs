@@ -1,0 +1,967 @@
+//! The durable inbox: where incoming virtual files are written, how they
+//! become visible, and what is remembered about them.
+//!
+//! A file from partner `P` is written to
+//! `<inbox>/<P>/.partial/<dataset>.<timestamp>.<originator>.part`. Only
+//! after EFID's counts matched is it fsynced, linked to its final name
+//! `<inbox>/<P>/<dataset>` (never replacing an existing file: a second
+//! file of the same name gets `.<timestamp>` appended), the directory
+//! fsynced, and the row in `os4x_received_files` set to `received`
+//! together with the EERP now due, in one transaction. A consumer that
+//! polls `<inbox>/<P>/` therefore sees complete files only.
+//!
+//! A transfer that fails (connection lost, disk full, EFNA) keeps its
+//! partial file and the durably written length (`restart_offset`, also
+//! checkpointed every [`CHECKPOINT_BYTES`] during the transfer), so the
+//! partner's restart continues where the data is known to be on disk.
+//!
+//! Names from the wire never reach the file system as they are:
+//! [`safe_file_name`] maps any octets to a name without `/`, NUL or a
+//! leading `.`, injectively.
+//!
+//! All file system access goes through [`Storage`], so tests can inject
+//! `ENOSPC` and I/O errors.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use oftp2::codec::{Eerp, Sfid};
+use oftp2::record::{self, Counts, Layout, RestartPoint};
+use oftp2::session::{Accepted, FileOffer, Inbox, IncomingFile, Receipt, Refusal};
+use oftp2::value::{
+    EndFileRefusal, FileCompression, FileEnvelope, OdetteId, SecurityLevel, StartFileRefusal,
+};
+use rusqlite::{params, OptionalExtension};
+
+use crate::db::{unix_now, Db};
+use crate::partner::Partner;
+
+/// How much is written between two durable restart checkpoints.
+pub const CHECKPOINT_BYTES: u64 = 64 << 20;
+
+/// Name of the directory of partial files inside a partner's inbox.
+pub const PARTIAL_DIR: &str = ".partial";
+
+/// Maps a name from the wire (dataset name, Odette ID) to a file name.
+///
+/// ASCII letters, digits, `-` and `_` stay; `.` stays except in first
+/// position; every other octet becomes `%XX`. The result is never empty,
+/// never contains `/` or NUL, never starts with `.` (so it is neither `.`,
+/// `..` nor hidden), and distinct inputs give distinct names.
+pub fn safe_file_name(name: &[u8]) -> String {
+    if name.is_empty() {
+        return "%".to_owned();
+    }
+    let mut out = String::with_capacity(name.len());
+    for (i, &b) in name.iter().enumerate() {
+        let keep = b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && i > 0);
+        if keep {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A file being written.
+pub trait StoredFile: Read + Write + Seek + Send {
+    /// Make the content durable (`fsync`).
+    fn sync(&mut self) -> io::Result<()>;
+    /// Truncate or extend.
+    fn set_len(&mut self, len: u64) -> io::Result<()>;
+}
+
+impl StoredFile for File {
+    fn sync(&mut self) -> io::Result<()> {
+        self.sync_all()
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        File::set_len(self, len)
+    }
+}
+
+/// The file system operations of the inbox.
+pub trait Storage: Send + Sync + 'static {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Opens `path` for reading and writing, creating it if needed,
+    /// without truncating.
+    fn open(&self, path: &Path) -> io::Result<Box<dyn StoredFile>>;
+    /// Octets available to us in the file system holding `dir`.
+    fn available(&self, dir: &Path) -> io::Result<u64>;
+    /// Gives `from` the additional name `to`; fails with `AlreadyExists`
+    /// rather than replace an existing file.
+    fn link(&self, from: &Path, to: &Path) -> io::Result<()>;
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Makes directory entries in `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// The real file system.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DiskStorage;
+
+impl Storage for DiskStorage {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+    fn open(&self, path: &Path) -> io::Result<Box<dyn StoredFile>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        Ok(Box::new(file))
+    }
+    fn available(&self, dir: &Path) -> io::Result<u64> {
+        let st = nix::sys::statvfs::statvfs(dir).map_err(io::Error::from)?;
+        #[allow(clippy::useless_conversion)] // widths differ between targets
+        Ok(u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size())))
+    }
+    fn link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::hard_link(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+}
+
+/// A receipt due to a partner, with its row in `os4x_receipts_due`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueReceipt {
+    pub id: i64,
+    pub receipt: Receipt,
+}
+
+/// The receipts of one session: due ones are handed to the session's
+/// outbox; sent ones are marked in the database when the partner's RTR
+/// arrived.
+#[derive(Debug, Default)]
+pub struct ReceiptQueue {
+    due: VecDeque<DueReceipt>,
+    in_flight: VecDeque<DueReceipt>,
+}
+
+impl ReceiptQueue {
+    pub fn push(&mut self, r: DueReceipt) {
+        if !self.due.iter().chain(&self.in_flight).any(|d| d.id == r.id) {
+            self.due.push_back(r);
+        }
+    }
+
+    /// The next receipt to send.
+    pub fn next(&mut self) -> Option<Receipt> {
+        let r = self.due.pop_front()?;
+        let receipt = r.receipt.clone();
+        self.in_flight.push_back(r);
+        Some(receipt)
+    }
+
+    /// The partner acknowledged `receipt`: its row id.
+    pub fn acknowledged(&mut self, receipt: &Receipt) -> Option<i64> {
+        let pos = self.in_flight.iter().position(|d| &d.receipt == receipt)?;
+        self.in_flight.remove(pos).map(|d| d.id)
+    }
+}
+
+/// What one session knows about its partner, filled in when the SSID was
+/// accepted.
+#[derive(Debug, Default)]
+pub struct SessionContext {
+    /// The authenticated partner.
+    pub partner: OnceLock<Partner>,
+    /// Peer address, for logs and the database.
+    pub peer: String,
+    /// Session id for logs.
+    pub session: u64,
+    pub receipts: Mutex<ReceiptQueue>,
+}
+
+/// A post-receive command to run.
+#[derive(Debug)]
+struct Action {
+    received_id: i64,
+    command: String,
+    path: PathBuf,
+    env: Vec<(&'static str, String)>,
+}
+
+/// The daemon-wide inbox.
+pub struct InboxStore {
+    db: Db,
+    storage: Arc<dyn Storage>,
+    root: PathBuf,
+    local_id: OdetteId,
+    actions: Option<tokio::sync::mpsc::UnboundedSender<Action>>,
+}
+
+impl std::fmt::Debug for InboxStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboxStore")
+            .field("root", &self.root)
+            .field("local_id", &self.local_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InboxStore {
+    /// An inbox under `root` for files addressed to `local_id`. Called
+    /// inside a tokio runtime, it starts the runner of post-receive
+    /// commands (each limited to `action_timeout`); outside one, such
+    /// commands are logged and skipped.
+    pub fn new(
+        db: Db,
+        storage: Arc<dyn Storage>,
+        root: PathBuf,
+        local_id: OdetteId,
+        action_timeout: Duration,
+    ) -> Arc<InboxStore> {
+        let actions = tokio::runtime::Handle::try_current().ok().map(|rt| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            rt.spawn(run_actions(db.clone(), rx, action_timeout));
+            tx
+        });
+        Arc::new(InboxStore {
+            db,
+            storage,
+            root,
+            local_id,
+            actions,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The inbox directory of a partner.
+    pub fn partner_dir(&self, partner: &OdetteId) -> PathBuf {
+        self.root.join(safe_file_name(partner.as_bytes()))
+    }
+
+    /// Loads the receipts still due to `partner` from earlier sessions.
+    pub fn load_due(&self, partner: &OdetteId, queue: &mut ReceiptQueue) {
+        let conn = self.db.lock();
+        let rows = conn
+            .prepare(
+                "SELECT id, dataset_name, file_timestamp, user_data, destination, originator \
+                 FROM os4x_receipts_due WHERE partner = ?1 AND state = 'due' AND kind = 'EERP' \
+                 ORDER BY id",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([partner.as_str()], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()
+            });
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(partner = %partner, error = %e, "cannot read receipts due; they stay queued");
+                return;
+            }
+        };
+        for (id, dsn, ts, user, dest, orig) in rows {
+            let eerp = (|| {
+                Ok::<_, oftp2::value::ValueError>(Eerp {
+                    dataset_name: dsn.parse()?,
+                    timestamp: ts.parse()?,
+                    user_data: user.parse()?,
+                    destination: dest.parse()?,
+                    originator: orig.parse()?,
+                    hash: Bytes::new(),
+                    signature: Bytes::new(),
+                })
+            })();
+            match eerp {
+                Ok(eerp) => queue.push(DueReceipt {
+                    id,
+                    receipt: Receipt::Eerp(eerp),
+                }),
+                Err(e) => {
+                    tracing::warn!(partner = %partner, receipt = id, error = %e, "queued EERP cannot be rebuilt; left for the send side")
+                }
+            }
+        }
+    }
+
+    /// The partner acknowledged receipt `id` (RTR).
+    pub fn receipt_sent(&self, id: i64) {
+        let conn = self.db.lock();
+        if let Err(e) = conn.execute(
+            "UPDATE os4x_receipts_due SET state = 'sent', sent_at = ?2 WHERE id = ?1",
+            params![id, unix_now()],
+        ) {
+            tracing::error!(receipt = id, error = %e, "cannot mark EERP as sent; it will be sent again");
+        }
+    }
+
+    /// A per-session [`Inbox`] handle.
+    pub fn session(self: &Arc<Self>, ctx: Arc<SessionContext>) -> SessionInbox {
+        SessionInbox {
+            store: self.clone(),
+            ctx,
+        }
+    }
+
+    fn queue_receipt_if_none(&self, row: i64, partner: &OdetteId, sfid: &Sfid) -> Option<i64> {
+        let conn = self.db.lock();
+        let existing: Option<i64> = conn
+            .query_row(
+                "SELECT id FROM os4x_receipts_due WHERE received_id = ?1 AND state = 'due'",
+                [row],
+                |r| r.get(0),
+            )
+            .optional()
+            .ok()
+            .flatten();
+        if existing.is_some() {
+            return existing;
+        }
+        insert_receipt(&conn, row, partner, sfid).ok()
+    }
+}
+
+fn insert_receipt(
+    conn: &rusqlite::Connection,
+    row: i64,
+    partner: &OdetteId,
+    sfid: &Sfid,
+) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT INTO os4x_receipts_due (received_id, partner, kind, dataset_name, file_timestamp, \
+         user_data, destination, originator, created_at) VALUES (?1, ?2, 'EERP', ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            row,
+            partner.as_str(),
+            sfid.dataset_name.as_str(),
+            sfid.timestamp.to_string(),
+            sfid.user_data.as_str(),
+            sfid.originator.as_str(),
+            sfid.destination.as_str(),
+            unix_now()
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The EERP for a received file: back to its originator, from its final
+/// destination (5.3.13).
+pub fn eerp_for(sfid: &Sfid) -> Eerp {
+    Eerp {
+        dataset_name: sfid.dataset_name,
+        timestamp: sfid.timestamp,
+        user_data: sfid.user_data,
+        destination: sfid.originator,
+        originator: sfid.destination,
+        hash: Bytes::new(),
+        signature: Bytes::new(),
+    }
+}
+
+/// The layout of the Virtual File as transmitted (5.3.3 SFIDFMT): secured,
+/// compressed or enveloped files travel as U.
+fn transfer_layout(sfid: &Sfid) -> Result<Layout, record::RecordError> {
+    if sfid.security != SecurityLevel::None
+        || sfid.compression != FileCompression::None
+        || sfid.envelope != FileEnvelope::None
+    {
+        Ok(Layout::unstructured())
+    } else {
+        Layout::new(sfid.format, sfid.max_record_size)
+    }
+}
+
+/// One session's view of the inbox.
+pub struct SessionInbox {
+    store: Arc<InboxStore>,
+    ctx: Arc<SessionContext>,
+}
+
+impl std::fmt::Debug for SessionInbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionInbox")
+            .field("session", &self.ctx.session)
+            .finish_non_exhaustive()
+    }
+}
+
+type SfnaResult<T> = Result<T, Refusal<StartFileRefusal>>;
+
+fn access_failure(what: &str, e: impl std::fmt::Display) -> Refusal<StartFileRefusal> {
+    Refusal::new(StartFileRefusal::AccessMethodFailure)
+        .retry_later(true)
+        .with_text(format!("{what}: {e}"))
+}
+
+impl Inbox for SessionInbox {
+    fn accept(&mut self, offer: &FileOffer<'_>) -> SfnaResult<Accepted> {
+        let store = &self.store;
+        let sfid = offer.sfid;
+        let session = self.ctx.session;
+        let Some(partner) = self.ctx.partner.get() else {
+            return Err(
+                Refusal::new(StartFileRefusal::Unspecified).with_text("session partner unknown")
+            );
+        };
+        let file = format!("{} {}", sfid.dataset_name, sfid.timestamp);
+        if !partner.directions.may_receive() {
+            tracing::warn!(partner = %partner.id, session, file, "refusing file: partner may not send to us");
+            return Err(Refusal::new(StartFileRefusal::FileDirectionRefused)
+                .with_text("this station does not accept files from you"));
+        }
+        if !sfid.destination.eq_ignore_case(&store.local_id) {
+            tracing::warn!(partner = %partner.id, session, file, destination = %sfid.destination, "refusing file for another destination");
+            return Err(
+                Refusal::new(StartFileRefusal::InvalidDestination).with_text(format!(
+                    "this station is {}, not {}",
+                    store.local_id, sfid.destination
+                )),
+            );
+        }
+        let layout = transfer_layout(sfid)
+            .map_err(|e| Refusal::new(e.sfna_reason()).with_text(e.to_string()))?;
+        let dir = store.partner_dir(&partner.id);
+        let partial_dir = dir.join(PARTIAL_DIR);
+        store
+            .storage
+            .create_dir_all(&partial_dir)
+            .map_err(|e| access_failure("cannot create the inbox directory", e))?;
+        let partial_path = partial_dir.join(format!(
+            "{}.{}.{}.part",
+            safe_file_name(sfid.dataset_name.as_bytes()),
+            sfid.timestamp,
+            safe_file_name(sfid.originator.as_bytes())
+        ));
+
+        // The row identifies the virtual file (1.5.2) from this partner.
+        let existing = {
+            let conn = store.db.lock();
+            conn.query_row(
+                "SELECT id, state, partial_path, restart_offset FROM os4x_received_files \
+                 WHERE partner = ?1 AND dataset_name = ?2 AND file_timestamp = ?3 \
+                 AND originator = ?4 AND destination = ?5",
+                params![
+                    partner.id.as_str(),
+                    sfid.dataset_name.as_str(),
+                    sfid.timestamp.to_string(),
+                    sfid.originator.as_str(),
+                    sfid.destination.as_str()
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|e| access_failure("database", e))?
+        };
+        let (row, persisted_offset) = match existing {
+            Some((row, state, _, _)) if state == "received" => {
+                // The partner did not see our EFPA (or lost track): the
+                // file is safe here; make sure it gets its EERP.
+                if let Some(id) = store.queue_receipt_if_none(row, &partner.id, sfid) {
+                    if let Ok(mut q) = self.ctx.receipts.lock() {
+                        q.push(DueReceipt {
+                            id,
+                            receipt: Receipt::Eerp(eerp_for(sfid)),
+                        });
+                    }
+                }
+                tracing::info!(partner = %partner.id, session, file, "refusing duplicate file; EERP queued again");
+                return Err(Refusal::new(StartFileRefusal::DuplicateFile)
+                    .with_text("this virtual file was already received"));
+            }
+            Some((row, _, _, offset)) => (row, u64::try_from(offset).unwrap_or(0)),
+            None => {
+                let conn = store.db.lock();
+                conn.execute(
+                    "INSERT INTO os4x_received_files (partner, dataset_name, file_timestamp, \
+                     originator, destination, user_data, format, max_record_size, file_size_1k, \
+                     description, state, partial_path, peer, started_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'partial', ?11, ?12, ?13)",
+                    params![
+                        partner.id.as_str(),
+                        sfid.dataset_name.as_str(),
+                        sfid.timestamp.to_string(),
+                        sfid.originator.as_str(),
+                        sfid.destination.as_str(),
+                        sfid.user_data.as_str(),
+                        sfid.format.to_string(),
+                        sfid.max_record_size,
+                        i64::try_from(sfid.file_size).unwrap_or(i64::MAX),
+                        sfid.description,
+                        partial_path.to_string_lossy(),
+                        self.ctx.peer,
+                        unix_now()
+                    ],
+                )
+                .map_err(|e| access_failure("database", e))?;
+                (conn.last_insert_rowid(), 0)
+            }
+        };
+
+        let mut data = store
+            .storage
+            .open(&partial_path)
+            .map_err(|e| access_failure("cannot open the partial file", e))?;
+        let on_disk = data
+            .seek(SeekFrom::End(0))
+            .map_err(|e| access_failure("cannot read the partial file", e))?;
+        let restart = if offer.restart_allowed && sfid.restart_position > 0 && on_disk > 0 {
+            // Only what was durably checkpointed counts; beyond it the
+            // content may not have survived a crash.
+            let durable = on_disk.min(persisted_offset);
+            data.set_len(durable)
+                .and_then(|()| data.seek(SeekFrom::Start(0)).map(drop))
+                .map_err(|e| access_failure("cannot truncate the partial file", e))?;
+            match record::resume_point(layout, &mut data, sfid.restart_position) {
+                Ok(at) => at,
+                Err(e) => {
+                    tracing::warn!(partner = %partner.id, session, file, error = %e, "partial file unusable; restarting from the beginning");
+                    RestartPoint::START
+                }
+            }
+        } else {
+            RestartPoint::START
+        };
+        data.set_len(restart.local_offset)
+            .and_then(|()| data.seek(SeekFrom::Start(restart.local_offset)).map(drop))
+            .map_err(|e| access_failure("cannot prepare the partial file", e))?;
+
+        // Refuse what cannot fit rather than fail at the end.
+        let needed = sfid
+            .file_size
+            .saturating_mul(record::RESTART_BLOCK_LEN)
+            .saturating_sub(restart.local_offset);
+        match store.storage.available(&partial_dir) {
+            Ok(free) if free < needed => {
+                tracing::warn!(partner = %partner.id, session, file, free, needed, "refusing file: not enough disk space");
+                return Err(Refusal::new(StartFileRefusal::FileSizeTooBig)
+                    .retry_later(true)
+                    .with_text("not enough disk space at the receiver now; retry later"));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot determine free disk space"),
+        }
+
+        tracing::info!(
+            partner = %partner.id,
+            session,
+            file,
+            peer = %self.ctx.peer,
+            restart = restart.position,
+            bytes = restart.local_offset,
+            "receiving file"
+        );
+        let writer = ReceivingFile {
+            store: self.store.clone(),
+            ctx: self.ctx.clone(),
+            row,
+            sfid: sfid.clone(),
+            dir,
+            partial_path,
+            out: Some(BufWriter::with_capacity(256 * 1024, data)),
+            written: restart.local_offset,
+            next_checkpoint: restart.local_offset + CHECKPOINT_BYTES,
+        };
+        Ok(Accepted {
+            writer: Box::new(writer),
+            restart,
+        })
+    }
+}
+
+/// One file being received.
+struct ReceivingFile {
+    store: Arc<InboxStore>,
+    ctx: Arc<SessionContext>,
+    row: i64,
+    sfid: Sfid,
+    dir: PathBuf,
+    partial_path: PathBuf,
+    out: Option<BufWriter<Box<dyn StoredFile>>>,
+    /// Local octets handed to us so far (restarted part included).
+    written: u64,
+    next_checkpoint: u64,
+}
+
+impl ReceivingFile {
+    fn out(&mut self) -> io::Result<&mut BufWriter<Box<dyn StoredFile>>> {
+        self.out
+            .as_mut()
+            .ok_or_else(|| io::Error::other("file already closed"))
+    }
+
+    /// Flush and fsync, then record the durable length.
+    fn checkpoint(&mut self) -> io::Result<u64> {
+        let out = self.out()?;
+        out.flush()?;
+        let file = out.get_mut();
+        file.sync()?;
+        let len = file.seek(SeekFrom::Current(0))?;
+        self.persist_offset(len);
+        Ok(len)
+    }
+
+    fn persist_offset(&self, len: u64) {
+        let conn = self.store.db.lock();
+        if let Err(e) = conn.execute(
+            "UPDATE os4x_received_files SET restart_offset = ?2 WHERE id = ?1",
+            params![self.row, i64::try_from(len).unwrap_or(i64::MAX)],
+        ) {
+            tracing::warn!(error = %e, "cannot record the restart point; a restart will begin earlier");
+        }
+    }
+
+    fn file_label(&self) -> String {
+        format!("{} {}", self.sfid.dataset_name, self.sfid.timestamp)
+    }
+
+    /// Links the partial file to a free final name.
+    fn publish(&self) -> io::Result<PathBuf> {
+        let base = safe_file_name(self.sfid.dataset_name.as_bytes());
+        let ts = self.sfid.timestamp.to_string();
+        let candidates = [base.clone(), format!("{base}.{ts}")]
+            .into_iter()
+            .chain((1..=1000).map(|n| format!("{base}.{ts}.{n}")));
+        for name in candidates {
+            let target = self.dir.join(name);
+            match self.store.storage.link(&self.partial_path, &target) {
+                Ok(()) => return Ok(target),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other("no free file name for this dataset"))
+    }
+
+    fn commit_inner(&mut self, counts: Counts) -> Result<PathBuf, Refusal<EndFileRefusal>> {
+        let fail = |what: &str, e: &dyn std::fmt::Display| {
+            Refusal::new(EndFileRefusal::AccessMethodFailure).with_text(format!("{what}: {e}"))
+        };
+        self.checkpoint()
+            .map_err(|e| fail("cannot store the file durably", &e))?;
+        let target = self
+            .publish()
+            .map_err(|e| fail("cannot move the file into the inbox", &e))?;
+        if let Err(e) = self.store.storage.sync_dir(&self.dir) {
+            let _ = self.store.storage.remove(&target);
+            return Err(fail("cannot store the file durably", &e));
+        }
+        let partner = self
+            .ctx
+            .partner
+            .get()
+            .map(|p| p.id)
+            .unwrap_or(self.sfid.originator);
+        let recorded = (|| {
+            let mut conn = self.store.db.lock();
+            let tx = conn.transaction()?;
+            tx.execute(
+                "UPDATE os4x_received_files SET state = 'received', final_path = ?2, records = ?3, \
+                 units = ?4, received_at = ?5, restart_offset = 0 WHERE id = ?1",
+                params![
+                    self.row,
+                    target.to_string_lossy(),
+                    i64::try_from(counts.records).unwrap_or(i64::MAX),
+                    i64::try_from(counts.units).unwrap_or(i64::MAX),
+                    unix_now()
+                ],
+            )?;
+            let receipt = insert_receipt(&tx, self.row, &partner, &self.sfid)?;
+            tx.commit()?;
+            Ok::<_, rusqlite::Error>(receipt)
+        })();
+        let receipt_id = match recorded {
+            Ok(id) => id,
+            Err(e) => {
+                // Not recorded means not received: take the name back so
+                // the partner's retry finds a clean state.
+                let _ = self.store.storage.remove(&target);
+                return Err(fail("cannot record the file in the database", &e));
+            }
+        };
+        // The final name holds the data now; the partial name can go.
+        if let Err(e) = self.store.storage.remove(&self.partial_path) {
+            tracing::warn!(path = %self.partial_path.display(), error = %e, "cannot remove the partial file");
+        }
+        if let Some(dir) = self.partial_path.parent() {
+            let _ = self.store.storage.sync_dir(dir);
+        }
+        if let Ok(mut q) = self.ctx.receipts.lock() {
+            q.push(DueReceipt {
+                id: receipt_id,
+                receipt: Receipt::Eerp(eerp_for(&self.sfid)),
+            });
+        }
+        Ok(target)
+    }
+}
+
+impl Write for ReceivingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out()?.write(buf)?;
+        self.written += n as u64;
+        if self.written >= self.next_checkpoint {
+            self.next_checkpoint = self.written + CHECKPOINT_BYTES;
+            self.checkpoint()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out()?.flush()
+    }
+}
+
+impl IncomingFile for ReceivingFile {
+    fn commit(&mut self, counts: Counts) -> Result<(), Refusal<EndFileRefusal>> {
+        let partner = self
+            .ctx
+            .partner
+            .get()
+            .map(|p| p.id.to_string())
+            .unwrap_or_default();
+        match self.commit_inner(counts) {
+            Ok(path) => {
+                tracing::info!(
+                    partner = %partner,
+                    session = self.ctx.session,
+                    file = %self.file_label(),
+                    bytes = counts.units,
+                    records = counts.records,
+                    path = %path.display(),
+                    "file stored; EERP due"
+                );
+                self.out = None;
+                self.start_action(&path, counts);
+                Ok(())
+            }
+            Err(refusal) => {
+                tracing::error!(
+                    partner = %partner,
+                    session = self.ctx.session,
+                    file = %self.file_label(),
+                    reason = %refusal.reason,
+                    text = %refusal.text,
+                    "file not stored; partial file kept for restart"
+                );
+                Err(refusal)
+            }
+        }
+    }
+
+    fn abort(&mut self) {
+        if self.out.is_none() {
+            return;
+        }
+        // Keep whatever reached the disk for the restart. If flushing
+        // fails (disk full), the file's length is what is durable.
+        let durable = match self.checkpoint() {
+            Ok(len) => Some(len),
+            Err(_) => self.out.as_mut().and_then(|out| {
+                let file = out.get_mut();
+                file.sync().ok()?;
+                file.seek(SeekFrom::End(0)).ok()
+            }),
+        };
+        if let Some(len) = durable {
+            self.persist_offset(len);
+        }
+        // Drop without BufWriter's flush-on-drop retrying a failed write.
+        if let Some(out) = self.out.take() {
+            let (_file, _unwritten) = out.into_parts();
+        }
+        tracing::info!(
+            partner = %self.ctx.partner.get().map(|p| p.id.to_string()).unwrap_or_default(),
+            session = self.ctx.session,
+            file = %self.file_label(),
+            bytes = durable.unwrap_or(0),
+            "transfer interrupted; partial file kept for restart"
+        );
+    }
+}
+
+impl ReceivingFile {
+    fn start_action(&self, path: &Path, counts: Counts) {
+        let Some(partner) = self.ctx.partner.get() else {
+            return;
+        };
+        let Some(command) = partner
+            .post_receive
+            .clone()
+            .filter(|c| !c.trim().is_empty())
+        else {
+            return;
+        };
+        let s = &self.sfid;
+        let env = vec![
+            ("OS4X_FILE", path.to_string_lossy().into_owned()),
+            ("OS4X_PARTNER", partner.id.to_string()),
+            ("OS4X_DATASET", s.dataset_name.to_string()),
+            ("OS4X_TIMESTAMP", s.timestamp.to_string()),
+            ("OS4X_ORIGINATOR", s.originator.to_string()),
+            ("OS4X_DESTINATION", s.destination.to_string()),
+            ("OS4X_USER_DATA", s.user_data.to_string()),
+            ("OS4X_FORMAT", s.format.to_string()),
+            ("OS4X_RECORD_LENGTH", s.max_record_size.to_string()),
+            ("OS4X_RECORDS", counts.records.to_string()),
+            ("OS4X_BYTES", counts.units.to_string()),
+            ("OS4X_DESCRIPTION", s.description.clone()),
+            ("OS4X_RECEIVED_ID", self.row.to_string()),
+        ];
+        let action = Action {
+            received_id: self.row,
+            command,
+            path: path.to_owned(),
+            env,
+        };
+        match &self.store.actions {
+            Some(tx) => {
+                if tx.send(action).is_err() {
+                    tracing::error!(
+                        received = self.row,
+                        "post-receive runner stopped; command not run"
+                    );
+                }
+            }
+            None => tracing::error!(
+                received = self.row,
+                "no runtime for post-receive commands; command not run"
+            ),
+        }
+    }
+}
+
+/// Runs post-receive commands one after another and records their exit
+/// status (`-1`: could not start or timed out; `128+n`: killed by signal
+/// `n`). The file stays where it is whatever the command does.
+async fn run_actions(
+    db: Db,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Action>,
+    timeout: Duration,
+) {
+    use std::os::unix::process::ExitStatusExt;
+    while let Some(a) = rx.recv().await {
+        let mut cmd = tokio::process::Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(&a.command)
+            .arg("os4x-post-receive")
+            .arg(&a.path)
+            .envs(a.env.iter().map(|(k, v)| (*k, v)))
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let code: i64 = match cmd.spawn() {
+            Err(e) => {
+                tracing::error!(received = a.received_id, command = %a.command, error = %e, "cannot start post-receive command");
+                -1
+            }
+            Ok(mut child) => match tokio::time::timeout(timeout, child.wait()).await {
+                Ok(Ok(status)) => status
+                    .code()
+                    .map(i64::from)
+                    .or_else(|| status.signal().map(|s| 128 + i64::from(s)))
+                    .unwrap_or(-1),
+                Ok(Err(e)) => {
+                    tracing::error!(received = a.received_id, error = %e, "post-receive command lost");
+                    -1
+                }
+                Err(_) => {
+                    let _ = child.kill().await;
+                    tracing::error!(received = a.received_id, command = %a.command, timeout = ?timeout, "post-receive command timed out and was killed");
+                    -1
+                }
+            },
+        };
+        if code == 0 {
+            tracing::info!(received = a.received_id, file = %a.path.display(), "post-receive command succeeded");
+        } else {
+            tracing::warn!(received = a.received_id, file = %a.path.display(), exit = code, "post-receive command failed; the file stays in the inbox");
+        }
+        let conn = db.lock();
+        if let Err(e) = conn.execute(
+            "UPDATE os4x_received_files SET action_exit = ?2, action_at = ?3 WHERE id = ?1",
+            params![a.received_id, code, unix_now()],
+        ) {
+            tracing::error!(received = a.received_id, error = %e, "cannot record the post-receive exit status");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_names() {
+        assert_eq!(safe_file_name(b"INVOICE.2024"), "INVOICE.2024");
+        assert_eq!(safe_file_name(b".."), "%2E.");
+        assert_eq!(
+            safe_file_name(b"../../etc/passwd"),
+            "%2E.%2F..%2Fetc%2Fpasswd"
+        );
+        assert_eq!(safe_file_name(b"A/B"), "A%2FB");
+        assert_eq!(safe_file_name(b"A%2FB"), "A%252FB");
+        assert_eq!(safe_file_name(b"a\0b c"), "a%00b%20c");
+        assert_eq!(safe_file_name(b""), "%");
+        for name in [&b"."[..], b"..", b"/", b"\0", b".hidden"] {
+            let s = safe_file_name(name);
+            assert!(
+                !s.starts_with('.') && !s.contains('/') && !s.contains('\0'),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn receipt_queue() {
+        let eerp = |n: &str| Eerp {
+            dataset_name: n.parse().unwrap(),
+            timestamp: "202401020304050000".parse().unwrap(),
+            user_data: oftp2::value::UserData::EMPTY,
+            destination: "O1".parse().unwrap(),
+            originator: "O2".parse().unwrap(),
+            hash: Bytes::new(),
+            signature: Bytes::new(),
+        };
+        let mut q = ReceiptQueue::default();
+        q.push(DueReceipt {
+            id: 1,
+            receipt: Receipt::Eerp(eerp("A")),
+        });
+        q.push(DueReceipt {
+            id: 1,
+            receipt: Receipt::Eerp(eerp("A")),
+        });
+        q.push(DueReceipt {
+            id: 2,
+            receipt: Receipt::Eerp(eerp("B")),
+        });
+        let a = q.next().unwrap();
+        assert_eq!(q.acknowledged(&a), Some(1));
+        assert_eq!(q.acknowledged(&a), None);
+        assert!(q.next().is_some());
+        assert!(q.next().is_none());
+    }
+}

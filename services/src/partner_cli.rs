@@ -1,0 +1,277 @@
+//! `os4x partner ...`: the partner table from the command line. The
+//! `os4x` binary mounts [`PartnerCommand`] as its `partner` subcommand.
+
+use clap::{Args, Subcommand};
+use oftp2::value::{OdetteId, Password};
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::exit;
+use crate::partner::{normalize_sha256, Directions, Partner, PartnerError, PartnerStore};
+
+/// Manage trading partners
+#[derive(Debug, Subcommand)]
+pub enum PartnerCommand {
+    /// Add a partner
+    Add(AddArgs),
+    /// List partners
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one partner
+    Show {
+        /// Odette ID
+        id: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+        /// Also print the passwords
+        #[arg(long)]
+        show_passwords: bool,
+    },
+    /// Remove a partner (received files and queued receipts stay)
+    Remove {
+        /// Odette ID
+        id: String,
+    },
+    /// Change a partner; options not given stay as they are
+    Set(SetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Odette ID (SSIDCODE), e.g. O0013000000PARTNER
+    id: String,
+    /// Password the partner sends us
+    #[arg(long, value_name = "PASSWORD")]
+    password_in: String,
+    /// Password we send the partner
+    #[arg(long, value_name = "PASSWORD")]
+    password_out: String,
+    /// Name for humans
+    #[arg(long, default_value = "")]
+    name: String,
+    /// Allowed directions seen from us: both, send (we only send) or
+    /// receive (we only receive)
+    #[arg(long, default_value = "both", value_parser = parse_direction)]
+    direction: Directions,
+    /// Refuse sessions over plain TCP
+    #[arg(long)]
+    tls_required: bool,
+    /// Require a TLS client certificate (CA-verified or pinned)
+    #[arg(long)]
+    client_cert_required: bool,
+    /// Pin the client certificate: SHA-256 of its DER, hex (colons allowed)
+    #[arg(long, value_name = "HEX", value_parser = parse_sha256)]
+    client_cert_sha256: Option<String>,
+    /// Shell command run after a file from this partner was stored
+    /// (OS4X_FILE, OS4X_PARTNER, OS4X_DATASET, ... in the environment)
+    #[arg(long, value_name = "COMMAND")]
+    post_receive: Option<String>,
+    /// Add the partner disabled
+    #[arg(long)]
+    disabled: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// Odette ID
+    id: String,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long, value_name = "PASSWORD")]
+    password_in: Option<String>,
+    #[arg(long, value_name = "PASSWORD")]
+    password_out: Option<String>,
+    #[arg(long, value_parser = parse_direction)]
+    direction: Option<Directions>,
+    #[arg(long, value_name = "BOOL")]
+    tls_required: Option<bool>,
+    #[arg(long, value_name = "BOOL")]
+    client_cert_required: Option<bool>,
+    /// Pinned certificate fingerprint; "" removes the pin
+    #[arg(long, value_name = "HEX")]
+    client_cert_sha256: Option<String>,
+    /// Post-receive command; "" removes it
+    #[arg(long, value_name = "COMMAND")]
+    post_receive: Option<String>,
+    #[arg(long, value_name = "BOOL")]
+    enabled: Option<bool>,
+}
+
+fn parse_direction(s: &str) -> Result<Directions, String> {
+    s.parse()
+}
+
+fn parse_sha256(s: &str) -> Result<String, String> {
+    normalize_sha256(s).ok_or_else(|| "expected 64 hex digits (SHA-256), colons allowed".into())
+}
+
+fn password(what: &str, s: &str) -> Result<Password, String> {
+    Password::new_relaxed(s).map_err(|e| format!("{what}: {e}"))
+}
+
+/// An error with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure(pub u8, pub String);
+
+impl From<PartnerError> for Failure {
+    fn from(e: PartnerError) -> Self {
+        let code = match e {
+            PartnerError::NotFound(_) | PartnerError::Exists(_) => exit::FAILURE,
+            PartnerError::Corrupt { .. } | PartnerError::Db(_) => exit::IOERR,
+        };
+        Failure(code, e.to_string())
+    }
+}
+
+fn usage(msg: String) -> Failure {
+    Failure(exit::USAGE, msg)
+}
+
+/// Runs `os4x partner ...` against the configuration's database.
+pub fn run(config: &Config, cmd: PartnerCommand) -> Result<(), Failure> {
+    let db =
+        Db::open(config.database.sqlite_path()).map_err(|e| Failure(exit::IOERR, e.to_string()))?;
+    partner(&PartnerStore::new(db), cmd)
+}
+
+fn partner(store: &PartnerStore, cmd: PartnerCommand) -> Result<(), Failure> {
+    match cmd {
+        PartnerCommand::Add(a) => {
+            let id =
+                OdetteId::new(&a.id).map_err(|e| usage(format!("Odette ID {:?}: {e}", a.id)))?;
+            let mut p = Partner::new(
+                id,
+                password("--password-in", &a.password_in).map_err(usage)?,
+                password("--password-out", &a.password_out).map_err(usage)?,
+            );
+            p.name = a.name;
+            p.directions = a.direction;
+            p.tls_required = a.tls_required;
+            p.client_cert_required = a.client_cert_required;
+            p.client_cert_sha256 = a.client_cert_sha256;
+            p.post_receive = a.post_receive.filter(|c| !c.is_empty());
+            p.enabled = !a.disabled;
+            store.add(&p)?;
+            println!("partner {} added", p.id);
+        }
+        PartnerCommand::List { json } => {
+            let all = store.list()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+            } else {
+                println!(
+                    "{:<25} {:<8} {:<7} {:<4} {:<6} NAME",
+                    "ODETTE ID", "DIR", "ENABLED", "TLS", "CERT"
+                );
+                for p in all {
+                    println!(
+                        "{:<25} {:<8} {:<7} {:<4} {:<6} {}",
+                        p.id.as_str(),
+                        p.directions.as_str(),
+                        yes(p.enabled),
+                        yes(p.tls_required),
+                        if p.client_cert_required { "req" } else { "-" },
+                        p.name
+                    );
+                }
+            }
+        }
+        PartnerCommand::Show {
+            id,
+            json,
+            show_passwords,
+        } => {
+            let p = store.get(&id)?.ok_or(PartnerError::NotFound(id))?;
+            if json {
+                let mut v = serde_json::to_value(&p).unwrap_or_default();
+                if show_passwords {
+                    v["password_in"] = p.password_in.as_str().into();
+                    v["password_out"] = p.password_out.as_str().into();
+                }
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                let pw = |x: &Password| {
+                    if show_passwords {
+                        x.as_str().to_owned()
+                    } else {
+                        "********".into()
+                    }
+                };
+                println!("odette_id:            {}", p.id);
+                println!("name:                 {}", p.name);
+                println!("password_in:          {}", pw(&p.password_in));
+                println!("password_out:         {}", pw(&p.password_out));
+                println!("direction:            {}", p.directions);
+                println!("enabled:              {}", yes(p.enabled));
+                println!("tls_required:         {}", yes(p.tls_required));
+                println!("client_cert_required: {}", yes(p.client_cert_required));
+                println!(
+                    "client_cert_sha256:   {}",
+                    p.client_cert_sha256.as_deref().unwrap_or("-")
+                );
+                println!(
+                    "post_receive:         {}",
+                    p.post_receive.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        PartnerCommand::Remove { id } => {
+            store.remove(&id)?;
+            println!("partner {id} removed");
+        }
+        PartnerCommand::Set(s) => {
+            let mut p = store
+                .get(&s.id)?
+                .ok_or_else(|| PartnerError::NotFound(s.id.clone()))?;
+            if let Some(v) = s.name {
+                p.name = v;
+            }
+            if let Some(v) = s.password_in {
+                p.password_in = password("--password-in", &v).map_err(usage)?;
+            }
+            if let Some(v) = s.password_out {
+                p.password_out = password("--password-out", &v).map_err(usage)?;
+            }
+            if let Some(v) = s.direction {
+                p.directions = v;
+            }
+            if let Some(v) = s.tls_required {
+                p.tls_required = v;
+            }
+            if let Some(v) = s.client_cert_required {
+                p.client_cert_required = v;
+            }
+            if let Some(v) = s.client_cert_sha256 {
+                p.client_cert_sha256 = if v.is_empty() {
+                    None
+                } else {
+                    Some(
+                        parse_sha256(&v)
+                            .map_err(|e| usage(format!("--client-cert-sha256: {e}")))?,
+                    )
+                };
+            }
+            if let Some(v) = s.post_receive {
+                p.post_receive = Some(v).filter(|c| !c.is_empty());
+            }
+            if let Some(v) = s.enabled {
+                p.enabled = v;
+            }
+            store.update(&p)?;
+            println!("partner {} updated", p.id);
+        }
+    }
+    Ok(())
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}

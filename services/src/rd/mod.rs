@@ -1,0 +1,729 @@
+//! The receive daemons `os4xrd_tcpip` (OFTP over TCP, port 3305) and
+//! `os4xrd_tcpip_tls` (OFTP over TLS, port 6619), and the master
+//! `os4xrd` that runs them as child processes.
+//!
+//! Each accepted connection becomes one tokio task running an
+//! [`oftp2::session::Session`] as responder through [`oftp2::driver`]:
+//!
+//! * [`PartnerAuth`] checks the initiator's SSID against the partner table
+//!   (unknown → ESID 03, wrong password → ESID 04, TLS or client
+//!   certificate requirement not met → ESID 12, direction not allowed →
+//!   ESID 10);
+//! * [`crate::inbox`] stores incoming files durably;
+//! * receipts due are sent in the same session once the partner hands
+//!   over the turn (CD); the rest stay queued in the database.
+//!
+//! Sessions beyond `[rd] max_sessions` are answered with SSRM and then
+//! ESID 08 (resources not available: retry later) instead of hanging.
+
+pub mod master;
+pub mod settings;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use oftp2::codec::Ssid;
+use oftp2::session::{
+    Authenticator, Direction, Event, Handlers, Inbox, Outbox, OutgoingFile, Receipt, Role, Session,
+};
+use oftp2::value::{EndSessionReason, SendReceive};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore};
+
+use crate::config::Config;
+use crate::daemon::Daemon;
+use crate::db::Db;
+use crate::inbox::{DiskStorage, InboxStore, SessionContext, Storage};
+use crate::partner::{sha256_hex, Partner, PartnerStore};
+
+/// Which daemon this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Tls,
+}
+
+/// Connections beyond `max_sessions` that are still answered with ESID 08;
+/// past this they are closed at once.
+const MAX_REFUSALS: usize = 64;
+
+/// How long a refused connection may take to receive its ESID 08.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the daemon's sessions share.
+pub struct Server {
+    config: Arc<Config>,
+    transport: Transport,
+    partners: PartnerStore,
+    inbox: Arc<InboxStore>,
+    session_config: oftp2::session::Config,
+    tls: Option<tls::Reloadable>,
+    sessions: Arc<Semaphore>,
+    refusals: Arc<Semaphore>,
+    stats: Stats,
+    next_session: AtomicU64,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters for systemd's STATUS= line.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub active: AtomicUsize,
+    files_today: AtomicU64,
+    day: AtomicU64,
+    changed: Notify,
+}
+
+impl Stats {
+    fn today() -> u64 {
+        u64::try_from(crate::db::unix_now() / 86_400).unwrap_or(0)
+    }
+
+    /// Files received since midnight (UTC).
+    pub fn files_today(&self) -> u64 {
+        if self.day.load(Ordering::Relaxed) != Self::today() {
+            return 0;
+        }
+        self.files_today.load(Ordering::Relaxed)
+    }
+
+    fn file_received(&self) {
+        let today = Self::today();
+        if self.day.swap(today, Ordering::Relaxed) != today {
+            self.files_today.store(0, Ordering::Relaxed);
+        }
+        self.files_today.fetch_add(1, Ordering::Relaxed);
+        self.changed.notify_one();
+    }
+
+    pub fn status_line(&self) -> String {
+        format!(
+            "{} sessions active, {} files received today",
+            self.active.load(Ordering::Relaxed),
+            self.files_today()
+        )
+    }
+}
+
+impl Server {
+    /// A server for `transport` with the configuration's database and
+    /// inbox on the real file system.
+    pub fn new(config: Arc<Config>, transport: Transport) -> anyhow::Result<Arc<Server>> {
+        Server::with_storage(config, transport, Arc::new(DiskStorage))
+    }
+
+    /// Like [`Server::new`], with the inbox's file system operations
+    /// supplied (tests inject faults this way). Call inside a tokio
+    /// runtime (post-receive commands run on it).
+    pub fn with_storage(
+        config: Arc<Config>,
+        transport: Transport,
+        storage: Arc<dyn Storage>,
+    ) -> anyhow::Result<Arc<Server>> {
+        let local_id = config.local.require_id().map_err(anyhow::Error::msg)?;
+        let db = Db::open(config.database.sqlite_path())?;
+        let tls = match transport {
+            Transport::Tcp => None,
+            Transport::Tls => Some(tls::Reloadable::new(tls::load(&config.rd.tls)?)),
+        };
+        let mut session_config = oftp2::session::Config::new(local_id, config.local.password);
+        session_config.user_data = config.local.user_data;
+        session_config.mode = SendReceive::Both;
+        session_config.response_timeout = config.rd.response_timeout;
+        session_config.validate().context("session parameters")?;
+        let inbox = InboxStore::new(
+            db.clone(),
+            storage,
+            config.rd.inbox_dir.clone(),
+            local_id,
+            config.rd.action_timeout,
+        );
+        let max = usize::try_from(config.rd.max_sessions).unwrap_or(usize::MAX);
+        Ok(Arc::new(Server {
+            partners: PartnerStore::new(db),
+            inbox,
+            session_config,
+            tls,
+            sessions: Arc::new(Semaphore::new(max)),
+            refusals: Arc::new(Semaphore::new(MAX_REFUSALS)),
+            stats: Stats::default(),
+            next_session: AtomicU64::new(1),
+            config,
+            transport,
+        }))
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Re-reads the TLS certificate and key (SIGHUP). Running sessions
+    /// keep the configuration they started with.
+    pub fn reload_tls(&self) {
+        if let Some(t) = &self.tls {
+            match t.reload(&self.config.rd.tls) {
+                Ok(()) => tracing::info!("TLS certificate and key reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS reload failed; keeping the previous certificate")
+                }
+            }
+        }
+    }
+
+    /// Accepts connections on `listeners` until `stop` resolves, then
+    /// waits up to `grace` for running sessions.
+    pub async fn serve(
+        self: Arc<Self>,
+        listeners: Vec<TcpListener>,
+        stop: impl std::future::Future<Output = ()>,
+        grace: Duration,
+    ) {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut accepts = tokio::task::JoinSet::new();
+        for listener in listeners {
+            let server = self.clone();
+            let mut stop = stop_rx.clone();
+            accepts.spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        accepted = listener.accept() => match accepted {
+                            Ok((stream, peer)) => server.clone().connection(stream, peer),
+                            Err(e) => {
+                                // EMFILE and friends must not end the daemon.
+                                tracing::warn!(error = %e, "accept failed");
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                        },
+                    }
+                }
+            });
+        }
+        stop.await;
+        let _ = stop_tx.send(true);
+        while accepts.join_next().await.is_some() {}
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.stats.active.load(Ordering::Relaxed) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts the task of one accepted connection.
+    fn connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let session = self.next_session.fetch_add(1, Ordering::Relaxed);
+        match self.sessions.clone().try_acquire_owned() {
+            Ok(permit) => {
+                tokio::spawn(async move {
+                    self.stats.active.fetch_add(1, Ordering::Relaxed);
+                    self.stats.changed.notify_one();
+                    self.clone().run_session(stream, peer, session).await;
+                    self.stats.active.fetch_sub(1, Ordering::Relaxed);
+                    self.stats.changed.notify_one();
+                    drop(permit);
+                });
+            }
+            Err(_) => match self.refusals.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    tracing::warn!(peer = %peer, session, max = self.config.rd.max_sessions, "too many sessions; refusing with ESID 08");
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(
+                            REFUSAL_TIMEOUT,
+                            self.clone().refuse(stream, peer),
+                        )
+                        .await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => {
+                    tracing::warn!(peer = %peer, "too many sessions and refusals; closing the connection");
+                }
+            },
+        }
+    }
+
+    async fn refuse(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) {
+        let handlers = Handlers {
+            authenticator: Box::new(RefuseAll),
+            inbox: Box::new(NoInbox),
+            outbox: Box::new(NoOutbox),
+        };
+        let mut cfg = self.session_config.clone();
+        cfg.response_timeout = REFUSAL_TIMEOUT;
+        let Ok(mut session) = Session::new(Role::Responder, cfg, handlers) else {
+            return;
+        };
+        match self.transport {
+            Transport::Tcp => {
+                let _ = oftp2::driver::run(&mut session, stream, |_| {}).await;
+            }
+            Transport::Tls => {
+                if let Some((tls, _)) = self.handshake(stream, peer).await {
+                    let _ = oftp2::driver::run(&mut session, tls, |_| {}).await;
+                }
+            }
+        }
+    }
+
+    async fn handshake(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, TransportInfo)> {
+        let snapshot = self.tls.as_ref()?.get();
+        let acceptor = tokio_rustls::TlsAcceptor::from(snapshot.server.clone());
+        match tokio::time::timeout(self.config.rd.idle_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => {
+                let (_, conn) = tls.get_ref();
+                let info = TransportInfo {
+                    tls: true,
+                    client_cert_sha256: conn
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| sha256_hex(c)),
+                    client_cert_verified: snapshot.client_certs_verified,
+                    tls_version: conn.protocol_version().and_then(|v| v.as_str()),
+                    peer,
+                };
+                Some((tls, info))
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(peer = %peer, error = %e, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(peer = %peer, "TLS handshake timed out");
+                None
+            }
+        }
+    }
+
+    async fn run_session(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, session: u64) {
+        match self.transport {
+            Transport::Tcp => {
+                let info = TransportInfo {
+                    tls: false,
+                    client_cert_sha256: None,
+                    client_cert_verified: false,
+                    tls_version: None,
+                    peer,
+                };
+                self.drive(stream, info, session).await;
+            }
+            Transport::Tls => {
+                if let Some((tls, info)) = self.handshake(stream, peer).await {
+                    self.drive(tls, info, session).await;
+                }
+            }
+        }
+    }
+
+    async fn drive<S>(&self, io: S, info: TransportInfo, session: u64)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let peer = info.peer;
+        tracing::info!(peer = %peer, session, tls = ?info.tls_version, "connection");
+        let ctx = Arc::new(SessionContext {
+            peer: peer.to_string(),
+            session,
+            ..SessionContext::default()
+        });
+        let handlers = Handlers {
+            authenticator: Box::new(PartnerAuth {
+                partners: self.partners.clone(),
+                inbox: self.inbox.clone(),
+                ctx: ctx.clone(),
+                transport: info,
+            }),
+            inbox: Box::new(self.inbox.session(ctx.clone())),
+            outbox: Box::new(ReceiptOutbox { ctx: ctx.clone() }),
+        };
+        let mut s = match Session::new(Role::Responder, self.session_config.clone(), handlers) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start a session");
+                return;
+            }
+        };
+        let identified = AtomicBool::new(false);
+        let partner_of = |ctx: &SessionContext| {
+            ctx.partner
+                .get()
+                .map(|p| p.id.to_string())
+                .unwrap_or_default()
+        };
+        let on_event = |event: Event| match event {
+            Event::Connected(n) => {
+                identified.store(true, Ordering::Relaxed);
+                tracing::info!(
+                    partner = %n.partner_id(),
+                    session,
+                    peer = %peer,
+                    level = %n.level,
+                    buffer = n.buffer_size,
+                    credit = n.credit,
+                    restart = n.restart,
+                    "session started"
+                );
+            }
+            Event::FileDone {
+                direction: Direction::Receive,
+                file,
+                counts,
+            } => {
+                self.stats.file_received();
+                tracing::info!(partner = %partner_of(&ctx), session, file = %file, bytes = counts.units, "file received");
+            }
+            Event::FileFailed {
+                direction,
+                file,
+                reason,
+                text,
+            } => {
+                tracing::warn!(partner = %partner_of(&ctx), session, file = %file, ?direction, reason = %reason, text, "file transfer failed");
+            }
+            Event::FileRefused {
+                file, reason, text, ..
+            } => {
+                tracing::warn!(partner = %partner_of(&ctx), session, file = %file, reason = %reason, text, "file refused");
+            }
+            Event::ReceiptSent(receipt) => {
+                let id = ctx
+                    .receipts
+                    .lock()
+                    .ok()
+                    .and_then(|mut q| q.acknowledged(&receipt));
+                if let Some(id) = id {
+                    self.inbox.receipt_sent(id);
+                }
+                if let Receipt::Eerp(e) = &receipt {
+                    tracing::info!(partner = %partner_of(&ctx), session, file = %format!("{} {}", e.dataset_name, e.timestamp), "EERP delivered");
+                }
+            }
+            Event::ReceiptReceived(receipt) => {
+                // Receipts for files we sent belong to the send side; this
+                // daemon sends none, so it can only log them.
+                tracing::warn!(partner = %partner_of(&ctx), session, ?receipt, "receipt received by the receive daemon; not processed");
+            }
+            Event::Deviation(d) => {
+                tracing::info!(partner = %partner_of(&ctx), session, deviation = %d, "partner deviates from RFC 5024 (accepted)");
+            }
+            Event::Ended(end) => {
+                tracing::info!(partner = %partner_of(&ctx), session, peer = %peer, reason = %end.reason, origin = ?end.origin, text = %end.text, "session ended");
+            }
+            _ => {}
+        };
+        let idle = self.config.rd.idle_timeout;
+        let run = oftp2::driver::run(&mut s, io, on_event);
+        tokio::pin!(run);
+        let idle_timer = tokio::time::sleep(idle);
+        tokio::pin!(idle_timer);
+        loop {
+            tokio::select! {
+                result = &mut run => {
+                    if let Err(e) = result {
+                        tracing::info!(partner = %partner_of(&ctx), session, peer = %peer, error = %e, "connection lost");
+                    }
+                    return;
+                }
+                () = &mut idle_timer, if !identified.load(Ordering::Relaxed) => {
+                    if !identified.load(Ordering::Relaxed) {
+                        tracing::warn!(peer = %peer, session, timeout = ?idle, "no SSID within the idle timeout; closing");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the connection tells about the peer.
+#[derive(Debug, Clone)]
+pub struct TransportInfo {
+    pub tls: bool,
+    /// SHA-256 (hex) of the client certificate presented, if any.
+    pub client_cert_sha256: Option<String>,
+    /// Whether that certificate was verified against `[tls] client_ca`.
+    pub client_cert_verified: bool,
+    pub tls_version: Option<&'static str>,
+    pub peer: SocketAddr,
+}
+
+/// Checks the initiator's SSID against the partner table.
+pub struct PartnerAuth {
+    partners: PartnerStore,
+    inbox: Arc<InboxStore>,
+    ctx: Arc<SessionContext>,
+    transport: TransportInfo,
+}
+
+impl PartnerAuth {
+    /// The policy decision, without side effects.
+    pub fn check(
+        partner: Option<&Partner>,
+        ssid: &Ssid,
+        transport: &TransportInfo,
+    ) -> Result<(), (EndSessionReason, &'static str)> {
+        use EndSessionReason as R;
+        let Some(p) = partner else {
+            return Err((R::UserCodeNotKnown, "unknown partner"));
+        };
+        if !p.enabled {
+            return Err((R::UserCodeNotKnown, "partner disabled"));
+        }
+        if !p.password_matches(&ssid.password) {
+            return Err((R::InvalidPassword, "wrong password"));
+        }
+        let tls_refusal = R::SecureAuthenticationRequirementsIncompatible;
+        if p.tls_required && !transport.tls {
+            return Err((
+                tls_refusal,
+                "partner requires TLS but connected over plain TCP",
+            ));
+        }
+        if let (Some(pin), Some(presented)) = (&p.client_cert_sha256, &transport.client_cert_sha256)
+        {
+            if pin != presented {
+                return Err((
+                    tls_refusal,
+                    "client certificate does not match the pinned one",
+                ));
+            }
+        }
+        if p.client_cert_required {
+            match &transport.client_cert_sha256 {
+                None => return Err((tls_refusal, "client certificate required but none presented")),
+                Some(_) if p.client_cert_sha256.is_none() && !transport.client_cert_verified => {
+                    return Err((
+                        tls_refusal,
+                        "client certificate required but neither pinned nor verifiable ([tls] client_ca)",
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        let incompatible = match p.directions {
+            crate::partner::Directions::Both => false,
+            // We only send: a partner that only sends has nothing to do here.
+            crate::partner::Directions::Send => ssid.capabilities == SendReceive::Send,
+            crate::partner::Directions::Receive => ssid.capabilities == SendReceive::Receive,
+        };
+        if incompatible {
+            return Err((
+                R::ModeOrCapabilitiesIncompatible,
+                "direction not allowed for this partner",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Authenticator for PartnerAuth {
+    fn authenticate(&mut self, ssid: &Ssid) -> Result<(), EndSessionReason> {
+        let partner = match self.partners.get(ssid.id.as_str()) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(partner = %ssid.id, peer = %self.transport.peer, error = %e, "partner lookup failed; refusing with ESID 08");
+                return Err(EndSessionReason::ResourcesNotAvailable);
+            }
+        };
+        match PartnerAuth::check(partner.as_ref(), ssid, &self.transport) {
+            Ok(()) => {
+                if let Some(p) = partner {
+                    if let Ok(mut q) = self.ctx.receipts.lock() {
+                        self.inbox.load_due(&p.id, &mut q);
+                    }
+                    let _ = self.ctx.partner.set(p);
+                }
+                Ok(())
+            }
+            Err((reason, why)) => {
+                tracing::warn!(
+                    partner = %ssid.id,
+                    peer = %self.transport.peer,
+                    session = self.ctx.session,
+                    reason = %reason,
+                    "session refused: {why}"
+                );
+                Err(reason)
+            }
+        }
+    }
+}
+
+/// The receive daemon's outbox: receipts only (files are the send side's).
+struct ReceiptOutbox {
+    ctx: Arc<SessionContext>,
+}
+
+impl Outbox for ReceiptOutbox {
+    fn next_file(&mut self) -> Option<OutgoingFile> {
+        None
+    }
+
+    fn next_receipt(&mut self) -> Option<Receipt> {
+        self.ctx.receipts.lock().ok()?.next()
+    }
+}
+
+struct RefuseAll;
+impl Authenticator for RefuseAll {
+    fn authenticate(&mut self, _: &Ssid) -> Result<(), EndSessionReason> {
+        Err(EndSessionReason::ResourcesNotAvailable)
+    }
+}
+
+struct NoInbox;
+impl Inbox for NoInbox {
+    fn accept(
+        &mut self,
+        _: &oftp2::session::FileOffer<'_>,
+    ) -> Result<oftp2::session::Accepted, oftp2::session::Refusal<oftp2::value::StartFileRefusal>>
+    {
+        Err(oftp2::session::Refusal::new(
+            oftp2::value::StartFileRefusal::Unspecified,
+        ))
+    }
+}
+
+struct NoOutbox;
+impl Outbox for NoOutbox {
+    fn next_file(&mut self) -> Option<OutgoingFile> {
+        None
+    }
+    fn next_receipt(&mut self) -> Option<Receipt> {
+        None
+    }
+}
+
+/// The listening sockets: inherited from systemd (`LISTEN_FDS`, all of
+/// them: each daemon has its own socket unit) or bound to `addrs`.
+pub fn listeners(addrs: &[SocketAddr]) -> anyhow::Result<Vec<TcpListener>> {
+    let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
+    let mut fds = listenfd::ListenFd::from_env();
+    std::env::remove_var("LISTEN_FDNAMES");
+    let mut out = Vec::new();
+    if fds.len() > 0 {
+        for i in 0..fds.len() {
+            let listener = fds
+                .take_tcp_listener(i)
+                .with_context(|| format!("inherited socket {i} is not a listening TCP socket; check the .socket unit (ListenStream=)"))?;
+            if let Some(l) = listener {
+                l.set_nonblocking(true)?;
+                let l = TcpListener::from_std(l)?;
+                tracing::info!(address = %l.local_addr()?, name = names.split(':').nth(i).unwrap_or(""), "listening (socket activation)");
+                out.push(l);
+            }
+        }
+        return Ok(out);
+    }
+    for addr in addrs {
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(*addr).with_context(|| {
+            format!("cannot listen on {addr}; is another OFTP server running there?")
+        })?;
+        let l = socket.listen(1024)?;
+        tracing::info!(address = %l.local_addr()?, "listening");
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// The body of `os4xrd_tcpip` / `os4xrd_tcpip_tls`.
+pub async fn run(d: Daemon, transport: Transport) -> anyhow::Result<()> {
+    let config = d.config().clone();
+    let server = Server::new(config.clone(), transport)?;
+    let addrs = match transport {
+        Transport::Tcp => &config.rd.tcp_listen,
+        Transport::Tls => &config.rd.tls.listen,
+    };
+    let listeners = listeners(addrs)?;
+    d.ready();
+
+    // STATUS= on change (coalesced), WATCHDOG=1 if systemd asks for it.
+    let status = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let mut usec = 0;
+            let watchdog = sd_notify::watchdog_enabled(false, &mut usec)
+                .then(|| Duration::from_micros(usec / 2));
+            let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(60)));
+            loop {
+                let line = server.stats.status_line();
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&line)]);
+                tokio::select! {
+                    () = server.stats.changed.notified() => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    _ = tick.tick() => {
+                        if watchdog.is_some() {
+                            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+                        }
+                    }
+                }
+            }
+        })
+    };
+    let hup = {
+        let server = server.clone();
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot install the SIGHUP handler")?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                server.reload_tls();
+            }
+        })
+    };
+    let mut shutdown = d.shutdown();
+    server
+        .clone()
+        .serve(
+            listeners,
+            async move { shutdown.wait().await },
+            Duration::from_secs(3),
+        )
+        .await;
+    status.abort();
+    hup.abort();
+    Ok(())
+}
+
+/// Configuration problems found before the daemon starts: printed, and
+/// the process exits with [`crate::exit::CONFIG`] (78). `None`: start.
+pub fn precheck(
+    args: &crate::daemon::DaemonArgs,
+    transport: Transport,
+) -> Option<std::process::ExitCode> {
+    // Errors of the file itself are reported by `daemon::run`.
+    let config = Config::load(args.config.as_deref()).ok()?;
+    let program = match transport {
+        Transport::Tcp => crate::programs::OS4XRD_TCPIP,
+        Transport::Tls => crate::programs::OS4XRD_TCPIP_TLS,
+    };
+    let mut problem = config.local.require_id().err();
+    if problem.is_none() && transport == Transport::Tls {
+        problem = tls::load(&config.rd.tls).err().map(|e| e.to_string());
+    }
+    let problem = problem?;
+    eprintln!("{program}: {problem}");
+    Some(std::process::ExitCode::from(crate::exit::CONFIG))
+}
