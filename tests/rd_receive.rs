@@ -510,9 +510,9 @@ async fn dataset_names_cannot_escape_the_inbox() {
     assert_eq!(
         names,
         [
+            "%2E%2F.HIDDEN",
             "%2E.",
             "%2E.%2F..%2FESCAPE",
-            "%2E%2F.HIDDEN",
             "%2FETC%2FPASSWD"
         ]
     );

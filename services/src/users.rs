@@ -16,7 +16,7 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use pidstore::migrate::Migration;
 use rusqlite::{Connection, OptionalExtension};
@@ -165,8 +165,18 @@ fn check_password(password: &str) -> Result<(), UserError> {
     Ok(())
 }
 
+/// 16 random bytes from the OS (via `ring`, already a dependency).
+fn salt() -> Result<SaltString, UserError> {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| UserError::Hash("no randomness from the operating system".into()))?;
+    SaltString::encode_b64(&bytes).map_err(|e| UserError::Hash(e.to_string()))
+}
+
 fn hash(password: &str) -> Result<String, UserError> {
-    let salt = SaltString::generate(&mut OsRng);
+    let salt = salt()?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
@@ -178,7 +188,9 @@ fn hash(password: &str) -> Result<String, UserError> {
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
-        let salt = SaltString::generate(&mut OsRng);
+        let Ok(salt) = salt() else {
+            return String::new();
+        };
         Argon2::default()
             .hash_password(salt.as_str().as_bytes(), &salt)
             .map(|h| h.to_string())

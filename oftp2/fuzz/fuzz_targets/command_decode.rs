@@ -39,8 +39,7 @@ fuzz_target!(|data: &[u8]| {
             let first = first.freeze();
             // Not decode_strict: values a partner sent outside the RFC's
             // character set are kept and echoed byte for byte by design.
-            let again =
-                Command::decode(first.clone(), level).expect("an encoded command decodes");
+            let again = Command::decode(first.clone(), level).expect("an encoded command decodes");
             let mut second = BytesMut::new();
             again
                 .encode(level, &mut second)

@@ -1,7 +1,7 @@
 //! A blocking client for the `os4xclientd` protocol (the reference client
 //! behind `os4x client`).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -48,7 +48,7 @@ impl Remote {
 
     fn read_line(&mut self) -> Result<Value, RemoteError> {
         let mut line = Vec::new();
-        (&mut self.reader)
+        Read::by_ref(&mut self.reader)
             .take(MAX_RESPONSE)
             .read_until(b'\n', &mut line)?;
         if line.is_empty() {

@@ -100,7 +100,8 @@ async fn connection(
         };
         line.clear();
         // At most limit+1 bytes are ever buffered for one request.
-        let read = (&mut rd).take(limit + 1).read_until(b'\n', &mut line);
+        let mut bounded = (&mut rd).take(limit + 1);
+        let read = bounded.read_until(b'\n', &mut line);
         let n = match tokio::time::timeout_at(deadline, read).await {
             Ok(r) => r?,
             Err(_) => {

@@ -47,7 +47,7 @@ pub fn write_bundle(config: &Config, since_us: i64, out: &Path) -> anyhow::Resul
         format_timestamp(now_us).get(..19).unwrap_or("").replace(':', "")
     );
     let mut summary = Summary::default();
-    let mut add = |tar: &mut tar::Builder<_>, name: &str, data: &[u8]| -> io::Result<()> {
+    let add = |tar: &mut tar::Builder<_>, name: &str, data: &[u8]| -> io::Result<()> {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o600);

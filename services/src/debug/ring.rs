@@ -136,9 +136,11 @@ impl Ring {
         self.trim()
     }
 
-    /// Deletes the oldest closed segments while over budget.
+    /// Deletes the oldest closed segments while they and a full current
+    /// segment would exceed the budget: the files never exceed it.
     fn trim(&mut self) -> io::Result<()> {
-        let mut total: u64 = self.closed.iter().map(|(_, s)| s).sum::<u64>() + self.current_size;
+        let mut total: u64 = self.closed.iter().map(|(_, s)| s).sum::<u64>()
+            + self.current_size.max(self.segment_bytes);
         while total > self.max_bytes && !self.closed.is_empty() {
             let (no, size) = self.closed.remove(0);
             match fs::remove_file(segment_path(&self.dir, no)) {

@@ -198,12 +198,13 @@ async fn connection(
     let mut decoder = Decoder::new();
     let mut origin: Option<Origin> = None;
     loop {
+        let mid_frame = decoder.is_mid_frame();
         let read = stream.read_buf(decoder.buffer());
         let n = if origin.is_none() {
             tokio::time::timeout(limits.frame_timeout, read)
                 .await
                 .map_err(|_| ConnError::NoHello(limits.frame_timeout))??
-        } else if decoder.is_mid_frame() {
+        } else if mid_frame {
             tokio::time::timeout(limits.frame_timeout, read)
                 .await
                 .map_err(|_| ConnError::Slow(limits.frame_timeout))??
