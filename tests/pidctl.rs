@@ -3,7 +3,7 @@
 #[path = "pid_support/mod.rs"]
 mod support;
 
-use std::io::Read;
+use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 
 use nix::sys::signal::Signal;
@@ -115,11 +115,13 @@ fn status_shows_expected_programs_and_the_real_listening_port() {
     // The port pidctl found (from /proc) is the daemon's: it answers.
     let addr = listening[0].as_str().unwrap();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    // os4xdebugd greets with one line and then waits for debug frames.
     let mut banner = String::new();
-    TcpStream::connect(addr)
-        .unwrap()
-        .read_to_string(&mut banner)
-        .unwrap();
+    BufRead::read_line(
+        &mut BufReader::new(TcpStream::connect(addr).unwrap()),
+        &mut banner,
+    )
+    .unwrap();
     assert!(banner.starts_with("os4xdebugd: "), "{banner:?}");
 
     let table = stdout(&env.pidctl(&["status"]));

@@ -16,6 +16,7 @@ use rd_support::*;
 
 const TCPIP: &str = env!("CARGO_BIN_EXE_os4xrd_tcpip");
 const MASTER: &str = env!("CARGO_BIN_EXE_os4xrd");
+const TLS: &str = env!("CARGO_BIN_EXE_os4xrd_tcpip_tls");
 
 /// Kills the process on drop so a failing test leaves nothing behind.
 struct Guard(Child);
@@ -56,17 +57,44 @@ async fn serves_on_an_inherited_socket() {
     station.add_partner(|_| {});
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    let mut daemon = activated(TCPIP, &station.config_path, listener, &[]);
+
+    let data = content(1_234_567, 21);
+    let sent = send_tcp(addr, "ACTIVATED", data.clone(), 0).await;
+    assert!(sent.end.as_ref().unwrap().is_normal(), "{:?}", sent.end);
+    assert!(std::fs::read(station.partner_inbox().join("ACTIVATED")).unwrap() == data);
+
+    let db = station.config.database.sqlite_path().to_owned();
+    let pid = daemon.0.id() as i32;
+    assert_eq!(running_pids(&db), vec![("os4xrd_tcpip".to_owned(), pid)]);
+    kill(Pid::from_raw(pid), Signal::SIGTERM).unwrap();
+    let status = wait_exit(&mut daemon.0, Duration::from_secs(15)).expect("stops on SIGTERM");
+    assert!(status.success(), "{status:?}");
+    assert!(running_pids(&db).is_empty(), "PID entry released");
+}
+
+/// Starts `program` as systemd would with socket activation: `listener`
+/// as fd 3, `LISTEN_FDS=1`, `LISTEN_PID` and `WATCHDOG_PID` set to the
+/// daemon's own PID.
+fn activated(
+    program: &str,
+    config: &Path,
+    listener: std::net::TcpListener,
+    env: &[(&str, &str)],
+) -> Guard {
     let fd = listener.as_raw_fd();
     let mut cmd = Command::new("/bin/sh");
-    // `exec` keeps the shell's PID, so LISTEN_PID=$$ names the daemon.
+    // `exec` keeps the shell's PID, so $$ names the daemon.
     cmd.arg("-c")
-        .arg("LISTEN_PID=$$ exec \"$0\" \"$@\"")
-        .arg(TCPIP)
+        .arg("LISTEN_PID=$$ WATCHDOG_PID=$$ exec \"$0\" \"$@\"")
+        .arg(program)
         .arg("--config")
-        .arg(&station.config_path)
+        .arg(config)
         .env("LISTEN_FDS", "1")
         .env("LISTEN_FDNAMES", "oftp")
+        .envs(env.iter().copied())
         .stdin(Stdio::null());
+    // SAFETY: only async-signal-safe calls (fcntl, dup2) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             // fd 3 = the listening socket, without close-on-exec.
@@ -81,21 +109,135 @@ async fn serves_on_an_inherited_socket() {
             Ok(())
         });
     }
-    let mut daemon = Guard(cmd.spawn().unwrap());
+    let child = Guard(cmd.spawn().unwrap());
     drop(listener); // the daemon holds its own copy now
+    child
+}
 
-    let data = content(1_234_567, 21);
-    let sent = send_tcp(addr, "ACTIVATED", data.clone(), 0).await;
+/// Collects sd_notify messages sent to a socket in `dir`.
+struct NotifySocket {
+    path: std::path::PathBuf,
+    messages: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl NotifySocket {
+    fn new(dir: &Path) -> NotifySocket {
+        let path = dir.join("notify.sock");
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let m = messages.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = sock.recv(&mut buf) {
+                for line in String::from_utf8_lossy(&buf[..n]).lines() {
+                    m.lock().unwrap().push(line.to_owned());
+                }
+            }
+        });
+        NotifySocket { path, messages }
+    }
+
+    fn count(&self, pred: impl Fn(&str) -> bool) -> usize {
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| pred(m))
+            .count()
+    }
+
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.count(&pred) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no {what} in {:?}",
+                self.messages.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_daemon_under_systemd_notify_watchdog_and_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = server_cert(dir.path(), "server");
+    let station = Station::new(&format!(
+        "[tls]\nlisten = [\"192.0.2.1:6619\"]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
+        cert.cert_pem.display(),
+        cert.key_pem.display()
+    ));
+    station.add_partner(|_| {});
+    let notify = NotifySocket::new(dir.path());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let socket = notify.path.display().to_string();
+    let mut daemon = activated(
+        TLS,
+        &station.config_path,
+        listener,
+        &[("NOTIFY_SOCKET", &socket), ("WATCHDOG_USEC", "200000")],
+    );
+    notify.wait_for("READY=1", |m| m == "READY=1");
+    notify.wait_for("STATUS", |m| {
+        m == "STATUS=0 sessions active, 0 files received today"
+    });
+
+    let data = content(300_000, 5);
+    let tls = tls_connect(addr, &tls_connector(&cert.cert_der, None))
+        .await
+        .unwrap();
+    let sent = send(
+        tls,
+        PARTNER,
+        PARTNER_PW,
+        Some(bytes_file("TLS.ACTIVATED", data.clone(), 0)),
+    )
+    .await;
     assert!(sent.end.as_ref().unwrap().is_normal(), "{:?}", sent.end);
-    assert!(std::fs::read(station.partner_inbox().join("ACTIVATED")).unwrap() == data);
+    assert!(std::fs::read(station.partner_inbox().join("TLS.ACTIVATED")).unwrap() == data);
+    notify.wait_for("STATUS after a file", |m| {
+        m == "STATUS=0 sessions active, 1 files received today"
+    });
+    // WatchdogSec=0.2s: pings at half the interval.
+    let pings = notify.count(|m| m == "WATCHDOG=1");
+    notify.wait_for("more watchdog pings", |m| m == "WATCHDOG=1");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(notify.count(|m| m == "WATCHDOG=1") >= pings + 3);
 
-    let db = station.config.database.sqlite_path().to_owned();
+    // SIGHUP: the renewed certificate is served, without a restart.
+    let renewed = server_cert(dir.path(), "server");
     let pid = daemon.0.id() as i32;
-    assert_eq!(running_pids(&db), vec![("os4xrd_tcpip".to_owned(), pid)]);
+    kill(Pid::from_raw(pid), Signal::SIGHUP).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let tls = loop {
+        match tls_connect(addr, &tls_connector(&renewed.cert_der, None)).await {
+            Ok(t) => break t,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "renewed certificate not served: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let sent = send(
+        tls,
+        PARTNER,
+        PARTNER_PW,
+        Some(bytes_file("AFTER.HUP", content(10, 1), 0)),
+    )
+    .await;
+    assert!(sent.end.unwrap().is_normal());
+    assert!(
+        daemon.0.try_wait().unwrap().is_none(),
+        "still the same process"
+    );
+
     kill(Pid::from_raw(pid), Signal::SIGTERM).unwrap();
     let status = wait_exit(&mut daemon.0, Duration::from_secs(15)).expect("stops on SIGTERM");
     assert!(status.success(), "{status:?}");
-    assert!(running_pids(&db).is_empty(), "PID entry released");
+    notify.wait_for("STOPPING=1", |m| m == "STOPPING=1");
 }
 
 /// `(pid, args)` of the children of `parent`.
@@ -214,9 +356,6 @@ fn master_runs_restarts_and_stops_the_children() {
     let status = wait_exit(&mut master.0, Duration::from_secs(30)).expect("master stops");
     assert!(status.success(), "{status:?}");
     assert!(children(mpid).is_empty());
-    for (pid, _) in wait_children(mpid, &[], Duration::from_secs(1)) {
-        panic!("child {pid} still running");
-    }
     let gone = |pid: i32| kill(Pid::from_raw(pid), None).is_err();
     assert!(gone(restarted) && gone(first[1].0), "children ended");
     assert!(running_pids(&db).is_empty(), "{:?}", running_pids(&db));

@@ -47,6 +47,8 @@ pub struct Config {
     pub local: crate::station::LocalStation,
     /// `[rd]`, `[tcp]`, `[tls]`: the receive daemons.
     pub rd: crate::rd::settings::RdConfig,
+    /// `[sq]`: the send-queue daemon and `os4x send`.
+    pub sq: crate::sq::settings::SqConfig,
 }
 
 /// Where the os4x database lives.
@@ -73,10 +75,10 @@ impl fmt::Display for Database {
     }
 }
 
-/// `[debug]`: the debug daemon `os4xdebugd` and debug forwarding.
-pub use crate::debug::settings::DebugConfig;
 /// `[client]`: the client/job service `os4xclientd`.
 pub use crate::client::settings::ClientConfig;
+/// `[debug]`: the debug daemon `os4xdebugd` and debug forwarding.
+pub use crate::debug::settings::DebugConfig;
 
 /// The configuration could not be used. Binaries exit with
 /// [`crate::exit::CONFIG`] (78, `EX_CONFIG`).
@@ -132,6 +134,8 @@ struct FileConfig {
     tcp: crate::rd::settings::TcpFile,
     #[serde(default)]
     tls: crate::rd::settings::TlsFile,
+    #[serde(default)]
+    sq: crate::sq::settings::SqFile,
 }
 
 impl Config {
@@ -224,6 +228,7 @@ impl Config {
         let client = crate::client::settings::resolve(file.client, &bad)?;
         let local = crate::station::resolve(file.local, &bad)?;
         let rd = crate::rd::settings::resolve(file.rd, file.tcp, file.tls, &state_dir, &bad)?;
+        let sq = crate::sq::settings::resolve(file.sq, &state_dir, &bad)?;
         Ok(Config {
             source: Some(path.to_owned()),
             server_id: file.server_id.unwrap_or(0),
@@ -235,6 +240,7 @@ impl Config {
             client,
             local,
             rd,
+            sq,
         })
     }
 }

@@ -110,7 +110,7 @@ pub enum DbError {
     Migrate {
         path: PathBuf,
         #[source]
-        source: migrate::MigrateError,
+        source: Box<migrate::MigrateError>,
     },
 }
 
@@ -168,7 +168,7 @@ impl Db {
                 Err(source) => {
                     return Err(DbError::Migrate {
                         path: path.to_owned(),
-                        source,
+                        source: Box::new(source),
                     })
                 }
             }

@@ -159,7 +159,7 @@ impl ReceiptQueue {
     }
 
     /// The next receipt to send.
-    pub fn next(&mut self) -> Option<Receipt> {
+    pub fn next_due(&mut self) -> Option<Receipt> {
         let r = self.due.pop_front()?;
         let receipt = r.receipt.clone();
         self.in_flight.push_back(r);
@@ -619,7 +619,7 @@ impl ReceivingFile {
         out.flush()?;
         let file = out.get_mut();
         file.sync()?;
-        let len = file.seek(SeekFrom::Current(0))?;
+        let len = file.stream_position()?;
         self.persist_offset(len);
         Ok(len)
     }
@@ -958,10 +958,10 @@ mod tests {
             id: 2,
             receipt: Receipt::Eerp(eerp("B")),
         });
-        let a = q.next().unwrap();
+        let a = q.next_due().unwrap();
         assert_eq!(q.acknowledged(&a), Some(1));
         assert_eq!(q.acknowledged(&a), None);
-        assert!(q.next().is_some());
-        assert!(q.next().is_none());
+        assert!(q.next_due().is_some());
+        assert!(q.next_due().is_none());
     }
 }

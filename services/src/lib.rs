@@ -17,6 +17,9 @@ pub mod inbox;
 pub mod partner;
 pub mod partner_cli;
 pub mod rd;
+// issue 5: send queue, os4xsqd.
+pub mod queue;
+pub mod sq;
 pub mod station;
 pub mod daemon;
 pub mod exit;

@@ -84,7 +84,9 @@ impl FromStr for Role {
             "viewer" => Ok(Role::Viewer),
             "operator" => Ok(Role::Operator),
             "admin" => Ok(Role::Admin),
-            other => Err(format!("unknown role {other:?}; use admin, operator or viewer")),
+            other => Err(format!(
+                "unknown role {other:?}; use admin, operator or viewer"
+            )),
         }
     }
 }
@@ -132,7 +134,9 @@ pub enum UserError {
     PasswordTooLong,
     #[error("wrong user name or password")]
     BadCredentials,
-    #[error("too many failed logins; try again in {0} s or ask an admin to run `os4x user unlock`")]
+    #[error(
+        "too many failed logins; try again in {0} s or ask an admin to run `os4x user unlock`"
+    )]
     Locked(i64),
     #[error("password hashing failed: {0}")]
     Hash(String),
@@ -201,8 +205,11 @@ fn dummy_hash() -> &'static str {
 /// Constant-time argon2 check (`password-hash` compares outputs with
 /// `subtle`). A hash that does not parse never matches.
 fn verify(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(phc).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 impl UserStore {
@@ -346,7 +353,12 @@ impl UserStore {
                 "UPDATE os4x_users SET locked_until = ?2 WHERE name = ?1",
                 rusqlite::params![name, until],
             )?;
-            tracing::warn!(user = name, failures, lockout_seconds = lock.as_secs(), "user locked out after failed logins");
+            tracing::warn!(
+                user = name,
+                failures,
+                lockout_seconds = lock.as_secs(),
+                "user locked out after failed logins"
+            );
         }
         Err(UserError::BadCredentials)
     }
@@ -361,25 +373,66 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = UserStore::open(&dir.path().join("os4x.db")).unwrap();
         store.add("alice", "correct horse", Role::Operator).unwrap();
-        assert!(matches!(store.add("alice", "whatever1", Role::Viewer), Err(UserError::Exists(_))));
-        assert!(matches!(store.add("bad name", "whatever1", Role::Viewer), Err(UserError::BadName(_))));
-        assert!(matches!(store.add("bob", "short", Role::Viewer), Err(UserError::PasswordTooShort)));
-        let policy = LockoutPolicy { max_failures: 2, lockout: Duration::from_secs(60) };
-        assert_eq!(store.authenticate("alice", "correct horse", policy, 100).unwrap(), Role::Operator);
-        assert!(matches!(store.authenticate("nobody", "correct horse", policy, 100), Err(UserError::BadCredentials)));
+        assert!(matches!(
+            store.add("alice", "whatever1", Role::Viewer),
+            Err(UserError::Exists(_))
+        ));
+        assert!(matches!(
+            store.add("bad name", "whatever1", Role::Viewer),
+            Err(UserError::BadName(_))
+        ));
+        assert!(matches!(
+            store.add("bob", "short", Role::Viewer),
+            Err(UserError::PasswordTooShort)
+        ));
+        let policy = LockoutPolicy {
+            max_failures: 2,
+            lockout: Duration::from_secs(60),
+        };
+        assert_eq!(
+            store
+                .authenticate("alice", "correct horse", policy, 100)
+                .unwrap(),
+            Role::Operator
+        );
+        assert!(matches!(
+            store.authenticate("nobody", "correct horse", policy, 100),
+            Err(UserError::BadCredentials)
+        ));
         for _ in 0..2 {
-            assert!(matches!(store.authenticate("alice", "wrong", policy, 100), Err(UserError::BadCredentials)));
+            assert!(matches!(
+                store.authenticate("alice", "wrong", policy, 100),
+                Err(UserError::BadCredentials)
+            ));
         }
         // Locked: even the right password is refused, until it expires.
-        assert!(matches!(store.authenticate("alice", "correct horse", policy, 101), Err(UserError::Locked(59))));
-        assert_eq!(store.authenticate("alice", "correct horse", policy, 161).unwrap(), Role::Operator);
+        assert!(matches!(
+            store.authenticate("alice", "correct horse", policy, 101),
+            Err(UserError::Locked(59))
+        ));
+        assert_eq!(
+            store
+                .authenticate("alice", "correct horse", policy, 161)
+                .unwrap(),
+            Role::Operator
+        );
         let users = store.list().unwrap();
         assert_eq!(users.len(), 1);
-        assert_eq!((users[0].failed_logins, users[0].last_login_at), (0, Some(161)));
+        assert_eq!(
+            (users[0].failed_logins, users[0].last_login_at),
+            (0, Some(161))
+        );
         store.set_password("alice", "battery staple").unwrap();
-        assert!(store.authenticate("alice", "correct horse", policy, 200).is_err());
-        assert!(store.authenticate("alice", "battery staple", policy, 200).is_ok());
-        let raw: String = store.conn.query_row("SELECT password_hash FROM os4x_users", [], |r| r.get(0)).unwrap();
+        assert!(store
+            .authenticate("alice", "correct horse", policy, 200)
+            .is_err());
+        assert!(store
+            .authenticate("alice", "battery staple", policy, 200)
+            .is_ok());
+        let raw: String = store
+            .conn
+            .query_row("SELECT password_hash FROM os4x_users", [], |r| r.get(0))
+            .unwrap();
         assert!(raw.starts_with("$argon2id$"), "{raw}");
         store.remove("alice").unwrap();
         assert!(matches!(store.remove("alice"), Err(UserError::NotFound(_))));
@@ -387,7 +440,10 @@ mod tests {
 
     #[test]
     fn lockout_doubles_and_is_capped() {
-        let p = LockoutPolicy { max_failures: 3, lockout: Duration::from_secs(60) };
+        let p = LockoutPolicy {
+            max_failures: 3,
+            lockout: Duration::from_secs(60),
+        };
         assert_eq!(p.lockout_after(2), None);
         assert_eq!(p.lockout_after(3), Some(Duration::from_secs(60)));
         assert_eq!(p.lockout_after(4), Some(Duration::from_secs(120)));

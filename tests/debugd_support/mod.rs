@@ -93,7 +93,14 @@ impl Env {
         self.n.set(n + 1);
         let log = self.dir.path().join(format!("daemon-{n}.log"));
         let mut cmd = Command::new(exe);
-        for var in ["OS4X_CONFIG", "JOURNAL_STREAM", "INVOCATION_ID", "LISTEN_FDS", "LISTEN_PID", "RUST_LOG"] {
+        for var in [
+            "OS4X_CONFIG",
+            "JOURNAL_STREAM",
+            "INVOCATION_ID",
+            "LISTEN_FDS",
+            "LISTEN_PID",
+            "RUST_LOG",
+        ] {
             cmd.env_remove(var);
         }
         let child = cmd
@@ -110,7 +117,11 @@ impl Env {
         let mut buf = [0u8; 4096];
         let got = self.notify.recv(&mut buf).expect("no sd_notify message");
         let msg = String::from_utf8_lossy(&buf[..got]).to_string();
-        assert!(msg.contains("READY=1"), "expected READY=1, got {msg:?}; log:\n{}", d.log());
+        assert!(
+            msg.contains("READY=1"),
+            "expected READY=1, got {msg:?}; log:\n{}",
+            d.log()
+        );
         d
     }
 }
@@ -230,7 +241,9 @@ impl Client {
     }
 
     pub fn login(&mut self, user: &str, password: &str) -> serde_json::Value {
-        self.call(serde_json::json!({"id": "login", "op": "login", "user": user, "password": password}))
+        self.call(
+            serde_json::json!({"id": "login", "op": "login", "user": user, "password": password}),
+        )
     }
 }
 

@@ -64,7 +64,11 @@ pub fn run(config: &Config, args: ClientArgs) -> anyhow::Result<ExitCode> {
     let addr = args.address.unwrap_or(config.client.listen);
     let password = match std::env::var("OS4X_CLIENT_PASSWORD") {
         Ok(p) if !args.password_stdin => p,
-        _ => super::read_password(args.password_stdin, &format!("Password for {}: ", args.user), false)?,
+        _ => super::read_password(
+            args.password_stdin,
+            &format!("Password for {}: ", args.user),
+            false,
+        )?,
     };
     let mut remote = Remote::connect(addr, Duration::from_secs(30))?;
     remote.call("login", json!({"user": args.user, "password": password}))?;
@@ -78,18 +82,22 @@ pub fn run(config: &Config, args: ClientArgs) -> anyhow::Result<ExitCode> {
         ClientCommand::Received { unacked, limit } => {
             print(&remote.call("received.list", json!({"unacked": unacked, "limit": limit}))?)?
         }
-        ClientCommand::Ack { file_id } => print(&remote.call("received.ack", json!({"file_id": file_id}))?)?,
+        ClientCommand::Ack { file_id } => {
+            print(&remote.call("received.ack", json!({"file_id": file_id}))?)?
+        }
         ClientCommand::Queue => print(&remote.call("queue.list", json!({}))?)?,
-        ClientCommand::Send { partner, path } => print(&remote.call(
-            "send",
-            json!({"partner": partner, "path": path}),
-        )?)?,
+        ClientCommand::Send { partner, path } => {
+            print(&remote.call("send", json!({"partner": partner, "path": path}))?)?
+        }
         ClientCommand::Get { file_id, output } => {
             let tmp = output.with_extension("part");
             let mut f = std::fs::File::create(&tmp)?;
             let mut offset = 0u64;
             loop {
-                let chunk = remote.call("received.download", json!({"file_id": file_id, "offset": offset}))?;
+                let chunk = remote.call(
+                    "received.download",
+                    json!({"file_id": file_id, "offset": offset}),
+                )?;
                 let data = base64::engine::general_purpose::STANDARD
                     .decode(chunk["data"].as_str().unwrap_or(""))?;
                 f.write_all(&data)?;

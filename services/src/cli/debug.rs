@@ -36,17 +36,29 @@ fn program_arg(p: Option<String>) -> anyhow::Result<String> {
 }
 
 pub fn run(config: &Config, cmd: DebugCommand) -> anyhow::Result<ExitCode> {
-    let open = || switch::open_component(config.database.sqlite_path(), switch::COMPONENT, switch::MIGRATIONS);
+    let open = || {
+        switch::open_component(
+            config.database.sqlite_path(),
+            switch::COMPONENT,
+            switch::MIGRATIONS,
+        )
+    };
     match cmd {
         DebugCommand::On { program } => {
             let p = program_arg(program)?;
             switch::set(&open()?, config.server_id, &p, true)?;
-            println!("debug forwarding on for {p} (serverID {}); os4xdebugd must run at {}", config.server_id, config.debug.listen);
+            println!(
+                "debug forwarding on for {p} (serverID {}); os4xdebugd must run at {}",
+                config.server_id, config.debug.listen
+            );
         }
         DebugCommand::Off { program } => {
             let p = program_arg(program)?;
             switch::set(&open()?, config.server_id, &p, false)?;
-            println!("debug forwarding off for {p} (serverID {})", config.server_id);
+            println!(
+                "debug forwarding off for {p} (serverID {})",
+                config.server_id
+            );
         }
         DebugCommand::Status => {
             let enable = if config.debug.enable.is_empty() {
@@ -54,9 +66,16 @@ pub fn run(config: &Config, cmd: DebugCommand) -> anyhow::Result<ExitCode> {
             } else {
                 config.debug.enable.join(", ")
             };
-            println!("configuration [debug] enable: {enable}; level {}", config.debug.level);
+            println!(
+                "configuration [debug] enable: {enable}; level {}",
+                config.debug.level
+            );
             for row in switch::list(&open()?, config.server_id)? {
-                println!("override {}: {}", row.program, if row.enabled { "on" } else { "off" });
+                println!(
+                    "override {}: {}",
+                    row.program,
+                    if row.enabled { "on" } else { "off" }
+                );
             }
         }
         DebugCommand::Bundle { since, output } => {
@@ -69,7 +88,11 @@ pub fn run(config: &Config, cmd: DebugCommand) -> anyhow::Result<ExitCode> {
                 "wrote {}: {} debug records, tables: {}",
                 output.display(),
                 s.records,
-                if s.tables.is_empty() { "none".into() } else { s.tables.join(", ") }
+                if s.tables.is_empty() {
+                    "none".into()
+                } else {
+                    s.tables.join(", ")
+                }
             );
             for n in s.notes {
                 eprintln!("note: {n}");

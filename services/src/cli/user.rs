@@ -56,7 +56,8 @@ pub fn run(config: &Config, cmd: UserCommand) -> anyhow::Result<ExitCode> {
             name,
             password_stdin,
         } => {
-            let pw = super::read_password(password_stdin, &format!("New password for {name}: "), true)?;
+            let pw =
+                super::read_password(password_stdin, &format!("New password for {name}: "), true)?;
             store.set_password(&name, &pw)?;
             println!("password of {name} changed");
         }
@@ -81,7 +82,12 @@ pub fn run(config: &Config, cmd: UserCommand) -> anyhow::Result<ExitCode> {
                     } else {
                         "-".into()
                     };
-                    println!("{:<24} {:<9} {:>6}  {locked}", u.name, u.role.as_str(), u.failed_logins);
+                    println!(
+                        "{:<24} {:<9} {:>6}  {locked}",
+                        u.name,
+                        u.role.as_str(),
+                        u.failed_logins
+                    );
                 }
             }
         }

@@ -129,10 +129,22 @@ mod tests {
         let r = parse_request(br#"{"id":7,"op":"status"}"#).unwrap();
         assert_eq!((r.id, r.op.as_str()), (serde_json::json!(7), "status"));
         let (id, e) = parse_request(br#"{"id":"x"}"#).unwrap_err();
-        assert_eq!((id, e.code), (serde_json::json!("x"), ErrorCode::BadRequest));
-        assert_eq!(parse_request(b"{nope").unwrap_err().1.code, ErrorCode::BadRequest);
-        assert_eq!(parse_request(b"[1]").unwrap_err().1.code, ErrorCode::BadRequest);
-        let line = response(&serde_json::json!(1), Err(ErrorBody::new(ErrorCode::Forbidden, "no")));
+        assert_eq!(
+            (id, e.code),
+            (serde_json::json!("x"), ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            parse_request(b"{nope").unwrap_err().1.code,
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            parse_request(b"[1]").unwrap_err().1.code,
+            ErrorCode::BadRequest
+        );
+        let line = response(
+            &serde_json::json!(1),
+            Err(ErrorBody::new(ErrorCode::Forbidden, "no")),
+        );
         let v: Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["error"]["code"], "forbidden");
         assert_eq!(v["ok"], false);

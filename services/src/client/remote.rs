@@ -67,12 +67,15 @@ impl Remote {
         };
         req.insert("id".into(), json!(id));
         req.insert("op".into(), json!(op));
-        let mut line = serde_json::to_vec(&Value::Object(req)).map_err(|e| RemoteError::Protocol(e.to_string()))?;
+        let mut line = serde_json::to_vec(&Value::Object(req))
+            .map_err(|e| RemoteError::Protocol(e.to_string()))?;
         line.push(b'\n');
         self.writer.write_all(&line)?;
         let resp = self.read_line()?;
         if resp["id"] != json!(id) {
-            return Err(RemoteError::Protocol(format!("response for another request: {resp}")));
+            return Err(RemoteError::Protocol(format!(
+                "response for another request: {resp}"
+            )));
         }
         if resp["ok"] == json!(true) {
             return Ok(resp["result"].clone());

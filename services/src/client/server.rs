@@ -30,7 +30,12 @@ const FAILURE_DELAY: Duration = Duration::from_millis(500);
 const CONCURRENT_LOGINS: usize = 4;
 
 /// Accepts connections until shutdown.
-pub async fn serve(listener: TcpListener, jobs: Arc<Jobs>, cfg: ClientConfig, mut shutdown: Shutdown) {
+pub async fn serve(
+    listener: TcpListener,
+    jobs: Arc<Jobs>,
+    cfg: ClientConfig,
+    mut shutdown: Shutdown,
+) {
     let slots = Arc::new(Semaphore::new(cfg.max_connections as usize));
     let logins = Arc::new(Semaphore::new(CONCURRENT_LOGINS));
     loop {
@@ -105,8 +110,17 @@ async fn connection(
         let n = match tokio::time::timeout_at(deadline, read).await {
             Ok(r) => r?,
             Err(_) => {
-                let why = if session.is_none() { "no login within the login timeout" } else { "idle timeout" };
-                let _ = wr.write_all(&protocol::response(&Value::Null, Err(ErrorBody::new(ErrorCode::Timeout, why)))).await;
+                let why = if session.is_none() {
+                    "no login within the login timeout"
+                } else {
+                    "idle timeout"
+                };
+                let _ = wr
+                    .write_all(&protocol::response(
+                        &Value::Null,
+                        Err(ErrorBody::new(ErrorCode::Timeout, why)),
+                    ))
+                    .await;
                 return Ok(());
             }
         };
@@ -119,7 +133,8 @@ async fn connection(
                 ErrorCode::RequestTooLarge,
                 format!("request longer than {limit} bytes ([client] max_request_bytes); closing the connection"),
             );
-            wr.write_all(&protocol::response(&Value::Null, Err(err))).await?;
+            wr.write_all(&protocol::response(&Value::Null, Err(err)))
+                .await?;
             return Ok(());
         }
         let text = line.strip_suffix(b"\n").unwrap_or(&line);
@@ -158,7 +173,10 @@ async fn handle(
                 Err(e) => return (Err(e), false),
             };
             let Ok(_permit) = logins.acquire().await else {
-                return (Err(ErrorBody::new(ErrorCode::Internal, "shutting down")), true);
+                return (
+                    Err(ErrorBody::new(ErrorCode::Internal, "shutting down")),
+                    true,
+                );
             };
             let j = jobs.clone();
             let user = p.user.clone();
@@ -168,7 +186,10 @@ async fn handle(
             match result {
                 Ok(role) => {
                     tracing::info!(%peer, user, %role, "client logged in");
-                    *session = Some(Session { user: user.clone(), role });
+                    *session = Some(Session {
+                        user: user.clone(),
+                        role,
+                    });
                     (Ok(json!({"user": user, "role": role})), false)
                 }
                 Err(e) => {
@@ -187,7 +208,10 @@ async fn handle(
         op => {
             let Some(s) = session.as_ref() else {
                 return (
-                    Err(ErrorBody::new(ErrorCode::Unauthenticated, "log in first: {\"op\":\"login\",\"user\":...,\"password\":...}")),
+                    Err(ErrorBody::new(
+                        ErrorCode::Unauthenticated,
+                        "log in first: {\"op\":\"login\",\"user\":...,\"password\":...}",
+                    )),
                     false,
                 );
             };
@@ -195,14 +219,23 @@ async fn handle(
                 return (Ok(json!({"user": s.user, "role": s.role})), false);
             }
             let Some(needed) = required_role(op) else {
-                return (Err(ErrorBody::new(ErrorCode::UnknownOp, format!("unknown op {op:?}"))), false);
+                return (
+                    Err(ErrorBody::new(
+                        ErrorCode::UnknownOp,
+                        format!("unknown op {op:?}"),
+                    )),
+                    false,
+                );
             };
             if s.role < needed {
                 tracing::warn!(%peer, user = s.user, role = %s.role, op, "job refused: role too low");
                 return (
                     Err(ErrorBody::new(
                         ErrorCode::Forbidden,
-                        format!("{op} needs role {needed} or higher; user {} has role {}", s.user, s.role),
+                        format!(
+                            "{op} needs role {needed} or higher; user {} has role {}",
+                            s.user, s.role
+                        ),
                     )),
                     false,
                 );

@@ -78,8 +78,18 @@ pub fn resolve(
         1024,
         64 << 20,
     )?;
-    let login_timeout = range("client.login_timeout", file.login_timeout.unwrap_or(30), 1, 3600)?;
-    let idle_timeout = range("client.idle_timeout", file.idle_timeout.unwrap_or(900), 1, 86_400)?;
+    let login_timeout = range(
+        "client.login_timeout",
+        file.login_timeout.unwrap_or(30),
+        1,
+        3600,
+    )?;
+    let idle_timeout = range(
+        "client.idle_timeout",
+        file.idle_timeout.unwrap_or(900),
+        1,
+        86_400,
+    )?;
     let max_failed_logins = range(
         "client.max_failed_logins",
         u64::from(file.max_failed_logins.unwrap_or(5)),

@@ -32,8 +32,8 @@ pub struct Summary {
 
 /// Writes the bundle for records newer than `since_us` to `out`.
 pub fn write_bundle(config: &Config, since_us: i64, out: &Path) -> anyhow::Result<Summary> {
-    let file = std::fs::File::create(out)
-        .with_context(|| format!("cannot create {}", out.display()))?;
+    let file =
+        std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     {
         use std::os::unix::fs::PermissionsExt;
         // May hold partner data: not world-readable.
@@ -44,7 +44,10 @@ pub fn write_bundle(config: &Config, since_us: i64, out: &Path) -> anyhow::Resul
     let now_us = now_us();
     let prefix = format!(
         "os4x-bundle-{}",
-        format_timestamp(now_us).get(..19).unwrap_or("").replace(':', "")
+        format_timestamp(now_us)
+            .get(..19)
+            .unwrap_or("")
+            .replace(':', "")
     );
     let mut summary = Summary::default();
     let add = |tar: &mut tar::Builder<_>, name: &str, data: &[u8]| -> io::Result<()> {
@@ -65,9 +68,10 @@ pub fn write_bundle(config: &Config, since_us: i64, out: &Path) -> anyhow::Resul
         Ok(())
     }) {
         Ok(n) => summary.records = n,
-        Err(e) => summary
-            .notes
-            .push(format!("debug records unreadable in {}: {e}", ring.display())),
+        Err(e) => summary.notes.push(format!(
+            "debug records unreadable in {}: {e}",
+            ring.display()
+        )),
     }
     add(&mut tar, "debug-records.jsonl", &records)?;
 
@@ -88,7 +92,9 @@ pub fn write_bundle(config: &Config, since_us: i64, out: &Path) -> anyhow::Resul
                     path.display()
                 )),
             },
-            Err(e) => summary.notes.push(format!("configuration {}: {e}", path.display())),
+            Err(e) => summary
+                .notes
+                .push(format!("configuration {}: {e}", path.display())),
         },
         None => summary
             .notes
@@ -110,12 +116,18 @@ pub fn write_bundle(config: &Config, since_us: i64, out: &Path) -> anyhow::Resul
         db.display(),
     );
     if let Some(conn) = &conn {
-        if let Ok(rows) = query_json(conn, "SELECT component, version, updated_at FROM os4x_schema") {
+        if let Ok(rows) = query_json(
+            conn,
+            "SELECT component, version, updated_at FROM os4x_schema",
+        ) {
             versions.push_str("schema ");
             versions.push_str(&rows.to_string());
             versions.push('\n');
         }
-        if let Ok(rows) = query_json(conn, "SELECT * FROM os4x_debug_switch ORDER BY server_id, program") {
+        if let Ok(rows) = query_json(
+            conn,
+            "SELECT * FROM os4x_debug_switch ORDER BY server_id, program",
+        ) {
             add(&mut tar, "debug-switch.json", rows.to_string().as_bytes())?;
         }
         for table in recent_tables(conn) {
@@ -124,7 +136,9 @@ pub fn write_bundle(config: &Config, since_us: i64, out: &Path) -> anyhow::Resul
                     add(
                         &mut tar,
                         &format!("tables/{table}.json"),
-                        serde_json::to_string_pretty(&rows).unwrap_or_default().as_bytes(),
+                        serde_json::to_string_pretty(&rows)
+                            .unwrap_or_default()
+                            .as_bytes(),
                     )?;
                     summary.tables.push(table);
                 }
@@ -132,7 +146,9 @@ pub fn write_bundle(config: &Config, since_us: i64, out: &Path) -> anyhow::Resul
             }
         }
     } else {
-        summary.notes.push(format!("database {} not readable", db.display()));
+        summary
+            .notes
+            .push(format!("database {} not readable", db.display()));
     }
     add(&mut tar, "versions.txt", versions.as_bytes())?;
 
@@ -189,7 +205,13 @@ pub fn status_document(config: &Config) -> anyhow::Result<crate::pidctl::StatusD
                 .required_daemons
                 .iter()
                 .map(|p| {
-                    pidstore::status_of(p.to_string(), config.server_id, None, &boot, &config.tmp_dir)
+                    pidstore::status_of(
+                        p.to_string(),
+                        config.server_id,
+                        None,
+                        &boot,
+                        &config.tmp_dir,
+                    )
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             (false, rows)
@@ -207,9 +229,17 @@ pub fn status_document(config: &Config) -> anyhow::Result<crate::pidctl::StatusD
 /// Whether a key or column name suggests a secret.
 pub fn is_secret_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    ["pass", "pwd", "secret", "key", "token", "credential", "hash"]
-        .iter()
-        .any(|s| n.contains(s))
+    [
+        "pass",
+        "pwd",
+        "secret",
+        "key",
+        "token",
+        "credential",
+        "hash",
+    ]
+    .iter()
+    .any(|s| n.contains(s))
 }
 
 /// The configuration with secret values replaced; `None` if it is not
@@ -274,7 +304,11 @@ fn recent_rows(conn: &Connection, table: &str) -> rusqlite::Result<serde_json::V
 /// whose names suggest secrets.
 fn query_json(conn: &Connection, sql: &str) -> rusqlite::Result<serde_json::Value> {
     let mut stmt = conn.prepare(sql)?;
-    let names: Vec<String> = stmt.column_names().iter().map(|s| (*s).to_owned()).collect();
+    let names: Vec<String> = stmt
+        .column_names()
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
     let rows = stmt.query_map([], |r| {
         let mut obj = serde_json::Map::new();
         for (i, name) in names.iter().enumerate() {

@@ -231,7 +231,8 @@ impl Visit for Collect {
         if field.name() == "message" {
             self.message = value.to_owned();
         } else {
-            self.fields.insert(field.name().to_owned(), value.to_owned());
+            self.fields
+                .insert(field.name().to_owned(), value.to_owned());
         }
     }
 
@@ -342,7 +343,8 @@ impl Sender {
 
     fn report_drops(&mut self) {
         let dropped = self.shared.dropped.load(Ordering::Relaxed);
-        if dropped != self.reported {
+        // Nothing dropped yet is not worth a frame.
+        if dropped != self.reported && dropped > 0 {
             if let Some(bytes) = proto::encode(&Frame::Dropped { count: dropped }) {
                 if self.write(&bytes) {
                     self.reported = dropped;
@@ -369,11 +371,12 @@ impl Sender {
         if now < self.retry_at {
             return false;
         }
-        let attempt = TcpStream::connect_timeout(&self.settings.address, IO_TIMEOUT).and_then(|s| {
-            s.set_write_timeout(Some(IO_TIMEOUT))?;
-            s.set_nodelay(true)?;
-            Ok(s)
-        });
+        let attempt =
+            TcpStream::connect_timeout(&self.settings.address, IO_TIMEOUT).and_then(|s| {
+                s.set_write_timeout(Some(IO_TIMEOUT))?;
+                s.set_nodelay(true)?;
+                Ok(s)
+            });
         match attempt {
             Ok(stream) => {
                 self.conn = Some(stream);

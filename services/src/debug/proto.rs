@@ -254,12 +254,16 @@ mod tests {
     fn oversized_empty_and_garbage_frames_are_errors() {
         let mut d = Decoder::new();
         d.buffer().extend_from_slice(&u32::MAX.to_be_bytes());
-        assert_eq!(d.next_frame(), Err(FrameError::TooLarge(u64::from(u32::MAX))));
+        assert_eq!(
+            d.next_frame(),
+            Err(FrameError::TooLarge(u64::from(u32::MAX)))
+        );
         let mut d = Decoder::new();
         d.buffer().extend_from_slice(&[0, 0, 0, 0]);
         assert_eq!(d.next_frame(), Err(FrameError::Empty));
         let mut d = Decoder::new();
-        d.buffer().extend_from_slice(&[0, 0, 0, 3, b'a', b'b', b'c']);
+        d.buffer()
+            .extend_from_slice(&[0, 0, 0, 3, b'a', b'b', b'c']);
         assert!(matches!(d.next_frame(), Err(FrameError::BadJson(_))));
     }
 

@@ -55,10 +55,12 @@ pub fn listener(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
             tracing::info!("using the listening socket passed by systemd");
             l
         }
-        Ok(None) => std::net::TcpListener::bind(addr)
-            .with_context(|| format!("cannot listen on {addr} ({key}); is another program using the port?"))?,
+        Ok(None) => std::net::TcpListener::bind(addr).with_context(|| {
+            format!("cannot listen on {addr} ({key}); is another program using the port?")
+        })?,
         Err(e) => {
-            return Err(e).context("the socket passed by systemd (LISTEN_FDS) is not a TCP listener")
+            return Err(e)
+                .context("the socket passed by systemd (LISTEN_FDS) is not a TCP listener")
         }
     };
     std_listener.set_nonblocking(true)?;

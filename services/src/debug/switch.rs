@@ -66,7 +66,12 @@ pub struct SwitchRow {
 
 /// Sets the switch for `program` (or [`ALL`]). `off` for all programs also
 /// clears per-program rows, so "off" means off everywhere.
-pub fn set(conn: &Connection, server_id: u32, program: &str, enabled: bool) -> rusqlite::Result<()> {
+pub fn set(
+    conn: &Connection,
+    server_id: u32,
+    program: &str,
+    enabled: bool,
+) -> rusqlite::Result<()> {
     let now = crate::db::unix_now();
     if program == ALL && !enabled {
         conn.execute(

@@ -577,7 +577,7 @@ impl Outbox for ReceiptOutbox {
     }
 
     fn next_receipt(&mut self) -> Option<Receipt> {
-        self.ctx.receipts.lock().ok()?.next()
+        self.ctx.receipts.lock().ok()?.next_due()
     }
 }
 

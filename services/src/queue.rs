@@ -1,0 +1,1199 @@
+//! The send queue: files waiting to go to trading partners, their state,
+//! attempts and receipts, and the send-side settings of each partner
+//! (where to connect, how to retry, how often to poll).
+//!
+//! Tables (component [`COMPONENT`] in `os4x_schema`):
+//!
+//! * `os4x_send_queue`: one row per virtual file to send. The virtual
+//!   file's identity (dataset name, date/time stamp, originator,
+//!   destination; RFC 5024 section 1.5.2) is fixed when the entry is
+//!   created, so every later attempt — after a crash, a lost connection or
+//!   a "retry later" — offers the *same* file, resumed with restart where
+//!   the partner supports it, never a new one.
+//! * `os4x_send_routes`: per partner, how `os4xsqd` reaches it.
+//!
+//! The file itself is copied into the durable outbox
+//! (`<outbox>/<entry id>`, fsynced, directory fsynced) in the same
+//! transaction that inserts the row: either both exist or neither.
+//!
+//! States: `queued` → `sending` → `sent-awaiting-eerp` → `delivered`;
+//! failures go to `retry` (with `next_attempt_at`) or, when permanent or
+//! past the partner's attempt limit, `failed` with the reason text;
+//! `cancelled` by the admin.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use oftp2::record::{self, Layout};
+use oftp2::value::{DatasetName, OdetteId, RecordFormat, Timestamp, UserData};
+use pidstore::migrate::{self, Migration};
+use rusqlite::{params, OptionalExtension, Row};
+use serde::Serialize;
+
+use crate::db::{unix_now, Db, DbError};
+
+/// Component name in `os4x_schema`.
+pub const COMPONENT: &str = "os4x-queue";
+
+/// Schema steps of [`COMPONENT`].
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "send queue and partner send settings",
+    sql: "
+CREATE TABLE os4x_send_queue (
+    id               INTEGER PRIMARY KEY,
+    partner          TEXT NOT NULL COLLATE NOCASE,
+    dataset_name     TEXT NOT NULL,
+    -- CCYYMMDDHHMMSScccc, fixed at enqueue time (the virtual file's id).
+    file_timestamp   TEXT NOT NULL,
+    user_data        TEXT NOT NULL DEFAULT '',
+    originator       TEXT NOT NULL,
+    destination      TEXT NOT NULL,
+    format           TEXT NOT NULL,
+    max_record_size  INTEGER NOT NULL,
+    description      TEXT NOT NULL DEFAULT '',
+    priority         INTEGER NOT NULL DEFAULT 0,
+    source_path      TEXT NOT NULL,
+    outbox_path      TEXT NOT NULL,
+    size             INTEGER NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN
+                     ('queued', 'sending', 'sent-awaiting-eerp', 'delivered', 'failed',
+                      'retry', 'cancelled')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER NOT NULL,
+    last_error       TEXT,
+    -- Virtual File octets the partner may hold from earlier attempts;
+    -- the next SFID offers the restart position they amount to.
+    sent_units       INTEGER NOT NULL DEFAULT 0,
+    eerp             TEXT NOT NULL DEFAULT 'none' CHECK (eerp IN
+                     ('none', 'awaiting', 'overdue', 'eerp', 'nerp')),
+    eerp_text        TEXT,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    sent_at          INTEGER,
+    delivered_at     INTEGER
+);
+CREATE INDEX os4x_send_queue_due ON os4x_send_queue (state, partner, next_attempt_at);
+CREATE INDEX os4x_send_queue_vfile ON os4x_send_queue (dataset_name, file_timestamp);
+CREATE TABLE os4x_send_routes (
+    partner          TEXT PRIMARY KEY NOT NULL COLLATE NOCASE,
+    host             TEXT NOT NULL,
+    port             INTEGER NOT NULL,
+    tls              INTEGER NOT NULL DEFAULT 0,
+    -- PEM file of the CAs the partner's server certificate must chain to
+    -- (none: the system's default roots are not used, a CA or pin is required).
+    tls_ca_file      TEXT,
+    -- Lowercase hex SHA-256 of the partner's server certificate (DER).
+    tls_pin_sha256   TEXT,
+    max_sessions     INTEGER NOT NULL DEFAULT 1,
+    max_attempts     INTEGER NOT NULL DEFAULT 10,
+    retry_base       INTEGER NOT NULL DEFAULT 60,
+    retry_max        INTEGER NOT NULL DEFAULT 3600,
+    -- Seconds between polls; NULL: never poll.
+    poll_interval    INTEGER,
+    eerp_timeout     INTEGER NOT NULL DEFAULT 86400,
+    -- Partner-level backoff after failed connections.
+    failures         INTEGER NOT NULL DEFAULT 0,
+    next_session_at  INTEGER NOT NULL DEFAULT 0,
+    last_session_at  INTEGER NOT NULL DEFAULT 0,
+    updated_at       INTEGER NOT NULL
+);
+",
+}];
+
+/// The state of a queue entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum EntryState {
+    #[serde(rename = "queued")]
+    Queued,
+    #[serde(rename = "sending")]
+    Sending,
+    #[serde(rename = "sent-awaiting-eerp")]
+    SentAwaitingEerp,
+    #[serde(rename = "delivered")]
+    Delivered,
+    #[serde(rename = "failed")]
+    Failed,
+    /// Waiting for `next_attempt_at`.
+    #[serde(rename = "retry")]
+    Retry,
+    #[serde(rename = "cancelled")]
+    Cancelled,
+}
+
+impl EntryState {
+    pub const ALL: [EntryState; 7] = [
+        EntryState::Queued,
+        EntryState::Sending,
+        EntryState::SentAwaitingEerp,
+        EntryState::Delivered,
+        EntryState::Failed,
+        EntryState::Retry,
+        EntryState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryState::Queued => "queued",
+            EntryState::Sending => "sending",
+            EntryState::SentAwaitingEerp => "sent-awaiting-eerp",
+            EntryState::Delivered => "delivered",
+            EntryState::Failed => "failed",
+            EntryState::Retry => "retry",
+            EntryState::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for EntryState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EntryState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = if s == "retry-at" { "retry" } else { s };
+        EntryState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown state {s:?}; use one of queued, sending, sent-awaiting-eerp, \
+                     delivered, failed, retry, cancelled"
+                )
+            })
+    }
+}
+
+/// One queue entry as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    pub id: i64,
+    pub partner: String,
+    pub dataset_name: String,
+    pub file_timestamp: String,
+    pub user_data: String,
+    pub originator: String,
+    pub destination: String,
+    pub format: String,
+    pub max_record_size: u32,
+    pub description: String,
+    pub priority: i64,
+    pub source_path: String,
+    pub outbox_path: String,
+    pub size: u64,
+    pub state: EntryState,
+    pub attempts: u32,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub sent_units: u64,
+    /// `none`, `awaiting`, `overdue`, `eerp` or `nerp`.
+    pub eerp: String,
+    pub eerp_text: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub sent_at: Option<i64>,
+    pub delivered_at: Option<i64>,
+}
+
+const ENTRY_COLUMNS: &str = "id, partner, dataset_name, file_timestamp, user_data, originator, \
+    destination, format, max_record_size, description, priority, source_path, outbox_path, size, \
+    state, attempts, next_attempt_at, last_error, sent_units, eerp, eerp_text, created_at, \
+    updated_at, sent_at, delivered_at";
+
+fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<Entry> {
+    let state: String = r.get(14)?;
+    Ok(Entry {
+        id: r.get(0)?,
+        partner: r.get(1)?,
+        dataset_name: r.get(2)?,
+        file_timestamp: r.get(3)?,
+        user_data: r.get(4)?,
+        originator: r.get(5)?,
+        destination: r.get(6)?,
+        format: r.get(7)?,
+        max_record_size: r.get(8)?,
+        description: r.get(9)?,
+        priority: r.get(10)?,
+        source_path: r.get(11)?,
+        outbox_path: r.get(12)?,
+        size: r.get::<_, i64>(13)?.max(0) as u64,
+        state: state.parse().map_err(|e: String| {
+            rusqlite::Error::FromSqlConversionFailure(14, rusqlite::types::Type::Text, e.into())
+        })?,
+        attempts: r.get(15)?,
+        next_attempt_at: r.get(16)?,
+        last_error: r.get(17)?,
+        sent_units: r.get::<_, i64>(18)?.max(0) as u64,
+        eerp: r.get(19)?,
+        eerp_text: r.get(20)?,
+        created_at: r.get(21)?,
+        updated_at: r.get(22)?,
+        sent_at: r.get(23)?,
+        delivered_at: r.get(24)?,
+    })
+}
+
+impl Entry {
+    /// The record layout of the local file.
+    pub fn layout(&self) -> Result<Layout, String> {
+        let format = self.record_format()?;
+        Layout::new(format, self.max_record_size).map_err(|e| e.to_string())
+    }
+
+    /// SFIDFMT as stored.
+    pub fn record_format(&self) -> Result<RecordFormat, String> {
+        match self.format.as_bytes() {
+            [b] => RecordFormat::from_byte(*b),
+            _ => None,
+        }
+        .ok_or_else(|| format!("stored record format {:?} is not F, V, U or T", self.format))
+    }
+
+    /// The restart position to offer for what earlier attempts sent
+    /// (records for F and V, 1K blocks for U and T). The receiver answers
+    /// with at most this, from what it holds durably (section 5.3.4), so
+    /// over-offering never loses data; under-offering only re-sends.
+    pub fn restart_position(&self, file: &mut File) -> u64 {
+        if self.sent_units == 0 {
+            return 0;
+        }
+        let Ok(layout) = self.layout() else {
+            return 0;
+        };
+        match layout.format() {
+            RecordFormat::Unstructured | RecordFormat::Text => {
+                self.sent_units / record::RESTART_BLOCK_LEN
+            }
+            RecordFormat::Fixed => self.sent_units / u64::from(layout.max_record_len().max(1)),
+            // Units do not locate a V record without scanning; offer the
+            // whole file and let the receiver answer what it has.
+            RecordFormat::Variable => record::inspect(layout, file)
+                .map(|s| s.counts.records)
+                .unwrap_or(0),
+        }
+    }
+}
+
+/// How `os4xsqd` reaches a partner and how it retries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    pub partner: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+    /// PEM file of CAs the partner's server certificate must chain to.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Pinned server certificate: lowercase hex SHA-256 of its DER.
+    pub tls_pin_sha256: Option<String>,
+    /// Concurrent sessions to this partner.
+    pub max_sessions: u32,
+    /// Attempts per file before it is marked failed.
+    pub max_attempts: u32,
+    /// First retry delay, seconds; doubles per attempt up to `retry_max`.
+    pub retry_base: u64,
+    pub retry_max: u64,
+    /// Poll (open a session with nothing to send) this often, seconds.
+    pub poll_interval: Option<u64>,
+    /// A file without EERP this long after sending is flagged `overdue`.
+    pub eerp_timeout: u64,
+}
+
+impl Route {
+    /// A plain-TCP route with the default policy.
+    pub fn new(partner: &OdetteId, host: &str, port: u16) -> Route {
+        Route {
+            partner: partner.to_string(),
+            host: host.to_owned(),
+            port,
+            tls: false,
+            tls_ca_file: None,
+            tls_pin_sha256: None,
+            max_sessions: 1,
+            max_attempts: 10,
+            retry_base: 60,
+            retry_max: 3600,
+            poll_interval: None,
+            eerp_timeout: 86_400,
+        }
+    }
+
+    /// Backoff before attempt `attempts + 1`: `retry_base · 2^(attempts-1)`
+    /// capped at `retry_max`, then "equal jitter" (half fixed, half random)
+    /// so that many entries failing together do not retry in lockstep.
+    /// `random` is uniform in `[0, 1)`.
+    pub fn backoff(&self, attempts: u32, random: f64) -> Duration {
+        let exp = attempts.saturating_sub(1).min(30);
+        let full = self
+            .retry_base
+            .max(1)
+            .saturating_mul(1u64 << exp)
+            .min(self.retry_max.max(1));
+        let half = full as f64 / 2.0;
+        Duration::from_secs_f64(half + half * random.clamp(0.0, 1.0))
+    }
+}
+
+const ROUTE_COLUMNS: &str = "partner, host, port, tls, tls_ca_file, tls_pin_sha256, max_sessions, \
+    max_attempts, retry_base, retry_max, poll_interval, eerp_timeout";
+
+fn route_from_row(r: &Row<'_>) -> rusqlite::Result<Route> {
+    Ok(Route {
+        partner: r.get(0)?,
+        host: r.get(1)?,
+        port: r.get(2)?,
+        tls: r.get(3)?,
+        tls_ca_file: r.get::<_, Option<String>>(4)?.map(PathBuf::from),
+        tls_pin_sha256: r.get(5)?,
+        max_sessions: r.get(6)?,
+        max_attempts: r.get(7)?,
+        retry_base: r.get::<_, i64>(8)?.max(1) as u64,
+        retry_max: r.get::<_, i64>(9)?.max(1) as u64,
+        poll_interval: r.get::<_, Option<i64>>(10)?.map(|v| v.max(1) as u64),
+        eerp_timeout: r.get::<_, i64>(11)?.max(1) as u64,
+    })
+}
+
+/// A queue operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("partner {0} is not configured; list partners with `os4x partner list`")]
+    UnknownPartner(String),
+    #[error("cannot read {}: {source}; nothing was queued", path.display())]
+    Source {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} is not a regular file; nothing was queued", path.display())]
+    NotAFile { path: PathBuf },
+    #[error("{} does not fit format {format}: {message}; nothing was queued", path.display())]
+    Layout {
+        path: PathBuf,
+        format: String,
+        message: String,
+    },
+    #[error("cannot store the file in the outbox {}: {source}; nothing was queued", dir.display())]
+    Outbox {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("invalid {what}: {message}")]
+    Invalid { what: &'static str, message: String },
+    #[error("queue entry {0} does not exist; list entries with `os4x queue`")]
+    NoEntry(i64),
+    #[error("queue entry {id} is {state}: {what}")]
+    WrongState {
+        id: i64,
+        state: EntryState,
+        what: &'static str,
+    },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// What `os4x send` asks for.
+#[derive(Debug, Clone)]
+pub struct NewFile {
+    pub partner: OdetteId,
+    pub source: PathBuf,
+    pub dataset_name: DatasetName,
+    pub format: RecordFormat,
+    pub max_record_size: u32,
+    pub priority: i64,
+    pub user_data: UserData,
+    pub description: String,
+    /// Final destination; the partner itself unless routed through it.
+    pub destination: Option<OdetteId>,
+}
+
+/// A receipt from a partner, reduced to what matches a queue entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptMatch {
+    pub dataset_name: String,
+    pub file_timestamp: String,
+    /// The file's originator (EERPDEST / NERPDEST).
+    pub originator: String,
+    /// The file's destination (EERPORIG / NERPORIG).
+    pub destination: String,
+}
+
+/// The send queue and routes in the os4x database.
+#[derive(Debug, Clone)]
+pub struct QueueStore {
+    db: Db,
+}
+
+impl QueueStore {
+    /// Opens the queue tables, migrating them if needed.
+    pub fn open(db: Db) -> Result<QueueStore, DbError> {
+        {
+            let mut conn = db.lock();
+            migrate::apply(&mut conn, COMPONENT, MIGRATIONS).map_err(|source| {
+                DbError::Migrate {
+                    path: db.path().to_owned(),
+                    source: Box::new(source),
+                }
+            })?;
+        }
+        Ok(QueueStore { db })
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    fn sql(&self, e: rusqlite::Error) -> QueueError {
+        QueueError::Db(self.db.error(e))
+    }
+
+    // ------------------------------------------------------------------
+    // Enqueueing
+
+    /// Copies `file.source` into `outbox` and queues it, in one
+    /// transaction: on any error nothing is queued and no copy is left.
+    /// `local_id` is our Odette ID (the file's originator).
+    pub fn enqueue(
+        &self,
+        file: &NewFile,
+        local_id: &OdetteId,
+        outbox: &Path,
+    ) -> Result<Entry, QueueError> {
+        let source_err = |source| QueueError::Source {
+            path: file.source.clone(),
+            source,
+        };
+        let mut src = File::open(&file.source).map_err(source_err)?;
+        let meta = src.metadata().map_err(source_err)?;
+        if !meta.is_file() {
+            return Err(QueueError::NotAFile {
+                path: file.source.clone(),
+            });
+        }
+        let layout = Layout::new(file.format, file.max_record_size).map_err(|e| {
+            QueueError::Invalid {
+                what: "record size",
+                message: e.to_string(),
+            }
+        })?;
+        // Validate F/V structure now: the admin learns it here, not from
+        // a failed transfer at night.
+        record::inspect(layout, &mut src).map_err(|e| QueueError::Layout {
+            path: file.source.clone(),
+            format: file.format.to_string(),
+            message: e.to_string(),
+        })?;
+        std::io::Seek::rewind(&mut src).map_err(source_err)?;
+        let outbox_err = |source| QueueError::Outbox {
+            dir: outbox.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(outbox).map_err(outbox_err)?;
+
+        let mut conn = self.db.lock();
+        let tx = conn.transaction().map_err(|e| self.db.error(e))?;
+        let now = unix_now();
+        let destination = file.destination.unwrap_or(file.partner);
+        tx.execute(
+            "INSERT INTO os4x_send_queue (partner, dataset_name, file_timestamp, user_data, \
+             originator, destination, format, max_record_size, description, priority, \
+             source_path, outbox_path, size, state, next_attempt_at, created_at, updated_at) \
+             VALUES (?1, ?2, '', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, '', ?11, 'queued', ?12, ?12, ?12)",
+            params![
+                file.partner.as_str(),
+                file.dataset_name.as_str(),
+                file.user_data.as_str(),
+                local_id.as_str(),
+                destination.as_str(),
+                file.format.to_string(),
+                file.max_record_size,
+                file.description,
+                file.priority,
+                std::path::absolute(&file.source)
+                    .unwrap_or_else(|_| file.source.clone())
+                    .to_string_lossy(),
+                i64::try_from(meta.len()).unwrap_or(i64::MAX),
+                now
+            ],
+        )
+        .map_err(|e| self.db.error(e))?;
+        let id = tx.last_insert_rowid();
+        // The counter (cccc) keeps stamps unique per second: entry ids
+        // are unique, and ten thousand files of one name within one
+        // second would be needed for a clash.
+        let counter = u16::try_from(id.rem_euclid(10_000)).unwrap_or(0);
+        let stamp = Timestamp::from_unix_seconds(now, counter).map_err(|e| QueueError::Invalid {
+            what: "clock",
+            message: e.to_string(),
+        })?;
+        let target = outbox.join(id.to_string());
+        let copied = copy_durably(&mut src, outbox, &target);
+        if let Err(e) = copied {
+            let _ = std::fs::remove_file(&target);
+            return Err(match e {
+                CopyError::Read(e) => source_err(e),
+                CopyError::Write(e) => outbox_err(e),
+            });
+        }
+        let committed = tx
+            .execute(
+                "UPDATE os4x_send_queue SET file_timestamp = ?2, outbox_path = ?3 WHERE id = ?1",
+                params![id, stamp.to_string(), target.to_string_lossy()],
+            )
+            .and_then(|_| tx.commit());
+        if let Err(e) = committed {
+            let _ = std::fs::remove_file(&target);
+            return Err(self.sql(e));
+        }
+        drop(conn);
+        self.get(id)?.ok_or(QueueError::NoEntry(id))
+    }
+
+    // ------------------------------------------------------------------
+    // Reading
+
+    pub fn get(&self, id: i64) -> Result<Option<Entry>, QueueError> {
+        let conn = self.db.lock();
+        conn.query_row(
+            &format!("SELECT {ENTRY_COLUMNS} FROM os4x_send_queue WHERE id = ?1"),
+            [id],
+            entry_from_row,
+        )
+        .optional()
+        .map_err(|e| self.sql(e))
+    }
+
+    /// Entries, newest first, optionally only those in `states`.
+    pub fn list(&self, states: &[EntryState]) -> Result<Vec<Entry>, QueueError> {
+        let conn = self.db.lock();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {ENTRY_COLUMNS} FROM os4x_send_queue ORDER BY id DESC"
+            ))
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([], entry_from_row)
+            .map_err(|e| self.sql(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let e = row.map_err(|e| self.sql(e))?;
+            if states.is_empty() || states.contains(&e.state) {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of entries per state.
+    pub fn counts(&self) -> Result<Vec<(EntryState, u64)>, QueueError> {
+        let conn = self.db.lock();
+        let mut stmt = conn
+            .prepare("SELECT state, COUNT(*) FROM os4x_send_queue GROUP BY state")
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(|e| self.sql(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (s, n) = row.map_err(|e| self.sql(e))?;
+            if let Ok(s) = s.parse() {
+                out.push((s, n.max(0) as u64));
+            }
+        }
+        Ok(out)
+    }
+
+    // ------------------------------------------------------------------
+    // Admin actions
+
+    /// Makes a failed, waiting or cancelled entry due now, with a fresh
+    /// attempt budget.
+    pub fn retry(&self, id: i64) -> Result<(), QueueError> {
+        let entry = self.get(id)?.ok_or(QueueError::NoEntry(id))?;
+        match entry.state {
+            EntryState::Failed | EntryState::Retry | EntryState::Cancelled | EntryState::Queued => {
+            }
+            state => {
+                return Err(QueueError::WrongState {
+                    id,
+                    state,
+                    what: "only queued, retry, failed or cancelled entries can be retried",
+                })
+            }
+        }
+        let conn = self.db.lock();
+        conn.execute(
+            "UPDATE os4x_send_queue SET state = 'queued', attempts = 0, next_attempt_at = ?2, \
+             updated_at = ?2 WHERE id = ?1",
+            params![id, unix_now()],
+        )
+        .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Cancels an entry that has not gone out yet. An entry being sent
+    /// right now cannot be cancelled (the partner may already hold it).
+    pub fn cancel(&self, id: i64) -> Result<(), QueueError> {
+        let conn = self.db.lock();
+        let n = conn
+            .execute(
+                "UPDATE os4x_send_queue SET state = 'cancelled', updated_at = ?2 \
+                 WHERE id = ?1 AND state IN ('queued', 'retry', 'failed')",
+                params![id, unix_now()],
+            )
+            .map_err(|e| self.sql(e))?;
+        drop(conn);
+        if n == 0 {
+            let entry = self.get(id)?.ok_or(QueueError::NoEntry(id))?;
+            return Err(QueueError::WrongState {
+                id,
+                state: entry.state,
+                what: "only queued, retry or failed entries can be cancelled",
+            });
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------
+    // The daemon's side
+
+    /// After a crash: entries left in `sending` are due again. Their
+    /// `sent_units` stay, so the next attempt resumes with restart.
+    pub fn recover(&self) -> Result<usize, QueueError> {
+        let conn = self.db.lock();
+        conn.execute(
+            "UPDATE os4x_send_queue SET state = 'queued', next_attempt_at = ?1, updated_at = ?1 \
+             WHERE state = 'sending'",
+            [unix_now()],
+        )
+        .map_err(|e| self.sql(e))
+    }
+
+    /// Claims the next due entry for `partner` (highest priority, then
+    /// oldest), marking it `sending` and counting the attempt.
+    pub fn claim_next(&self, partner: &str, skip: &[i64]) -> Result<Option<Entry>, QueueError> {
+        let conn = self.db.lock();
+        let skip_list = skip
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!(
+            "UPDATE os4x_send_queue SET state = 'sending', attempts = attempts + 1, \
+             updated_at = ?2 WHERE id = (SELECT id FROM os4x_send_queue WHERE partner = ?1 \
+             AND state IN ('queued', 'retry') AND next_attempt_at <= ?2 AND id NOT IN ({skip_list}) \
+             ORDER BY priority DESC, id LIMIT 1) RETURNING {ENTRY_COLUMNS}"
+        );
+        conn.query_row(&sql, params![partner, unix_now()], entry_from_row)
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Records how far a transfer got (for a later restart).
+    pub fn progress(&self, id: i64, units: u64) -> Result<(), QueueError> {
+        let conn = self.db.lock();
+        conn.execute(
+            "UPDATE os4x_send_queue SET sent_units = MAX(sent_units, ?2), updated_at = ?3 \
+             WHERE id = ?1",
+            params![id, i64::try_from(units).unwrap_or(i64::MAX), unix_now()],
+        )
+        .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// The partner acknowledged the file (EFPA), or reported it already
+    /// holds it: now the EERP is awaited. A receipt that overtook this
+    /// (crash between EFPA and here) keeps the entry delivered.
+    pub fn sent(&self, id: i64) -> Result<(), QueueError> {
+        let conn = self.db.lock();
+        conn.execute(
+            "UPDATE os4x_send_queue SET state = 'sent-awaiting-eerp', eerp = 'awaiting', \
+             sent_at = ?2, updated_at = ?2, last_error = NULL WHERE id = ?1 \
+             AND state NOT IN ('delivered', 'failed')",
+            params![id, unix_now()],
+        )
+        .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// A transient failure: retry after the route's backoff, or fail
+    /// for good once the attempts are used up. `at_least` is a minimum
+    /// delay. Returns the new state.
+    pub fn failed_attempt(
+        &self,
+        id: i64,
+        route: &Route,
+        error: &str,
+        random: f64,
+    ) -> Result<EntryState, QueueError> {
+        let entry = self.get(id)?.ok_or(QueueError::NoEntry(id))?;
+        let now = unix_now();
+        let conn = self.db.lock();
+        if entry.attempts >= route.max_attempts {
+            conn.execute(
+                "UPDATE os4x_send_queue SET state = 'failed', last_error = ?2, updated_at = ?3 \
+                 WHERE id = ?1 AND state NOT IN ('delivered', 'cancelled')",
+                params![
+                    id,
+                    format!("{error} (gave up after {} attempts)", entry.attempts),
+                    now
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+            return Ok(EntryState::Failed);
+        }
+        let delay = route.backoff(entry.attempts, random);
+        let at = now + i64::try_from(delay.as_secs().max(1)).unwrap_or(i64::MAX / 2);
+        conn.execute(
+            "UPDATE os4x_send_queue SET state = 'retry', last_error = ?2, next_attempt_at = ?3, \
+             updated_at = ?4 WHERE id = ?1 AND state NOT IN ('delivered', 'cancelled')",
+            params![id, error, at, now],
+        )
+        .map_err(|e| self.sql(e))?;
+        Ok(EntryState::Retry)
+    }
+
+    /// A permanent failure (e.g. SFNA without retry): `failed` with the
+    /// reason text.
+    pub fn failed(&self, id: i64, error: &str) -> Result<(), QueueError> {
+        let conn = self.db.lock();
+        conn.execute(
+            "UPDATE os4x_send_queue SET state = 'failed', last_error = ?2, updated_at = ?3 \
+             WHERE id = ?1 AND state NOT IN ('delivered', 'cancelled')",
+            params![id, error, unix_now()],
+        )
+        .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// The partner could not be reached: every entry due for it counts an
+    /// attempt and waits (or fails past the limit). Returns how many.
+    pub fn partner_unreachable(
+        &self,
+        route: &Route,
+        error: &str,
+        random: &mut dyn FnMut() -> f64,
+    ) -> Result<usize, QueueError> {
+        let ids: Vec<i64> = {
+            let conn = self.db.lock();
+            let mut stmt = conn
+                .prepare(
+                    "SELECT id FROM os4x_send_queue WHERE partner = ?1 \
+                     AND state IN ('queued', 'retry') AND next_attempt_at <= ?2",
+                )
+                .map_err(|e| self.sql(e))?;
+            let rows = stmt
+                .query_map(params![route.partner, unix_now()], |r| r.get(0))
+                .map_err(|e| self.sql(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))?
+        };
+        for &id in &ids {
+            {
+                let conn = self.db.lock();
+                conn.execute(
+                    "UPDATE os4x_send_queue SET attempts = attempts + 1 WHERE id = ?1",
+                    [id],
+                )
+                .map_err(|e| self.sql(e))?;
+            }
+            self.failed_attempt(id, route, error, random())?;
+        }
+        Ok(ids.len())
+    }
+
+    /// An EERP arrived: the matching entry is delivered. Returns its id.
+    pub fn eerp_received(&self, m: &ReceiptMatch) -> Result<Option<i64>, QueueError> {
+        self.receipt(m, "delivered", "eerp", None)
+    }
+
+    /// A NERP arrived: the matching entry failed with `text`.
+    pub fn nerp_received(&self, m: &ReceiptMatch, text: &str) -> Result<Option<i64>, QueueError> {
+        self.receipt(m, "failed", "nerp", Some(text))
+    }
+
+    fn receipt(
+        &self,
+        m: &ReceiptMatch,
+        state: &str,
+        eerp: &str,
+        text: Option<&str>,
+    ) -> Result<Option<i64>, QueueError> {
+        let conn = self.db.lock();
+        let now = unix_now();
+        conn.query_row(
+            "UPDATE os4x_send_queue SET state = ?5, eerp = ?6, eerp_text = ?7, \
+             last_error = COALESCE(?7, last_error), delivered_at = CASE WHEN ?5 = 'delivered' \
+             THEN ?8 ELSE delivered_at END, updated_at = ?8 \
+             WHERE id = (SELECT id FROM os4x_send_queue WHERE dataset_name = ?1 \
+             AND file_timestamp = ?2 AND originator = ?3 COLLATE NOCASE \
+             AND destination = ?4 COLLATE NOCASE ORDER BY id LIMIT 1) RETURNING id",
+            params![
+                m.dataset_name,
+                m.file_timestamp,
+                m.originator,
+                m.destination,
+                state,
+                eerp,
+                text,
+                now
+            ],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| self.sql(e))
+    }
+
+    /// Flags entries whose EERP is overdue by their partner's
+    /// `eerp_timeout`. Returns the ids newly flagged.
+    pub fn flag_overdue(&self) -> Result<Vec<i64>, QueueError> {
+        let conn = self.db.lock();
+        let mut stmt = conn
+            .prepare(
+                "UPDATE os4x_send_queue SET eerp = 'overdue', updated_at = ?1 \
+                 WHERE state = 'sent-awaiting-eerp' AND eerp = 'awaiting' AND sent_at + \
+                 COALESCE((SELECT eerp_timeout FROM os4x_send_routes r \
+                   WHERE r.partner = os4x_send_queue.partner), 86400) <= ?1 RETURNING id",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([unix_now()], |r| r.get(0))
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// Partners with entries due now.
+    pub fn partners_due(&self) -> Result<Vec<String>, QueueError> {
+        let conn = self.db.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT DISTINCT partner FROM os4x_send_queue \
+                 WHERE state IN ('queued', 'retry') AND next_attempt_at <= ?1",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([unix_now()], |r| r.get(0))
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    // ------------------------------------------------------------------
+    // Routes
+
+    pub fn route(&self, partner: &str) -> Result<Option<Route>, QueueError> {
+        let conn = self.db.lock();
+        conn.query_row(
+            &format!("SELECT {ROUTE_COLUMNS} FROM os4x_send_routes WHERE partner = ?1"),
+            [partner],
+            route_from_row,
+        )
+        .optional()
+        .map_err(|e| self.sql(e))
+    }
+
+    pub fn routes(&self) -> Result<Vec<Route>, QueueError> {
+        let conn = self.db.lock();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {ROUTE_COLUMNS} FROM os4x_send_routes ORDER BY partner"
+            ))
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([], route_from_row)
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// Adds or replaces a partner's route. The partner-level backoff is
+    /// reset, so a corrected address is tried at once.
+    pub fn set_route(&self, r: &Route) -> Result<(), QueueError> {
+        if r.host.trim().is_empty() {
+            return Err(QueueError::Invalid {
+                what: "host",
+                message: "must not be empty".into(),
+            });
+        }
+        if r.max_sessions == 0 || r.max_attempts == 0 {
+            return Err(QueueError::Invalid {
+                what: "route",
+                message: "max sessions and max attempts must be at least 1".into(),
+            });
+        }
+        let conn = self.db.lock();
+        conn.execute(
+            &format!(
+                "INSERT OR REPLACE INTO os4x_send_routes ({ROUTE_COLUMNS}, failures, \
+                 next_session_at, last_session_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
+                 ?7, ?8, ?9, ?10, ?11, ?12, 0, 0, 0, ?13)"
+            ),
+            params![
+                r.partner,
+                r.host,
+                r.port,
+                r.tls,
+                r.tls_ca_file.as_ref().map(|p| p.to_string_lossy()),
+                r.tls_pin_sha256,
+                r.max_sessions,
+                r.max_attempts,
+                i64::try_from(r.retry_base).unwrap_or(i64::MAX),
+                i64::try_from(r.retry_max).unwrap_or(i64::MAX),
+                r.poll_interval
+                    .map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
+                i64::try_from(r.eerp_timeout).unwrap_or(i64::MAX),
+                unix_now()
+            ],
+        )
+        .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    pub fn remove_route(&self, partner: &str) -> Result<bool, QueueError> {
+        let conn = self.db.lock();
+        let n = conn
+            .execute("DELETE FROM os4x_send_routes WHERE partner = ?1", [partner])
+            .map_err(|e| self.sql(e))?;
+        Ok(n > 0)
+    }
+
+    /// `(next_session_at, last_session_at, failures)` of a route.
+    pub fn route_timing(&self, partner: &str) -> Result<(i64, i64, u32), QueueError> {
+        let conn = self.db.lock();
+        conn.query_row(
+            "SELECT next_session_at, last_session_at, failures FROM os4x_send_routes \
+             WHERE partner = ?1",
+            [partner],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map(|o| o.unwrap_or((0, 0, 0)))
+        .map_err(|e| self.sql(e))
+    }
+
+    /// A session with the partner was established and ended normally.
+    pub fn session_ok(&self, partner: &str) -> Result<(), QueueError> {
+        let conn = self.db.lock();
+        conn.execute(
+            "UPDATE os4x_send_routes SET failures = 0, next_session_at = 0, \
+             last_session_at = ?2 WHERE partner = ?1",
+            params![partner, unix_now()],
+        )
+        .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// A session failed: the next one waits `delay`.
+    pub fn session_failed(&self, partner: &str, delay: Duration) -> Result<u32, QueueError> {
+        let conn = self.db.lock();
+        let now = unix_now();
+        conn.query_row(
+            "UPDATE os4x_send_routes SET failures = failures + 1, next_session_at = ?2, \
+             last_session_at = ?3 WHERE partner = ?1 RETURNING failures",
+            params![
+                partner,
+                now + i64::try_from(delay.as_secs().max(1)).unwrap_or(i64::MAX / 2),
+                now
+            ],
+            |r| r.get(0),
+        )
+        .optional()
+        .map(|o| o.unwrap_or(0))
+        .map_err(|e| self.sql(e))
+    }
+
+    /// Partners (with a route) that have EERPs/NERPs due from us.
+    pub fn partners_with_receipts_due(&self) -> Result<Vec<String>, QueueError> {
+        let conn = self.db.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT DISTINCT d.partner FROM os4x_receipts_due d \
+                 JOIN os4x_send_routes r ON r.partner = d.partner WHERE d.state = 'due'",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+}
+
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// Copies `src` to a new file `target` in `dir`, fsyncs it and the
+/// directory. Fails if `target` exists.
+fn copy_durably(src: &mut File, dir: &Path, target: &Path) -> Result<(), CopyError> {
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(target)
+        .map_err(CopyError::Write)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        out.write_all(&buf[..n]).map_err(CopyError::Write)?;
+    }
+    out.sync_all().map_err(CopyError::Write)?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(CopyError::Write)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, QueueStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("os4x.db")).unwrap();
+        (dir, QueueStore::open(db).unwrap())
+    }
+
+    fn new_file(dir: &Path, name: &str, data: &[u8]) -> NewFile {
+        let source = dir.join(name);
+        std::fs::write(&source, data).unwrap();
+        NewFile {
+            partner: OdetteId::new("O0013000000B").unwrap(),
+            source,
+            dataset_name: DatasetName::new(name).unwrap(),
+            format: RecordFormat::Unstructured,
+            max_record_size: 0,
+            priority: 0,
+            user_data: UserData::EMPTY,
+            description: String::new(),
+            destination: None,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_cap() {
+        let mut r = Route::new(&OdetteId::new("O1").unwrap(), "h", 1);
+        r.retry_base = 10;
+        r.retry_max = 100;
+        assert_eq!(r.backoff(1, 0.0), Duration::from_secs(5));
+        assert_eq!(r.backoff(1, 1.0), Duration::from_secs(10));
+        assert_eq!(r.backoff(2, 0.0), Duration::from_secs(10));
+        assert_eq!(r.backoff(3, 0.5), Duration::from_secs(30));
+        assert_eq!(r.backoff(30, 1.0), Duration::from_secs(100));
+    }
+
+    #[test]
+    fn enqueue_claim_send_receipt() {
+        let (dir, q) = store();
+        let local = OdetteId::new("O0013000000A").unwrap();
+        let outbox = dir.path().join("outbox");
+        let f = new_file(dir.path(), "INV1", b"hello");
+        let e = q.enqueue(&f, &local, &outbox).unwrap();
+        assert_eq!(e.state, EntryState::Queued);
+        assert_eq!(std::fs::read(&e.outbox_path).unwrap(), b"hello");
+        assert_eq!(e.file_timestamp.len(), 18);
+        let e2 = q.enqueue(&f, &local, &outbox).unwrap();
+        assert_ne!(e.file_timestamp, e2.file_timestamp, "unique stamps");
+
+        let c = q.claim_next("o0013000000b", &[]).unwrap().unwrap();
+        assert_eq!((c.id, c.state, c.attempts), (e.id, EntryState::Sending, 1));
+        q.sent(c.id).unwrap();
+        let m = ReceiptMatch {
+            dataset_name: "INV1".into(),
+            file_timestamp: e.file_timestamp.clone(),
+            originator: local.to_string(),
+            destination: "O0013000000B".into(),
+        };
+        assert_eq!(q.eerp_received(&m).unwrap(), Some(e.id));
+        let got = q.get(e.id).unwrap().unwrap();
+        assert_eq!((got.state, got.eerp.as_str()), (EntryState::Delivered, "eerp"));
+        let other = ReceiptMatch {
+            file_timestamp: "202001010000000000".into(),
+            ..m
+        };
+        assert_eq!(q.eerp_received(&other).unwrap(), None);
+    }
+
+    #[test]
+    fn unreadable_file_queues_nothing() {
+        let (dir, q) = store();
+        let local = OdetteId::new("O0013000000A").unwrap();
+        let mut f = new_file(dir.path(), "X", b"x");
+        f.source = dir.path().join("missing");
+        assert!(matches!(
+            q.enqueue(&f, &local, &dir.path().join("outbox")),
+            Err(QueueError::Source { .. })
+        ));
+        // F with a length that is not a multiple of the record size.
+        let mut f = new_file(dir.path(), "F", b"12345");
+        f.format = RecordFormat::Fixed;
+        f.max_record_size = 2;
+        assert!(matches!(
+            q.enqueue(&f, &local, &dir.path().join("outbox")),
+            Err(QueueError::Layout { .. })
+        ));
+        assert!(q.list(&[]).unwrap().is_empty());
+        let left = std::fs::read_dir(dir.path().join("outbox")).unwrap().count();
+        assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn retries_then_fails_and_admin_actions() {
+        let (dir, q) = store();
+        let local = OdetteId::new("O0013000000A").unwrap();
+        let f = new_file(dir.path(), "R", b"r");
+        let e = q.enqueue(&f, &local, &dir.path().join("outbox")).unwrap();
+        let mut route = Route::new(&f.partner, "127.0.0.1", 1);
+        route.max_attempts = 2;
+        q.claim_next(&route.partner, &[]).unwrap().unwrap();
+        assert_eq!(
+            q.failed_attempt(e.id, &route, "lost", 0.0).unwrap(),
+            EntryState::Retry
+        );
+        // Not due yet.
+        assert!(q.claim_next(&route.partner, &[]).unwrap().is_none());
+        assert!(matches!(
+            q.cancel(e.id + 100),
+            Err(QueueError::NoEntry(_))
+        ));
+        q.retry(e.id).unwrap();
+        let c = q.claim_next(&route.partner, &[]).unwrap().unwrap();
+        assert!(matches!(q.cancel(c.id), Err(QueueError::WrongState { .. })));
+        q.failed_attempt(c.id, &route, "lost", 0.0).unwrap();
+        q.claim_next(&route.partner, &[]).unwrap();
+        // attempts was reset by retry: 1 then 2 → gives up.
+        q.failed_attempt(c.id, &route, "lost again", 0.0).unwrap();
+        let _ = q.retry(c.id);
+        let c = q.claim_next(&route.partner, &[]).unwrap().unwrap();
+        route.max_attempts = 1;
+        assert_eq!(
+            q.failed_attempt(c.id, &route, "lost", 0.0).unwrap(),
+            EntryState::Failed
+        );
+        let got = q.get(c.id).unwrap().unwrap();
+        assert!(got.last_error.unwrap().contains("gave up after 1 attempts"));
+        q.cancel(c.id).unwrap();
+        assert_eq!(q.get(c.id).unwrap().unwrap().state, EntryState::Cancelled);
+    }
+
+    #[test]
+    fn recover_keeps_progress() {
+        let (dir, q) = store();
+        let local = OdetteId::new("O0013000000A").unwrap();
+        let f = new_file(dir.path(), "BIG", &vec![7u8; 10_000]);
+        let e = q.enqueue(&f, &local, &dir.path().join("outbox")).unwrap();
+        q.claim_next(&e.partner, &[]).unwrap().unwrap();
+        q.progress(e.id, 5_000).unwrap();
+        q.progress(e.id, 3_000).unwrap();
+        assert_eq!(q.recover().unwrap(), 1);
+        let got = q.get(e.id).unwrap().unwrap();
+        assert_eq!((got.state, got.sent_units), (EntryState::Queued, 5_000));
+        let mut file = File::open(&got.outbox_path).unwrap();
+        assert_eq!(got.restart_position(&mut file), 4);
+    }
+}

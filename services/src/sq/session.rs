@@ -1,0 +1,515 @@
+//! One outgoing session to one partner: connect (TCP or TLS), run the
+//! oftp2 session as initiator, send the partner's due files one after the
+//! other (each claimed from the queue only when the session is ready for
+//! it, so files queued meanwhile go out in the same session), hand over
+//! the turn so the partner can send its files and EERPs, deliver EERPs due
+//! from us, and record every outcome in the queue.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::{Arc, Mutex};
+
+use oftp2::codec::{Sfid, Ssid};
+use oftp2::session::{
+    Authenticator, Direction, Event, Handlers, Outbox, OutgoingFile, Receipt, Role, Session,
+    SessionEnd, VirtualFileId,
+};
+use oftp2::value::{
+    CipherSuite, DatasetName, EndSessionReason, FileCompression, FileEnvelope, OdetteId,
+    SecurityLevel, StartFileRefusal, Timestamp, UserData,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::Shared;
+use crate::inbox::{SessionContext, SessionInbox};
+use crate::partner::Partner;
+use crate::queue::{Entry, QueueStore, ReceiptMatch, Route};
+
+/// Octets between two restart checkpoints of a file being sent.
+const PROGRESS_CHECKPOINT: u64 = 8 << 20;
+
+/// What a session did, for the scheduler's bookkeeping and logs.
+#[derive(Debug, Default, Clone)]
+pub struct Outcome {
+    /// The SSID exchange succeeded.
+    pub connected: bool,
+    /// Ended normally (ESID 00 either way).
+    pub normal: bool,
+    pub files_sent: u64,
+    pub files_received: u64,
+    pub error: Option<String>,
+}
+
+/// Entries this session claimed, shared with the scheduler so it can put
+/// them back if the task dies.
+pub type Claimed = Arc<Mutex<Vec<i64>>>;
+
+/// Per-session bookkeeping shared by the outbox (which claims files) and
+/// the event handler (which records what became of them).
+#[derive(Debug, Default)]
+struct Tracker {
+    by_file: HashMap<VirtualFileId, i64>,
+    /// Entry being transferred and its last checkpoint.
+    current: Option<(i64, u64)>,
+    /// Entries that reached a final outcome in this session.
+    settled: Vec<i64>,
+}
+
+/// Runs one session with `partner` over `route`.
+pub async fn run(
+    shared: Arc<Shared>,
+    route: Route,
+    partner: Partner,
+    session_no: u64,
+    claimed: Claimed,
+) -> Outcome {
+    let addr = format!("{}:{}", route.host, route.port);
+    let connect_timeout = shared.config.sq.connect_timeout;
+    tracing::info!(partner = %partner.id, session = session_no, address = %addr, tls = route.tls, "connecting");
+    let tcp = match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(&addr))
+        .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return unreachable(format!("cannot connect to {addr}: {e}")),
+        Err(_) => {
+            return unreachable(format!(
+                "cannot connect to {addr}: no answer within {connect_timeout:?}"
+            ))
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    let peer = tcp
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| addr.clone());
+    if route.tls {
+        let (connector, name) = match super::tls::connector(&route, &shared.config.rd.tls) {
+            Ok(c) => c,
+            Err(e) => return unreachable(e.to_string()),
+        };
+        match tokio::time::timeout(connect_timeout, connector.connect(name, tcp)).await {
+            Ok(Ok(tls)) => drive(shared, route, partner, session_no, claimed, tls, peer).await,
+            Ok(Err(e)) => unreachable(format!("TLS handshake with {addr} failed: {e}")),
+            Err(_) => unreachable(format!("TLS handshake with {addr} timed out")),
+        }
+    } else {
+        drive(shared, route, partner, session_no, claimed, tcp, peer).await
+    }
+}
+
+fn unreachable(error: String) -> Outcome {
+    Outcome {
+        error: Some(error),
+        ..Outcome::default()
+    }
+}
+
+async fn drive<S>(
+    shared: Arc<Shared>,
+    route: Route,
+    partner: Partner,
+    session_no: u64,
+    claimed: Claimed,
+    io: S,
+    peer: String,
+) -> Outcome
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let ctx = Arc::new(SessionContext {
+        peer: peer.clone(),
+        session: session_no,
+        ..SessionContext::default()
+    });
+    let _ = ctx.partner.set(partner.clone());
+    if let Ok(mut q) = ctx.receipts.lock() {
+        shared.inbox.load_due(&partner.id, &mut q);
+    }
+    let tracker = Arc::new(Mutex::new(Tracker::default()));
+    let handlers = Handlers {
+        authenticator: Box::new(ResponderCheck {
+            partner: partner.clone(),
+        }),
+        inbox: Box::new(PolledInbox(shared.inbox.session(ctx.clone()))),
+        outbox: Box::new(QueueOutbox {
+            queue: shared.queue.clone(),
+            partner: partner.clone(),
+            ctx: ctx.clone(),
+            tracker: tracker.clone(),
+            claimed: claimed.clone(),
+            may_send: partner.directions.may_send(),
+        }),
+    };
+    let mut cfg = oftp2::session::Config::new(shared.local_id, partner.password_out);
+    cfg.user_data = shared.config.local.user_data;
+    cfg.response_timeout = shared.config.sq.response_timeout;
+    let mut session = match Session::new(Role::Initiator, cfg, handlers) {
+        Ok(s) => s,
+        Err(e) => return unreachable(format!("session parameters: {e}")),
+    };
+    let mut outcome = Outcome::default();
+    let mut end: Option<SessionEnd> = None;
+    let result = oftp2::driver::run(&mut session, io, |event| {
+        on_event(
+            &shared,
+            &route,
+            &partner,
+            session_no,
+            &ctx,
+            &tracker,
+            &mut outcome,
+            &mut end,
+            event,
+        )
+    })
+    .await;
+    let end_text = match (&result, &end) {
+        (Err(e), _) => format!("connection lost: {e}"),
+        (Ok(end), _) => end.to_string(),
+    };
+    outcome.normal = matches!(&result, Ok(end) if end.is_normal());
+    if !outcome.normal {
+        outcome.error = Some(end_text.clone());
+    }
+    // Files claimed but without an outcome (connection lost before SFPA,
+    // session refused, ...) are retried.
+    let open: Vec<i64> = {
+        let t = tracker.lock().unwrap_or_else(|p| p.into_inner());
+        let c = claimed.lock().unwrap_or_else(|p| p.into_inner());
+        c.iter().filter(|id| !t.settled.contains(id)).copied().collect()
+    };
+    for id in open {
+        let text = format!("session with {} ended before the file was confirmed: {end_text}", partner.id);
+        retry_later(&shared, &route, id, &text);
+    }
+    tracing::info!(
+        partner = %partner.id,
+        session = session_no,
+        peer = %peer,
+        sent = outcome.files_sent,
+        received = outcome.files_received,
+        end = %end_text,
+        "session finished"
+    );
+    outcome
+}
+
+fn retry_later(shared: &Shared, route: &Route, id: i64, text: &str) {
+    match shared.queue.failed_attempt(id, route, text, shared.random()) {
+        Ok(state) => tracing::warn!(partner = %route.partner, entry = id, state = %state, error = text, "file not delivered"),
+        Err(e) => tracing::error!(entry = id, error = %e, "cannot record the failed attempt; the entry is recovered at the next start"),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn on_event(
+    shared: &Shared,
+    route: &Route,
+    partner: &Partner,
+    session_no: u64,
+    ctx: &SessionContext,
+    tracker: &Mutex<Tracker>,
+    outcome: &mut Outcome,
+    end: &mut Option<SessionEnd>,
+    event: Event,
+) {
+    let queue = &shared.queue;
+    let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
+    let settle = |t: &mut Tracker, file: &VirtualFileId| -> Option<i64> {
+        let id = t.by_file.get(file).copied()?;
+        t.settled.push(id);
+        if t.current.map(|(c, _)| c) == Some(id) {
+            t.current = None;
+        }
+        Some(id)
+    };
+    match event {
+        Event::Connected(n) => {
+            outcome.connected = true;
+            tracing::info!(partner = %partner.id, session = session_no, level = %n.level, buffer = n.buffer_size, credit = n.credit, restart = n.restart, "session started");
+        }
+        Event::FileStarted {
+            direction: Direction::Send,
+            file,
+            restart_position,
+            restart_offset,
+        } => {
+            if let Some(&id) = t.by_file.get(&file) {
+                t.current = Some((id, restart_offset));
+                tracing::info!(partner = %partner.id, session = session_no, entry = id, file = %file, restart = restart_position, bytes = restart_offset, "sending file");
+            }
+        }
+        Event::Progress {
+            direction: Direction::Send,
+            units,
+        } => {
+            if let Some((id, last)) = t.current {
+                if units >= last + PROGRESS_CHECKPOINT {
+                    t.current = Some((id, units));
+                    if let Err(e) = queue.progress(id, units) {
+                        tracing::warn!(entry = id, error = %e, "cannot record progress");
+                    }
+                }
+            }
+        }
+        Event::FileDone {
+            direction: Direction::Send,
+            file,
+            counts,
+        } => {
+            if let Some(id) = settle(&mut t, &file) {
+                outcome.files_sent += 1;
+                shared.stats.sent();
+                if let Err(e) = queue.sent(id) {
+                    tracing::error!(entry = id, error = %e, "cannot record the file as sent");
+                }
+                tracing::info!(partner = %partner.id, session = session_no, entry = id, file = %file, bytes = counts.units, "file sent; awaiting EERP");
+            }
+        }
+        Event::FileDone {
+            direction: Direction::Receive,
+            file,
+            counts,
+        } => {
+            outcome.files_received += 1;
+            tracing::info!(partner = %partner.id, session = session_no, file = %file, bytes = counts.units, "file received (poll)");
+        }
+        Event::FileRefused {
+            direction: Direction::Send,
+            file,
+            reason,
+            retry_later: retry,
+            text,
+        } => {
+            let Some(id) = settle(&mut t, &file) else {
+                return;
+            };
+            let detail = if text.is_empty() {
+                format!("SFNA {reason}")
+            } else {
+                format!("SFNA {reason}: {text}")
+            };
+            if reason == StartFileRefusal::DuplicateFile {
+                // Same virtual file (our stamp is unique per entry): the
+                // partner already holds it from an attempt whose EFPA we
+                // did not record. It is sent; its EERP will follow.
+                tracing::info!(partner = %partner.id, entry = id, file = %file, "partner already holds the file; awaiting EERP");
+                let _ = queue.sent(id);
+            } else if retry {
+                retry_later(shared, route, id, &format!("{detail} (partner asks to retry later)"));
+            } else {
+                tracing::warn!(partner = %partner.id, entry = id, file = %file, reason = %reason, text, "file refused permanently");
+                if let Err(e) = queue.failed(id, &detail) {
+                    tracing::error!(entry = id, error = %e, "cannot record the refusal");
+                }
+            }
+        }
+        Event::FileFailed {
+            direction: Direction::Send,
+            file,
+            reason,
+            text,
+        } => {
+            if let Some(id) = settle(&mut t, &file) {
+                retry_later(shared, route, id, &format!("EFNA {reason}: {text}"));
+            }
+        }
+        Event::FileInterrupted {
+            direction: Direction::Send,
+            file,
+            units,
+        } => {
+            if let Some(id) = settle(&mut t, &file) {
+                let _ = queue.progress(id, units);
+                retry_later(
+                    shared,
+                    route,
+                    id,
+                    &format!("transfer interrupted after {units} octets; resumes with restart"),
+                );
+            }
+        }
+        Event::FileSkipped { file, error } => {
+            if let Some(id) = settle(&mut t, &file) {
+                let _ = queue.failed(id, &format!("file cannot be sent: {error}"));
+            }
+        }
+        Event::ReceiptReceived(receipt) => match &receipt {
+            Receipt::Eerp(e) => {
+                let m = ReceiptMatch {
+                    dataset_name: e.dataset_name.to_string(),
+                    file_timestamp: e.timestamp.to_string(),
+                    originator: e.destination.to_string(),
+                    destination: e.originator.to_string(),
+                };
+                match queue.eerp_received(&m) {
+                    Ok(Some(id)) => {
+                        shared.stats.changed();
+                        tracing::info!(partner = %partner.id, entry = id, file = %format!("{} {}", m.dataset_name, m.file_timestamp), "EERP received; delivered")
+                    }
+                    Ok(None) => tracing::warn!(partner = %partner.id, file = %format!("{} {}", m.dataset_name, m.file_timestamp), originator = %m.originator, "EERP for no known queue entry"),
+                    Err(e) => tracing::error!(error = %e, "cannot record the EERP"),
+                }
+            }
+            Receipt::Nerp(n) => {
+                let m = ReceiptMatch {
+                    dataset_name: n.dataset_name.to_string(),
+                    file_timestamp: n.timestamp.to_string(),
+                    originator: n.destination.to_string(),
+                    destination: n.originator.to_string(),
+                };
+                let text = format!("NERP from {}: {} {}", n.creator, n.reason, n.text);
+                match queue.nerp_received(&m, text.trim_end()) {
+                    Ok(Some(id)) => tracing::warn!(partner = %partner.id, entry = id, reason = %n.reason, "NERP received; failed"),
+                    Ok(None) => tracing::warn!(partner = %partner.id, file = %m.dataset_name, "NERP for no known queue entry"),
+                    Err(e) => tracing::error!(error = %e, "cannot record the NERP"),
+                }
+            }
+        },
+        Event::ReceiptSent(receipt) => {
+            let id = ctx
+                .receipts
+                .lock()
+                .ok()
+                .and_then(|mut q| q.acknowledged(&receipt));
+            if let Some(id) = id {
+                shared.inbox.receipt_sent(id);
+            }
+            tracing::info!(partner = %partner.id, session = session_no, ?receipt, "receipt delivered");
+        }
+        Event::Deviation(d) => {
+            tracing::info!(partner = %partner.id, session = session_no, deviation = %d, "partner deviates from RFC 5024 (accepted)");
+        }
+        Event::Ended(e) => *end = Some(e),
+        _ => {}
+    }
+}
+
+/// Checks the responder's SSID: it must be the partner we called, with
+/// the password agreed for it.
+struct ResponderCheck {
+    partner: Partner,
+}
+
+impl Authenticator for ResponderCheck {
+    fn authenticate(&mut self, ssid: &Ssid) -> Result<(), EndSessionReason> {
+        if !ssid.id.eq_ignore_case(&self.partner.id) {
+            tracing::warn!(expected = %self.partner.id, answered = %ssid.id, "the called station is not the partner; ending the session");
+            return Err(EndSessionReason::UserCodeNotKnown);
+        }
+        if !self.partner.password_matches(&ssid.password) {
+            tracing::warn!(partner = %self.partner.id, "the partner answered with a wrong password (check password_in); ending the session");
+            return Err(EndSessionReason::InvalidPassword);
+        }
+        Ok(())
+    }
+}
+
+/// Files the partner sends us in this session go to the same inbox as
+/// `os4xrd`'s.
+struct PolledInbox(SessionInbox);
+
+impl oftp2::session::Inbox for PolledInbox {
+    fn accept(
+        &mut self,
+        offer: &oftp2::session::FileOffer<'_>,
+    ) -> Result<oftp2::session::Accepted, oftp2::session::Refusal<StartFileRefusal>> {
+        self.0.accept(offer)
+    }
+}
+
+/// The session's outbox: due receipts first, then the partner's due
+/// files, claimed one at a time.
+struct QueueOutbox {
+    queue: QueueStore,
+    partner: Partner,
+    ctx: Arc<SessionContext>,
+    tracker: Arc<Mutex<Tracker>>,
+    claimed: Claimed,
+    may_send: bool,
+}
+
+impl Outbox for QueueOutbox {
+    fn next_file(&mut self) -> Option<OutgoingFile> {
+        if !self.may_send {
+            return None;
+        }
+        loop {
+            let skip = self
+                .claimed
+                .lock()
+                .map(|c| c.clone())
+                .unwrap_or_default();
+            let entry = match self.queue.claim_next(self.partner.id.as_str(), &skip) {
+                Ok(Some(e)) => e,
+                Ok(None) => return None,
+                Err(e) => {
+                    tracing::error!(partner = %self.partner.id, error = %e, "cannot read the queue");
+                    return None;
+                }
+            };
+            if let Ok(mut c) = self.claimed.lock() {
+                c.push(entry.id);
+            }
+            match outgoing(&entry) {
+                Ok(file) => {
+                    let mut t = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
+                    t.by_file.insert(VirtualFileId::of(&file.sfid), entry.id);
+                    return Some(file);
+                }
+                Err(error) => {
+                    tracing::error!(partner = %self.partner.id, entry = entry.id, error, "queued file cannot be sent; marked failed");
+                    let _ = self.queue.failed(entry.id, &error);
+                    if let Ok(mut t) = self.tracker.lock() {
+                        t.settled.push(entry.id);
+                    }
+                }
+            }
+        }
+    }
+
+    fn next_receipt(&mut self) -> Option<Receipt> {
+        self.ctx.receipts.lock().ok()?.next_due()
+    }
+}
+
+/// The SFID and data of a queue entry.
+fn outgoing(e: &Entry) -> Result<OutgoingFile, String> {
+    let mut file = File::open(&e.outbox_path)
+        .map_err(|err| format!("outbox file {} cannot be read: {err}", e.outbox_path))?;
+    let restart_position = e.restart_position(&mut file);
+    let format = e.record_format()?;
+    let dataset_name = DatasetName::new(&e.dataset_name).map_err(|m| format!("dataset name: {m}"))?;
+    let timestamp: Timestamp = e
+        .file_timestamp
+        .parse()
+        .map_err(|m| format!("timestamp: {m}"))?;
+    let user_data = UserData::new(&e.user_data).map_err(|m| format!("user data: {m}"))?;
+    let destination = OdetteId::new(&e.destination).map_err(|m| format!("destination: {m}"))?;
+    let originator = OdetteId::new(&e.originator).map_err(|m| format!("originator: {m}"))?;
+    let blocks = e.size.div_ceil(oftp2::record::RESTART_BLOCK_LEN);
+    let sfid = Sfid {
+        dataset_name,
+        timestamp,
+        user_data,
+        destination,
+        originator,
+        format,
+        max_record_size: e.max_record_size,
+        file_size: blocks,
+        original_file_size: blocks,
+        restart_position,
+        security: SecurityLevel::None,
+        cipher_suite: CipherSuite::None,
+        compression: FileCompression::None,
+        envelope: FileEnvelope::None,
+        signed_eerp: false,
+        description: e.description.clone(),
+    };
+    use std::io::Seek;
+    file.rewind().map_err(|err| format!("outbox file {}: {err}", e.outbox_path))?;
+    Ok(OutgoingFile {
+        sfid,
+        data: Box::new(std::io::BufReader::with_capacity(256 * 1024, file)),
+    })
+}
