@@ -36,6 +36,7 @@ pub mod net;
 pub mod pid_file;
 pub mod process;
 mod store;
+pub mod systemd;
 
 use std::fmt;
 use std::str::FromStr;

@@ -95,6 +95,9 @@ pub struct Refusal {
     pub executable: String,
     pub uptime: Option<Duration>,
     pub database: PathBuf,
+    /// systemd `INVOCATION_ID` the running process claimed with: `None`
+    /// when it was started outside systemd (by hand, cron, …).
+    pub invocation_id: Option<String>,
 }
 
 /// Why `claim` did not succeed.
@@ -549,6 +552,7 @@ fn claim_row(
                 uptime: process::uptime_of(p.start_ticks),
                 executable: p.name,
                 database: path.to_owned(),
+                invocation_id: previous.as_ref().and_then(|r| r.invocation_id.clone()),
             }));
         }
         Liveness::Running(p) => {

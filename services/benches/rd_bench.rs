@@ -11,7 +11,6 @@
 //! `RD_BENCH_SESSIONS` and `RD_BENCH_BYTES` override the sizes.
 
 #[path = "../../tests/rd_support/mod.rs"]
-#[allow(dead_code)]
 mod rd_support;
 
 use std::os::fd::AsRawFd;
@@ -141,6 +140,14 @@ async fn wait_ready(addr: std::net::SocketAddr) {
     .await;
 }
 
+/// A listening socket with the backlog a systemd socket unit has
+/// (SOMAXCONN), so a burst of connects is not throttled by SYN retries.
+fn listener() -> std::net::TcpListener {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    socket.listen(4096).unwrap().into_std().unwrap()
+}
+
 fn mib_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / (1024.0 * 1024.0) / d.as_secs_f64()
 }
@@ -208,9 +215,9 @@ async fn main() {
         cert.key_pem.display()
     ));
     station.add_partner(|_| {});
-    let tcp_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_listener = listener();
     let tcp_addr = tcp_listener.local_addr().unwrap();
-    let tls_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tls_listener = listener();
     let tls_addr = tls_listener.local_addr().unwrap();
     let tcp_daemon = activated(TCPIP, &station.config_path, tcp_listener);
     let tls_daemon = activated(TLS, &station.config_path, tls_listener);

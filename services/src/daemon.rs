@@ -175,6 +175,8 @@ where
         });
     }
 
+    spawn_watchdog(&runtime);
+
     let guard = match claim(&program, &config, args.force) {
         Ok(g) => g,
         Err(code) => return ExitCode::from(code),
@@ -199,6 +201,26 @@ where
         tracing::error!(program = %program, error = %e, "could not release the PID entry; the next start will take it over as stale");
     }
     ExitCode::from(code)
+}
+
+/// Sends `WATCHDOG=1` at half the interval systemd asks for (`WatchdogSec=`
+/// sets `WATCHDOG_USEC`), for every daemon alike. The pings come from the
+/// async runtime, so a wedged runtime (all workers blocked) stops them and
+/// systemd restarts the daemon. Without `WATCHDOG_USEC` nothing is spawned.
+fn spawn_watchdog(runtime: &tokio::runtime::Runtime) {
+    let mut usec = 0;
+    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+        return;
+    }
+    let period = Duration::from_micros(usec / 2).max(Duration::from_millis(100));
+    runtime.spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            notify(sd_notify::NotifyState::Watchdog);
+        }
+    });
 }
 
 /// Claims `program`, printing the admin message on refusal. `Err` is the

@@ -68,7 +68,11 @@ pub fn init_with_debug(
     };
     if stderr_is_journal() {
         if let Ok(layer) = tracing_journald::layer() {
-            let layer = layer.with_syslog_identifier(program.to_owned());
+            // No `F_` prefix: fields arrive as PARTNER=, SESSION=, FILE=,
+            // BYTES=, so `journalctl -u os4xrd-tcpip PARTNER=O0013...` works.
+            let layer = layer
+                .with_syslog_identifier(program.to_owned())
+                .with_field_prefix(None);
             if tracing_subscriber::registry()
                 .with(make_forward())
                 .with(layer.with_filter(filter))

@@ -307,7 +307,7 @@ pub struct Route {
 
 impl Route {
     /// A plain-TCP route with the default policy.
-    pub fn new(partner: &OdetteId, host: &str, port: u16) -> Route {
+    pub fn new(partner: &impl fmt::Display, host: &str, port: u16) -> Route {
         Route {
             partner: partner.to_string(),
             host: host.to_owned(),
@@ -1138,7 +1138,7 @@ mod tests {
             Err(QueueError::Layout { .. })
         ));
         assert!(q.list(&[]).unwrap().is_empty());
-        let left = std::fs::read_dir(dir.path().join("outbox")).unwrap().count();
+        let left = std::fs::read_dir(dir.path().join("outbox")).map_or(0, |d| d.count());
         assert_eq!(left, 0);
     }
 

@@ -3,6 +3,11 @@
 
 pub mod client;
 pub mod debug;
+// issue 5: send side.
+pub mod queue;
+pub mod received;
+pub mod route;
+pub mod send;
 pub mod user;
 
 /// Reads a password: from stdin when `from_stdin` (one line, for scripts),

@@ -58,6 +58,7 @@ const REFUSAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// What the daemon's sessions share.
 pub struct Server {
     config: Arc<Config>,
+    db: Db,
     transport: Transport,
     partners: PartnerStore,
     inbox: Arc<InboxStore>,
@@ -80,41 +81,28 @@ impl std::fmt::Debug for Server {
 /// Counters for systemd's STATUS= line.
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Sessions running in this daemon.
     pub active: AtomicUsize,
-    files_today: AtomicU64,
-    day: AtomicU64,
     changed: Notify,
 }
 
 impl Stats {
-    fn today() -> u64 {
-        u64::try_from(crate::db::unix_now() / 86_400).unwrap_or(0)
-    }
-
-    /// Files received since midnight (UTC).
-    pub fn files_today(&self) -> u64 {
-        if self.day.load(Ordering::Relaxed) != Self::today() {
-            return 0;
-        }
-        self.files_today.load(Ordering::Relaxed)
-    }
-
     fn file_received(&self) {
-        let today = Self::today();
-        if self.day.swap(today, Ordering::Relaxed) != today {
-            self.files_today.store(0, Ordering::Relaxed);
-        }
-        self.files_today.fetch_add(1, Ordering::Relaxed);
         self.changed.notify_one();
     }
+}
 
-    pub fn status_line(&self) -> String {
-        format!(
-            "{} sessions active, {} files received today",
-            self.active.load(Ordering::Relaxed),
-            self.files_today()
+/// Files received since midnight UTC by any os4x daemon of this database.
+pub fn files_today(db: &Db) -> u64 {
+    let now = crate::db::unix_now();
+    let since = now - now.rem_euclid(86_400);
+    db.lock()
+        .query_row(
+            "SELECT count(*) FROM os4x_received_files WHERE state = 'received' AND received_at >= ?1",
+            [since],
+            |r| r.get::<_, i64>(0),
         )
-    }
+        .map_or(0, |n| u64::try_from(n).unwrap_or(0))
 }
 
 impl Server {
@@ -151,14 +139,16 @@ impl Server {
             config.rd.action_timeout,
         );
         let max = usize::try_from(config.rd.max_sessions).unwrap_or(usize::MAX);
+        let stats = Stats::default();
         Ok(Arc::new(Server {
-            partners: PartnerStore::new(db),
+            partners: PartnerStore::new(db.clone()),
+            db,
             inbox,
             session_config,
             tls,
             sessions: Arc::new(Semaphore::new(max)),
             refusals: Arc::new(Semaphore::new(MAX_REFUSALS)),
-            stats: Stats::default(),
+            stats,
             next_session: AtomicU64::new(1),
             config,
             transport,
@@ -167,6 +157,15 @@ impl Server {
 
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The STATUS= line for systemd.
+    pub fn status_line(&self) -> String {
+        format!(
+            "{} sessions active, {} files received today",
+            self.stats.active.load(Ordering::Relaxed),
+            files_today(&self.db)
+        )
     }
 
     /// Re-reads the TLS certificate and key (SIGHUP). Running sessions
@@ -668,7 +667,7 @@ pub async fn run(d: Daemon, transport: Transport) -> anyhow::Result<()> {
                 .then(|| Duration::from_micros(usec / 2));
             let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(60)));
             loop {
-                let line = server.stats.status_line();
+                let line = server.status_line();
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&line)]);
                 tokio::select! {
                     () = server.stats.changed.notified() => {

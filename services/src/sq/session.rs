@@ -21,7 +21,7 @@ use oftp2::value::{
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Shared;
-use crate::inbox::{SessionContext, SessionInbox};
+use crate::inbox::{InboxStore, SessionContext, SessionInbox};
 use crate::partner::Partner;
 use crate::queue::{Entry, QueueStore, ReceiptMatch, Route};
 
@@ -125,20 +125,22 @@ where
     if let Ok(mut q) = ctx.receipts.lock() {
         shared.inbox.load_due(&partner.id, &mut q);
     }
-    let tracker = Arc::new(Mutex::new(Tracker::default()));
+    let rng = shared.clone();
+    let mut exchange = Exchange::new(
+        shared.queue.clone(),
+        shared.inbox.clone(),
+        ctx.clone(),
+        claimed,
+        Arc::new(move || rng.random()),
+    )
+    .with_route(route)
+    .with_stats(shared.clone());
     let handlers = Handlers {
         authenticator: Box::new(ResponderCheck {
             partner: partner.clone(),
         }),
         inbox: Box::new(PolledInbox(shared.inbox.session(ctx.clone()))),
-        outbox: Box::new(QueueOutbox {
-            queue: shared.queue.clone(),
-            partner: partner.clone(),
-            ctx: ctx.clone(),
-            tracker: tracker.clone(),
-            claimed: claimed.clone(),
-            may_send: partner.directions.may_send(),
-        }),
+        outbox: exchange.outbox(),
     };
     let mut cfg = oftp2::session::Config::new(shared.local_id, partner.password_out);
     cfg.user_data = shared.config.local.user_data;
@@ -147,194 +149,307 @@ where
         Ok(s) => s,
         Err(e) => return unreachable(format!("session parameters: {e}")),
     };
-    let mut outcome = Outcome::default();
-    let mut end: Option<SessionEnd> = None;
-    let result = oftp2::driver::run(&mut session, io, |event| {
-        on_event(
-            &shared,
-            &route,
-            &partner,
-            session_no,
-            &ctx,
-            &tracker,
-            &mut outcome,
-            &mut end,
-            event,
-        )
-    })
-    .await;
-    let end_text = match (&result, &end) {
-        (Err(e), _) => format!("connection lost: {e}"),
-        (Ok(end), _) => end.to_string(),
-    };
-    outcome.normal = matches!(&result, Ok(end) if end.is_normal());
-    if !outcome.normal {
-        outcome.error = Some(end_text.clone());
-    }
-    // Files claimed but without an outcome (connection lost before SFPA,
-    // session refused, ...) are retried.
-    let open: Vec<i64> = {
-        let t = tracker.lock().unwrap_or_else(|p| p.into_inner());
-        let c = claimed.lock().unwrap_or_else(|p| p.into_inner());
-        c.iter().filter(|id| !t.settled.contains(id)).copied().collect()
-    };
-    for id in open {
-        let text = format!("session with {} ended before the file was confirmed: {end_text}", partner.id);
-        retry_later(&shared, &route, id, &text);
-    }
+    let result = oftp2::driver::run(&mut session, io, |event| exchange.on_event(event)).await;
+    let outcome = exchange.finish(result.map_err(|e| e.to_string()));
     tracing::info!(
         partner = %partner.id,
         session = session_no,
         peer = %peer,
         sent = outcome.files_sent,
         received = outcome.files_received,
-        end = %end_text,
+        end = outcome.error.as_deref().unwrap_or("normal"),
         "session finished"
     );
     outcome
 }
 
-fn retry_later(shared: &Shared, route: &Route, id: i64, text: &str) {
-    match shared.queue.failed_attempt(id, route, text, shared.random()) {
-        Ok(state) => tracing::warn!(partner = %route.partner, entry = id, state = %state, error = text, "file not delivered"),
-        Err(e) => tracing::error!(entry = id, error = %e, "cannot record the failed attempt; the entry is recovered at the next start"),
+/// The send side of one session, either role: hands the session the
+/// partner's due receipts and queued files, and records in the queue what
+/// became of them (EFPA, SFNA, EFNA, interruption, EERP/NERP received).
+///
+/// `os4xsqd` uses it as initiator; a receive daemon can use it as
+/// responder so that a partner calling us (or polling) gets its queued
+/// files in the same session. The partner is taken from the session
+/// context once its SSID was accepted.
+pub struct Exchange {
+    queue: QueueStore,
+    inbox: Arc<InboxStore>,
+    ctx: Arc<SessionContext>,
+    tracker: Arc<Mutex<Tracker>>,
+    claimed: Claimed,
+    random: Arc<dyn Fn() -> f64 + Send + Sync>,
+    route: Option<Route>,
+    stats: Option<Arc<Shared>>,
+    outcome: Outcome,
+    end: Option<SessionEnd>,
+}
+
+impl std::fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange")
+            .field("session", &self.ctx.session)
+            .field("outcome", &self.outcome)
+            .finish_non_exhaustive()
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn on_event(
-    shared: &Shared,
-    route: &Route,
-    partner: &Partner,
-    session_no: u64,
-    ctx: &SessionContext,
-    tracker: &Mutex<Tracker>,
-    outcome: &mut Outcome,
-    end: &mut Option<SessionEnd>,
-    event: Event,
-) {
-    let queue = &shared.queue;
-    let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
-    let settle = |t: &mut Tracker, file: &VirtualFileId| -> Option<i64> {
-        let id = t.by_file.get(file).copied()?;
-        t.settled.push(id);
-        if t.current.map(|(c, _)| c) == Some(id) {
-            t.current = None;
+impl Exchange {
+    /// `random` is uniform in `[0, 1)` (backoff jitter).
+    pub fn new(
+        queue: QueueStore,
+        inbox: Arc<InboxStore>,
+        ctx: Arc<SessionContext>,
+        claimed: Claimed,
+        random: Arc<dyn Fn() -> f64 + Send + Sync>,
+    ) -> Exchange {
+        Exchange {
+            queue,
+            inbox,
+            ctx,
+            tracker: Arc::default(),
+            claimed,
+            random,
+            route: None,
+            stats: None,
+            outcome: Outcome::default(),
+            end: None,
         }
-        Some(id)
-    };
-    match event {
-        Event::Connected(n) => {
-            outcome.connected = true;
-            tracing::info!(partner = %partner.id, session = session_no, level = %n.level, buffer = n.buffer_size, credit = n.credit, restart = n.restart, "session started");
+    }
+
+    /// The retry policy to apply (default: the partner's stored route,
+    /// or the default policy without one).
+    pub fn with_route(mut self, route: Route) -> Exchange {
+        self.route = Some(route);
+        self
+    }
+
+    fn with_stats(mut self, shared: Arc<Shared>) -> Exchange {
+        self.stats = Some(shared);
+        self
+    }
+
+    /// The session's outbox: due receipts, then queued files.
+    pub fn outbox(&self) -> Box<dyn Outbox> {
+        Box::new(QueueOutbox {
+            queue: self.queue.clone(),
+            ctx: self.ctx.clone(),
+            tracker: self.tracker.clone(),
+            claimed: self.claimed.clone(),
+        })
+    }
+
+    fn partner_label(&self) -> String {
+        self.ctx
+            .partner
+            .get()
+            .map(|p| p.id.to_string())
+            .unwrap_or_default()
+    }
+
+    fn route(&mut self) -> Route {
+        if let Some(r) = &self.route {
+            return r.clone();
         }
-        Event::FileStarted {
-            direction: Direction::Send,
-            file,
-            restart_position,
-            restart_offset,
-        } => {
-            if let Some(&id) = t.by_file.get(&file) {
-                t.current = Some((id, restart_offset));
-                tracing::info!(partner = %partner.id, session = session_no, entry = id, file = %file, restart = restart_position, bytes = restart_offset, "sending file");
+        let r = self
+            .ctx
+            .partner
+            .get()
+            .map(|p| {
+                self.queue
+                    .route(p.id.as_str())
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| Route::new(&p.id, "-", 0))
+            })
+            .unwrap_or_else(|| Route::new(&"-", "-", 0));
+        self.route = Some(r.clone());
+        r
+    }
+
+    fn retry_later(&mut self, id: i64, text: &str) {
+        let route = self.route();
+        let random = (self.random)();
+        match self.queue.failed_attempt(id, &route, text, random) {
+            Ok(state) => tracing::warn!(partner = %route.partner, entry = id, state = %state, error = text, "file not delivered"),
+            Err(e) => tracing::error!(entry = id, error = %e, "cannot record the failed attempt; the entry is recovered at the next start"),
+        }
+    }
+
+    /// Ends the exchange once the session is over: files claimed but
+    /// without an outcome (connection lost before SFPA, ...) are retried.
+    pub fn finish(mut self, result: Result<SessionEnd, String>) -> Outcome {
+        let end_text = match &result {
+            Err(e) => format!("connection lost: {e}"),
+            Ok(end) => end.to_string(),
+        };
+        self.outcome.normal = matches!(&result, Ok(end) if end.is_normal());
+        if !self.outcome.normal {
+            self.outcome.error = Some(end_text.clone());
+        }
+        let open: Vec<i64> = {
+            let t = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
+            let c = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
+            c.iter().filter(|id| !t.settled.contains(id)).copied().collect()
+        };
+        for id in open {
+            let text = format!(
+                "session with {} ended before the file was confirmed: {end_text}",
+                self.partner_label()
+            );
+            self.retry_later(id, &text);
+        }
+        self.outcome
+    }
+
+    /// Records what an event means for the queue.
+    pub fn on_event(&mut self, event: Event) {
+        let partner = self.partner_label();
+        let session_no = self.ctx.session;
+        let settle = |tracker: &Mutex<Tracker>, file: &VirtualFileId| -> Option<i64> {
+            let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
+            let id = t.by_file.get(file).copied()?;
+            t.settled.push(id);
+            if t.current.map(|(c, _)| c) == Some(id) {
+                t.current = None;
             }
-        }
-        Event::Progress {
-            direction: Direction::Send,
-            units,
-        } => {
-            if let Some((id, last)) = t.current {
-                if units >= last + PROGRESS_CHECKPOINT {
-                    t.current = Some((id, units));
-                    if let Err(e) = queue.progress(id, units) {
-                        tracing::warn!(entry = id, error = %e, "cannot record progress");
+            Some(id)
+        };
+        match event {
+            Event::Connected(n) => {
+                self.outcome.connected = true;
+                tracing::info!(partner = %n.partner_id(), session = session_no, level = %n.level, buffer = n.buffer_size, credit = n.credit, restart = n.restart, "session started");
+            }
+            Event::FileStarted {
+                direction: Direction::Send,
+                file,
+                restart_position,
+                restart_offset,
+            } => {
+                let mut t = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(&id) = t.by_file.get(&file) {
+                    t.current = Some((id, restart_offset));
+                    tracing::info!(partner, session = session_no, entry = id, file = %file, restart = restart_position, bytes = restart_offset, "sending file");
+                }
+            }
+            Event::Progress {
+                direction: Direction::Send,
+                units,
+            } => {
+                let mut t = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some((id, last)) = t.current {
+                    if units >= last + PROGRESS_CHECKPOINT {
+                        t.current = Some((id, units));
+                        if let Err(e) = self.queue.progress(id, units) {
+                            tracing::warn!(entry = id, error = %e, "cannot record progress");
+                        }
                     }
                 }
             }
-        }
-        Event::FileDone {
-            direction: Direction::Send,
-            file,
-            counts,
-        } => {
-            if let Some(id) = settle(&mut t, &file) {
-                outcome.files_sent += 1;
-                shared.stats.sent();
-                if let Err(e) = queue.sent(id) {
-                    tracing::error!(entry = id, error = %e, "cannot record the file as sent");
-                }
-                tracing::info!(partner = %partner.id, session = session_no, entry = id, file = %file, bytes = counts.units, "file sent; awaiting EERP");
-            }
-        }
-        Event::FileDone {
-            direction: Direction::Receive,
-            file,
-            counts,
-        } => {
-            outcome.files_received += 1;
-            tracing::info!(partner = %partner.id, session = session_no, file = %file, bytes = counts.units, "file received (poll)");
-        }
-        Event::FileRefused {
-            direction: Direction::Send,
-            file,
-            reason,
-            retry_later: retry,
-            text,
-        } => {
-            let Some(id) = settle(&mut t, &file) else {
-                return;
-            };
-            let detail = if text.is_empty() {
-                format!("SFNA {reason}")
-            } else {
-                format!("SFNA {reason}: {text}")
-            };
-            if reason == StartFileRefusal::DuplicateFile {
-                // Same virtual file (our stamp is unique per entry): the
-                // partner already holds it from an attempt whose EFPA we
-                // did not record. It is sent; its EERP will follow.
-                tracing::info!(partner = %partner.id, entry = id, file = %file, "partner already holds the file; awaiting EERP");
-                let _ = queue.sent(id);
-            } else if retry {
-                retry_later(shared, route, id, &format!("{detail} (partner asks to retry later)"));
-            } else {
-                tracing::warn!(partner = %partner.id, entry = id, file = %file, reason = %reason, text, "file refused permanently");
-                if let Err(e) = queue.failed(id, &detail) {
-                    tracing::error!(entry = id, error = %e, "cannot record the refusal");
+            Event::FileDone {
+                direction: Direction::Send,
+                file,
+                counts,
+            } => {
+                if let Some(id) = settle(&self.tracker, &file) {
+                    self.outcome.files_sent += 1;
+                    if let Some(s) = &self.stats {
+                        s.stats.sent();
+                    }
+                    if let Err(e) = self.queue.sent(id) {
+                        tracing::error!(entry = id, error = %e, "cannot record the file as sent");
+                    }
+                    tracing::info!(partner, session = session_no, entry = id, file = %file, bytes = counts.units, "file sent; awaiting EERP");
                 }
             }
-        }
-        Event::FileFailed {
-            direction: Direction::Send,
-            file,
-            reason,
-            text,
-        } => {
-            if let Some(id) = settle(&mut t, &file) {
-                retry_later(shared, route, id, &format!("EFNA {reason}: {text}"));
+            Event::FileDone {
+                direction: Direction::Receive,
+                file,
+                counts,
+            } => {
+                self.outcome.files_received += 1;
+                tracing::info!(partner, session = session_no, file = %file, bytes = counts.units, "file received");
             }
-        }
-        Event::FileInterrupted {
-            direction: Direction::Send,
-            file,
-            units,
-        } => {
-            if let Some(id) = settle(&mut t, &file) {
-                let _ = queue.progress(id, units);
-                retry_later(
-                    shared,
-                    route,
-                    id,
-                    &format!("transfer interrupted after {units} octets; resumes with restart"),
-                );
+            Event::FileRefused {
+                direction: Direction::Send,
+                file,
+                reason,
+                retry_later: retry,
+                text,
+            } => {
+                let Some(id) = settle(&self.tracker, &file) else {
+                    return;
+                };
+                let detail = if text.is_empty() {
+                    format!("SFNA {reason}")
+                } else {
+                    format!("SFNA {reason}: {text}")
+                };
+                if reason == StartFileRefusal::DuplicateFile {
+                    // Same virtual file (our stamp is unique per entry):
+                    // the partner already holds it from an attempt whose
+                    // EFPA we did not record. It is sent; the EERP follows.
+                    tracing::info!(partner, entry = id, file = %file, "partner already holds the file; awaiting EERP");
+                    let _ = self.queue.sent(id);
+                } else if retry {
+                    self.retry_later(id, &format!("{detail} (partner asks to retry later)"));
+                } else {
+                    tracing::warn!(partner, entry = id, file = %file, reason = %reason, text, "file refused permanently");
+                    if let Err(e) = self.queue.failed(id, &detail) {
+                        tracing::error!(entry = id, error = %e, "cannot record the refusal");
+                    }
+                }
             }
-        }
-        Event::FileSkipped { file, error } => {
-            if let Some(id) = settle(&mut t, &file) {
-                let _ = queue.failed(id, &format!("file cannot be sent: {error}"));
+            Event::FileFailed {
+                direction: Direction::Send,
+                file,
+                reason,
+                text,
+            } => {
+                if let Some(id) = settle(&self.tracker, &file) {
+                    self.retry_later(id, &format!("EFNA {reason}: {text}"));
+                }
             }
+            Event::FileInterrupted {
+                direction: Direction::Send,
+                file,
+                units,
+            } => {
+                if let Some(id) = settle(&self.tracker, &file) {
+                    let _ = self.queue.progress(id, units);
+                    self.retry_later(
+                        id,
+                        &format!("transfer interrupted after {units} octets; resumes with restart"),
+                    );
+                }
+            }
+            Event::FileSkipped { file, error } => {
+                if let Some(id) = settle(&self.tracker, &file) {
+                    let _ = self.queue.failed(id, &format!("file cannot be sent: {error}"));
+                }
+            }
+            Event::ReceiptReceived(receipt) => self.receipt_received(&partner, &receipt),
+            Event::ReceiptSent(receipt) => {
+                let id = self
+                    .ctx
+                    .receipts
+                    .lock()
+                    .ok()
+                    .and_then(|mut q| q.acknowledged(&receipt));
+                if let Some(id) = id {
+                    self.inbox.receipt_sent(id);
+                }
+                tracing::info!(partner, session = session_no, ?receipt, "receipt delivered");
+            }
+            Event::Deviation(d) => {
+                tracing::info!(partner, session = session_no, deviation = %d, "partner deviates from RFC 5024 (accepted)");
+            }
+            Event::Ended(e) => self.end = Some(e),
+            _ => {}
         }
-        Event::ReceiptReceived(receipt) => match &receipt {
+    }
+
+    fn receipt_received(&mut self, partner: &str, receipt: &Receipt) {
+        match receipt {
             Receipt::Eerp(e) => {
                 let m = ReceiptMatch {
                     dataset_name: e.dataset_name.to_string(),
@@ -342,12 +457,15 @@ fn on_event(
                     originator: e.destination.to_string(),
                     destination: e.originator.to_string(),
                 };
-                match queue.eerp_received(&m) {
+                let file = format!("{} {}", m.dataset_name, m.file_timestamp);
+                match self.queue.eerp_received(&m) {
                     Ok(Some(id)) => {
-                        shared.stats.changed();
-                        tracing::info!(partner = %partner.id, entry = id, file = %format!("{} {}", m.dataset_name, m.file_timestamp), "EERP received; delivered")
+                        if let Some(s) = &self.stats {
+                            s.stats.changed();
+                        }
+                        tracing::info!(partner, entry = id, file, "EERP received; delivered")
                     }
-                    Ok(None) => tracing::warn!(partner = %partner.id, file = %format!("{} {}", m.dataset_name, m.file_timestamp), originator = %m.originator, "EERP for no known queue entry"),
+                    Ok(None) => tracing::warn!(partner, file, originator = %m.originator, "EERP for no known queue entry"),
                     Err(e) => tracing::error!(error = %e, "cannot record the EERP"),
                 }
             }
@@ -359,29 +477,13 @@ fn on_event(
                     destination: n.originator.to_string(),
                 };
                 let text = format!("NERP from {}: {} {}", n.creator, n.reason, n.text);
-                match queue.nerp_received(&m, text.trim_end()) {
-                    Ok(Some(id)) => tracing::warn!(partner = %partner.id, entry = id, reason = %n.reason, "NERP received; failed"),
-                    Ok(None) => tracing::warn!(partner = %partner.id, file = %m.dataset_name, "NERP for no known queue entry"),
+                match self.queue.nerp_received(&m, text.trim_end()) {
+                    Ok(Some(id)) => tracing::warn!(partner, entry = id, reason = %n.reason, "NERP received; failed"),
+                    Ok(None) => tracing::warn!(partner, file = %m.dataset_name, "NERP for no known queue entry"),
                     Err(e) => tracing::error!(error = %e, "cannot record the NERP"),
                 }
             }
-        },
-        Event::ReceiptSent(receipt) => {
-            let id = ctx
-                .receipts
-                .lock()
-                .ok()
-                .and_then(|mut q| q.acknowledged(&receipt));
-            if let Some(id) = id {
-                shared.inbox.receipt_sent(id);
-            }
-            tracing::info!(partner = %partner.id, session = session_no, ?receipt, "receipt delivered");
         }
-        Event::Deviation(d) => {
-            tracing::info!(partner = %partner.id, session = session_no, deviation = %d, "partner deviates from RFC 5024 (accepted)");
-        }
-        Event::Ended(e) => *end = Some(e),
-        _ => {}
     }
 }
 
@@ -422,16 +524,15 @@ impl oftp2::session::Inbox for PolledInbox {
 /// files, claimed one at a time.
 struct QueueOutbox {
     queue: QueueStore,
-    partner: Partner,
     ctx: Arc<SessionContext>,
     tracker: Arc<Mutex<Tracker>>,
     claimed: Claimed,
-    may_send: bool,
 }
 
 impl Outbox for QueueOutbox {
     fn next_file(&mut self) -> Option<OutgoingFile> {
-        if !self.may_send {
+        let partner = self.ctx.partner.get()?.clone();
+        if !partner.directions.may_send() {
             return None;
         }
         loop {
@@ -440,11 +541,11 @@ impl Outbox for QueueOutbox {
                 .lock()
                 .map(|c| c.clone())
                 .unwrap_or_default();
-            let entry = match self.queue.claim_next(self.partner.id.as_str(), &skip) {
+            let entry = match self.queue.claim_next(partner.id.as_str(), &skip) {
                 Ok(Some(e)) => e,
                 Ok(None) => return None,
                 Err(e) => {
-                    tracing::error!(partner = %self.partner.id, error = %e, "cannot read the queue");
+                    tracing::error!(partner = %partner.id, error = %e, "cannot read the queue");
                     return None;
                 }
             };
@@ -458,7 +559,7 @@ impl Outbox for QueueOutbox {
                     return Some(file);
                 }
                 Err(error) => {
-                    tracing::error!(partner = %self.partner.id, entry = entry.id, error, "queued file cannot be sent; marked failed");
+                    tracing::error!(partner = %partner.id, entry = entry.id, error, "queued file cannot be sent; marked failed");
                     let _ = self.queue.failed(entry.id, &error);
                     if let Ok(mut t) = self.tracker.lock() {
                         t.settled.push(entry.id);

@@ -1,0 +1,224 @@
+//! The send side end to end: `os4x send` (the CLI's code) queues into a
+//! real SQLite database, `os4xsqd` runs as a real process and delivers to
+//! `os4xrd_tcpip` / `os4xrd_tcpip_tls` processes of a second station (own
+//! state directory, own Odette ID) over 127.0.0.1.
+
+mod sq_support;
+
+use std::time::Duration;
+
+use os4x::queue::EntryState;
+use sq_support::*;
+
+const LONG: Duration = Duration::from_secs(60);
+
+#[test]
+fn both_directions_several_files_per_session_with_eerps() {
+    let (a, b) = pair("");
+    let _rd_a = a.start_rd();
+    let _rd_b = b.start_rd();
+
+    let payloads: Vec<(String, Vec<u8>)> = [0usize, 1, 100_000, 3_000_000]
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| (format!("ATOB{i}"), content(len, i as u64 + 1)))
+        .collect();
+    let ids: Vec<i64> = payloads
+        .iter()
+        .map(|(name, data)| a.send(&a.file(name, data), B, name))
+        .collect();
+    let back = content(777_777, 99);
+    let back_id = b.send(&b.file("BTOA", &back), A, "BTOA");
+
+    let _sqd_a = a.spawn(SQD);
+    let _sqd_b = b.spawn(SQD);
+
+    for (id, (name, data)) in ids.iter().zip(&payloads) {
+        let e = a.wait_state(*id, EntryState::Delivered, LONG);
+        assert_eq!(e.eerp, "eerp");
+        assert_eq!(e.attempts, 1);
+        let got = std::fs::read(b.inbox_from(A).join(name)).unwrap();
+        assert!(got == *data, "{name} differs");
+    }
+    let e = b.wait_state(back_id, EntryState::Delivered, LONG);
+    assert_eq!(e.eerp, "eerp");
+    assert!(std::fs::read(a.inbox_from(B).join("BTOA")).unwrap() == back);
+
+    // All four files went in one session (they were queued before the
+    // daemon started), and the EERPs came back in it.
+    let log = a.log("os4xsqd");
+    assert!(log.contains("sent=4"), "{log}");
+    assert_eq!(log.matches("starting session").count(), 1, "{log}");
+
+    // The receiver lists them with the EERP sent.
+    let received = os4x::cli::received::list(&b.config, Some(A)).unwrap();
+    assert_eq!(received.len(), 4);
+    assert!(received.iter().all(|r| r.state == "received" && r.eerp == "sent"));
+}
+
+#[test]
+fn retried_with_backoff_after_the_receiver_was_down() {
+    let (a, b) = pair("");
+    let id = a.send(&a.file("LATE", b"late but there"), B, "LATE");
+    let _sqd = a.spawn(SQD);
+    let e = a.wait_entry(id, LONG, |e| e.state == EntryState::Retry && e.attempts >= 2);
+    assert!(
+        e.last_error.as_deref().unwrap_or("").contains("cannot connect"),
+        "{e:?}"
+    );
+    assert!(e.next_attempt_at >= e.updated_at, "{e:?}");
+    let _rd_b = b.start_rd();
+    let e = a.wait_state(id, EntryState::Delivered, LONG);
+    assert!(e.attempts >= 3, "{e:?}");
+    assert_eq!(
+        std::fs::read(b.inbox_from(A).join("LATE")).unwrap(),
+        b"late but there"
+    );
+}
+
+#[test]
+fn permanent_refusal_fails_with_the_reason_text() {
+    let a = Station::new(A, "");
+    let b = Station::new(B, "");
+    a.add_partner(B, |_| {});
+    // B only sends to A: A's files are refused with SFNA 14, retry N.
+    b.add_partner(A, |p| p.directions = os4x::partner::Directions::Send);
+    a.add_route(B, b.tcp_port, |_| {});
+    let _rd_b = b.start_rd();
+    let id = a.send(&a.file("NOPE", b"x"), B, "NOPE");
+    let ok = a.send(&a.file("NOPE2", b"y"), B, "NOPE2");
+    let _sqd = a.spawn(SQD);
+    for id in [id, ok] {
+        let e = a.wait_state(id, EntryState::Failed, LONG);
+        let err = e.last_error.unwrap();
+        assert!(err.contains("SFNA 14"), "{err}");
+        assert!(err.contains("does not accept files from you"), "{err}");
+        assert_eq!(e.attempts, 1, "a permanent refusal is not retried");
+    }
+}
+
+#[test]
+fn killed_during_a_200_mb_transfer_resumes_with_restart_and_delivers_once() {
+    let (a, b) = pair("");
+    let _rd_b = b.start_rd();
+    let len = 200 << 20;
+    let data = content(len, 7);
+    let id = a.send(&a.file("BIG", &data), B, "BIG");
+    let stamp = a.entry(id).file_timestamp;
+    let mut sqd = a.spawn(SQD);
+
+    // Kill as soon as the receiver holds a good part of the file.
+    let partial_dir = b.inbox_from(A).join(".partial");
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let size: u64 = std::fs::read_dir(&partial_dir)
+            .map(|d| d.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+            .unwrap_or(0);
+        if size > 90 << 20 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "transfer did not start");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    sqd.kill9();
+    let e = a.entry(id);
+    assert_eq!(e.state, EntryState::Sending, "killed mid-transfer: {e:?}");
+    assert!(e.sent_units > 0, "progress was recorded: {e:?}");
+
+    let _sqd = a.spawn(SQD);
+    let e = a.wait_state(id, EntryState::Delivered, LONG);
+    assert_eq!(e.file_timestamp, stamp, "same virtual file, not a new one");
+    let got = std::fs::read(b.inbox_from(A).join("BIG")).unwrap();
+    assert!(got == data, "byte-identical");
+    let names: Vec<_> = std::fs::read_dir(b.inbox_from(A))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .collect();
+    assert_eq!(names.len(), 1, "delivered once");
+    assert_eq!(os4x::cli::received::list(&b.config, Some(A)).unwrap().len(), 1);
+    // The second attempt restarted: both sides logged a nonzero position.
+    let log = a.log("os4xsqd");
+    assert!(log.contains("entries left in `sending`"), "{log}");
+    let restarted = log
+        .lines()
+        .filter(|l| l.contains("sending file"))
+        .any(|l| !l.contains("restart=0"));
+    assert!(restarted, "{log}");
+}
+
+#[test]
+fn tls_delivery_with_a_pinned_and_a_ca_verified_certificate() {
+    let a = Station::new(A, "");
+    let dir = a.dir.path();
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let cert = dir.join("b.crt");
+    let key = dir.join("b.key");
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    let tls_port = free_port();
+    let b = Station::new(
+        B,
+        &format!(
+            "[tls]\nlisten = [\"127.0.0.1:{tls_port}\"]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    a.add_partner(B, |_| {});
+    b.add_partner(A, |p| p.tls_required = true);
+    let _rd = b.spawn(RD_TLS);
+    wait_port(([127, 0, 0, 1], tls_port).into(), Duration::from_secs(20));
+
+    // Pinned by fingerprint.
+    let pin = os4x::partner::sha256_hex(ck.cert.der());
+    a.add_route(B, tls_port, |r| {
+        r.tls = true;
+        r.tls_pin_sha256 = Some(pin.clone());
+    });
+    let id = a.send(&a.file("PINNED", b"over tls"), B, "PINNED");
+    let sqd = a.spawn(SQD);
+    a.wait_state(id, EntryState::Delivered, LONG);
+    assert_eq!(std::fs::read(b.inbox_from(A).join("PINNED")).unwrap(), b"over tls");
+    drop(sqd);
+
+    // A wrong pin is a failed attempt, not a delivery.
+    a.add_route(B, tls_port, |r| {
+        r.tls = true;
+        r.tls_pin_sha256 = Some("00".repeat(32));
+    });
+    let id = a.send(&a.file("WRONGPIN", b"x"), B, "WRONGPIN");
+    let sqd = a.spawn(SQD);
+    let e = a.wait_entry(id, LONG, |e| e.state == EntryState::Retry);
+    assert!(e.last_error.unwrap().contains("does not match the pinned"));
+    drop(sqd);
+
+    // The certificate as CA file.
+    a.add_route(B, tls_port, |r| {
+        r.tls = true;
+        r.tls_ca_file = Some(cert.clone());
+    });
+    a.queue.retry(id).unwrap();
+    let _sqd = a.spawn(SQD);
+    a.wait_state(id, EntryState::Delivered, LONG);
+    assert_eq!(std::fs::read(b.inbox_from(A).join("WRONGPIN")).unwrap(), b"x");
+}
+
+#[test]
+fn send_errors_enqueue_nothing() {
+    let (a, _b) = pair("");
+    let file = a.file("OK", b"data");
+    let err = a.try_send(&file, "O0013000000NOBODY", Some("OK")).unwrap_err();
+    assert!(err.contains("not configured"), "{err}");
+    let missing = a.dir.path().join("missing");
+    let err = a.try_send(&missing, B, Some("MISSING")).unwrap_err();
+    assert!(err.contains("cannot read") && err.contains("nothing was queued"), "{err}");
+    let err = a.try_send(a.dir.path(), B, Some("DIR")).unwrap_err();
+    assert!(err.contains("nothing was queued"), "{err}");
+    let err = a.try_send(&file, B, Some("lower case?")).unwrap_err();
+    assert!(err.contains("dataset name"), "{err}");
+    assert!(a.queue.list(&[]).unwrap().is_empty());
+    let outbox = &a.config.sq.outbox_dir;
+    let left = std::fs::read_dir(outbox).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "no copy left in the outbox");
+}
