@@ -360,3 +360,68 @@ fn master_runs_restarts_and_stops_the_children() {
     assert!(gone(restarted) && gone(first[1].0), "children ended");
     assert!(running_pids(&db).is_empty(), "{:?}", running_pids(&db));
 }
+
+/// Forwards connections to `target`, client to server at about 1.3 MB/s.
+async fn slow_proxy(target: std::net::SocketAddr) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = tokio::net::TcpStream::connect(target).await.unwrap();
+            let (mut cr, mut cw) = client.into_split();
+            let (mut sr, mut sw) = server.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut sr, &mut cw).await;
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match cr.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if sw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_stopped_mid_file_resumes_after_restart() {
+    let station = Station::new("[tcp]\nlisten = [\"192.0.2.1:3305\"]\n");
+    station.add_partner(|_| {});
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let keep = listener.try_clone().unwrap(); // for the second daemon
+    let mut daemon = activated(TCPIP, &station.config_path, listener, &[]);
+    let proxy = slow_proxy(addr).await;
+    let data = content(12_000_000, 41);
+
+    let sending = tokio::spawn({
+        let data = data.clone();
+        async move { send_tcp(proxy, "STOPPED.MID", data, 0).await }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pid = daemon.0.id() as i32;
+    kill(Pid::from_raw(pid), Signal::SIGTERM).unwrap();
+    let status = wait_exit(&mut daemon.0, Duration::from_secs(30)).expect("stops on SIGTERM");
+    assert!(status.success(), "{status:?}");
+    let cut = sending.await.unwrap();
+    assert!(!cut.file_done(), "file cannot have completed");
+    assert!(station.received_files().is_empty());
+    assert_eq!(station.rows()[0].0, "partial");
+
+    // A new daemon on the same socket; the partner restarts the file.
+    let _daemon = activated(TCPIP, &station.config_path, keep, &[]);
+    let sent = send_tcp(addr, "STOPPED.MID", data.clone(), data.len() as u64 / 1024).await;
+    assert!(sent.end.as_ref().unwrap().is_normal(), "{:?}", sent.end);
+    let at = sent.restart_position().unwrap();
+    assert!(at > 1000, "resumed at {at} 1K blocks, not from the start");
+    assert!(std::fs::read(station.partner_inbox().join("STOPPED.MID")).unwrap() == data);
+}

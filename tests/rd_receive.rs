@@ -198,6 +198,24 @@ async fn tls_file_arrives_byte_identical() {
     assert_eq!(sent.eerps(), 1);
     assert!(std::fs::read(station.partner_inbox().join("SECURE.EDI")).unwrap() == data);
 
+    // TLS 1.2 is served as well.
+    let tls = tls_connect(rd.addr, &tls12_connector(&cert.cert_der))
+        .await
+        .unwrap();
+    assert_eq!(
+        tls.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    let sent = send(
+        tls,
+        PARTNER,
+        PARTNER_PW,
+        Some(bytes_file("TLS12", data.clone(), 0)),
+    )
+    .await;
+    assert!(sent.end.unwrap().is_normal());
+    assert!(std::fs::read(station.partner_inbox().join("TLS12")).unwrap() == data);
+
     // SIGHUP equivalent: a new certificate is used by new handshakes, a
     // session already running is not disturbed.
     let long = tls_connect(rd.addr, &tls_connector(&cert.cert_der, None))
@@ -365,6 +383,16 @@ async fn client_certificate_required() {
 /// Forwards one connection to `target` and cuts it after `limit` octets
 /// from the client.
 async fn cutting_proxy(target: std::net::SocketAddr, limit: usize) -> std::net::SocketAddr {
+    proxy(target, limit, false).await
+}
+
+/// Like [`cutting_proxy`], but after `limit` octets the connection stays
+/// open and silent (a stalled partner).
+async fn stalling_proxy(target: std::net::SocketAddr, limit: usize) -> std::net::SocketAddr {
+    proxy(target, limit, true).await
+}
+
+async fn proxy(target: std::net::SocketAddr, limit: usize, stall: bool) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -386,6 +414,9 @@ async fn cutting_proxy(target: std::net::SocketAddr, limit: usize) -> std::net::
                 break;
             }
             left -= n;
+        }
+        if stall {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
         }
         // Kill both directions at once, like a broken line.
         back.abort();
@@ -614,4 +645,39 @@ async fn eerp_not_sendable_stays_queued_for_the_next_session() {
         vec![("QUEUED.EERP".into(), "sent".into())]
     );
     rd.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_file_in_two_sessions_at_once_is_refused_for_now() {
+    let station = Station::new("");
+    station.add_partner(|_| {});
+    let rd = start(&station, Transport::Tcp).await;
+    let data = content(2_000_000, 51);
+    let stalled = stalling_proxy(rd.addr, 600_000).await;
+    let first = tokio::spawn({
+        let data = data.clone();
+        async move { send_tcp(stalled, "TWICE", data, 0).await }
+    });
+    // Wait until the first session is writing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while station.rows().is_empty() {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = send_tcp(rd.addr, "TWICE", data.clone(), 0).await;
+    assert!(
+        second.events.iter().any(|e| matches!(
+            e,
+            Event::FileRefused {
+                reason: StartFileRefusal::DuplicateFile,
+                retry_later: true,
+                ..
+            }
+        )),
+        "{:?}",
+        second.events
+    );
+    first.abort();
+    rd.stop().await;
+    assert!(station.received_files().is_empty());
 }

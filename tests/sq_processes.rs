@@ -53,7 +53,9 @@ fn both_directions_several_files_per_session_with_eerps() {
     // The receiver lists them with the EERP sent.
     let received = os4x::cli::received::list(&b.config, Some(A)).unwrap();
     assert_eq!(received.len(), 4);
-    assert!(received.iter().all(|r| r.state == "received" && r.eerp == "sent"));
+    assert!(received
+        .iter()
+        .all(|r| r.state == "received" && r.eerp == "sent"));
 }
 
 #[test]
@@ -61,9 +63,14 @@ fn retried_with_backoff_after_the_receiver_was_down() {
     let (a, b) = pair("");
     let id = a.send(&a.file("LATE", b"late but there"), B, "LATE");
     let _sqd = a.spawn(SQD);
-    let e = a.wait_entry(id, LONG, |e| e.state == EntryState::Retry && e.attempts >= 2);
+    let e = a.wait_entry(id, LONG, |e| {
+        e.state == EntryState::Retry && e.attempts >= 2
+    });
     assert!(
-        e.last_error.as_deref().unwrap_or("").contains("cannot connect"),
+        e.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("cannot connect"),
         "{e:?}"
     );
     assert!(e.next_attempt_at >= e.updated_at, "{e:?}");
@@ -112,12 +119,20 @@ fn killed_during_a_200_mb_transfer_resumes_with_restart_and_delivers_once() {
     let deadline = std::time::Instant::now() + LONG;
     loop {
         let size: u64 = std::fs::read_dir(&partial_dir)
-            .map(|d| d.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
             .unwrap_or(0);
         if size > 90 << 20 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "transfer did not start");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "transfer did not start"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     sqd.kill9();
@@ -136,7 +151,10 @@ fn killed_during_a_200_mb_transfer_resumes_with_restart_and_delivers_once() {
         .filter(|e| e.path().is_file())
         .collect();
     assert_eq!(names.len(), 1, "delivered once");
-    assert_eq!(os4x::cli::received::list(&b.config, Some(A)).unwrap().len(), 1);
+    assert_eq!(
+        os4x::cli::received::list(&b.config, Some(A)).unwrap().len(),
+        1
+    );
     // The second attempt restarted: both sides logged a nonzero position.
     let log = a.log("os4xsqd");
     assert!(log.contains("entries left in `sending`"), "{log}");
@@ -145,6 +163,9 @@ fn killed_during_a_200_mb_transfer_resumes_with_restart_and_delivers_once() {
         .filter(|l| l.contains("sending file"))
         .any(|l| !l.contains("restart=0"));
     assert!(restarted, "{log}");
+    if std::env::var_os("SQ_TEST_VERBOSE").is_some() {
+        eprintln!("{log}\n{}", b.log("os4xrd_tcpip"));
+    }
 }
 
 #[test]
@@ -179,7 +200,10 @@ fn tls_delivery_with_a_pinned_and_a_ca_verified_certificate() {
     let id = a.send(&a.file("PINNED", b"over tls"), B, "PINNED");
     let sqd = a.spawn(SQD);
     a.wait_state(id, EntryState::Delivered, LONG);
-    assert_eq!(std::fs::read(b.inbox_from(A).join("PINNED")).unwrap(), b"over tls");
+    assert_eq!(
+        std::fs::read(b.inbox_from(A).join("PINNED")).unwrap(),
+        b"over tls"
+    );
     drop(sqd);
 
     // A wrong pin is a failed attempt, not a delivery.
@@ -201,24 +225,77 @@ fn tls_delivery_with_a_pinned_and_a_ca_verified_certificate() {
     a.queue.retry(id).unwrap();
     let _sqd = a.spawn(SQD);
     a.wait_state(id, EntryState::Delivered, LONG);
-    assert_eq!(std::fs::read(b.inbox_from(A).join("WRONGPIN")).unwrap(), b"x");
+    assert_eq!(
+        std::fs::read(b.inbox_from(A).join("WRONGPIN")).unwrap(),
+        b"x"
+    );
 }
 
 #[test]
 fn send_errors_enqueue_nothing() {
     let (a, _b) = pair("");
     let file = a.file("OK", b"data");
-    let err = a.try_send(&file, "O0013000000NOBODY", Some("OK")).unwrap_err();
+    let err = a
+        .try_send(&file, "O0013000000NOBODY", Some("OK"))
+        .unwrap_err();
     assert!(err.contains("not configured"), "{err}");
     let missing = a.dir.path().join("missing");
     let err = a.try_send(&missing, B, Some("MISSING")).unwrap_err();
-    assert!(err.contains("cannot read") && err.contains("nothing was queued"), "{err}");
+    assert!(
+        err.contains("cannot read") && err.contains("nothing was queued"),
+        "{err}"
+    );
     let err = a.try_send(a.dir.path(), B, Some("DIR")).unwrap_err();
     assert!(err.contains("nothing was queued"), "{err}");
-    let err = a.try_send(&file, B, Some("lower case?")).unwrap_err();
+    let err = a.try_send(&file, B, Some(&"N".repeat(27))).unwrap_err();
     assert!(err.contains("dataset name"), "{err}");
     assert!(a.queue.list(&[]).unwrap().is_empty());
     let outbox = &a.config.sq.outbox_dir;
     let left = std::fs::read_dir(outbox).map_or(0, |d| d.count());
     assert_eq!(left, 0, "no copy left in the outbox");
+}
+
+#[test]
+fn notifies_systemd_and_claims_its_pid_entry() {
+    let (a, _b) = pair("");
+    let id = a.send(&a.file("Q", b"q"), B, "Q");
+    let sock_path = a.dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut sqd = a.spawn_with(SQD, &[], &[("NOTIFY_SOCKET", &sock_path)]);
+    let (mut ready, mut status) = (false, None::<String>);
+    let mut buf = [0u8; 4096];
+    while !(ready && status.is_some()) {
+        let n = sock.recv(&mut buf).expect("sd_notify message");
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        ready |= msg.lines().any(|l| l == "READY=1");
+        if let Some(l) = msg.lines().find(|l| l.starts_with("STATUS=")) {
+            status = Some(l.to_owned());
+        }
+    }
+    let status = status.unwrap();
+    assert!(
+        status.contains("sessions active") && status.contains("queued"),
+        "{status}"
+    );
+    // B is down: the entry waits for a retry, the daemon runs on.
+    a.wait_entry(id, LONG, |e| e.state == EntryState::Retry);
+
+    // A second instance is refused while the first runs...
+    let out = std::process::Command::new(SQD)
+        .arg("--config")
+        .arg(&a.config_path)
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(75));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("There seems to run another os4xsqd"), "{err}");
+    // ... unless forced.
+    let mut forced = a.spawn_with(SQD, &["-f"], &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(forced.0.try_wait().unwrap().is_none(), "-f takes over");
+    assert!(forced.stop().success());
+    assert!(sqd.stop().success(), "SIGTERM ends cleanly");
 }

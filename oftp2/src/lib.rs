@@ -124,6 +124,7 @@ pub mod stb;
 pub mod deb;
 pub mod record;
 pub mod session;
+pub mod security;
 #[cfg(feature = "tokio")]
 pub mod driver;
 

@@ -241,6 +241,12 @@ fn claim(program: &ProgramName, config: &Config, force: bool) -> Result<ClaimGua
         Err(ClaimError::AlreadyRunning(refusal)) => {
             tracing::error!(program = %program, pid = refusal.pid, "refusing to start: already running");
             eprint!("{}", refusal_message(&refusal, config.source.as_deref()));
+            // Under systemd (ours or the other's), say which side to act on.
+            if let Some(hint) =
+                crate::pidctl::refusal_systemd_hint(&refusal, invocation_id.as_deref())
+            {
+                eprint!("{hint}");
+            }
             Err(exit::TEMPFAIL)
         }
         Err(ClaimError::Store(e)) => Err(store_error(program, &e)),

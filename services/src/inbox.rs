@@ -202,6 +202,9 @@ pub struct InboxStore {
     root: PathBuf,
     local_id: OdetteId,
     actions: Option<tokio::sync::mpsc::UnboundedSender<Action>>,
+    /// Rows being received right now: a second session offering the same
+    /// virtual file must not write into the same partial file.
+    receiving: Mutex<std::collections::HashSet<i64>>,
 }
 
 impl std::fmt::Debug for InboxStore {
@@ -236,6 +239,7 @@ impl InboxStore {
             root,
             local_id,
             actions,
+            receiving: Mutex::default(),
         })
     }
 
@@ -521,6 +525,22 @@ impl Inbox for SessionInbox {
             }
         };
 
+        let claimed = store
+            .receiving
+            .lock()
+            .map(|mut set| set.insert(row))
+            .unwrap_or(false);
+        if !claimed {
+            tracing::warn!(partner = %partner.id, session, file, "refusing file: it is being received in another session");
+            return Err(Refusal::new(StartFileRefusal::DuplicateFile)
+                .retry_later(true)
+                .with_text("this file is being received in another session; retry later"));
+        }
+        // Released when the writer is done, or here if it never exists.
+        let mut claim = Claim {
+            store: Some(self.store.clone()),
+            row,
+        };
         let mut data = store
             .storage
             .open(&partial_path)
@@ -574,6 +594,7 @@ impl Inbox for SessionInbox {
             bytes = restart.local_offset,
             "receiving file"
         );
+        claim.store = None; // handed to the writer
         let writer = ReceivingFile {
             store: self.store.clone(),
             ctx: self.ctx.clone(),
@@ -800,6 +821,35 @@ impl IncomingFile for ReceivingFile {
             bytes = durable.unwrap_or(0),
             "transfer interrupted; partial file kept for restart"
         );
+    }
+}
+
+impl Drop for ReceivingFile {
+    /// A session task cancelled mid-file (daemon shutdown) still leaves a
+    /// checkpoint for the restart.
+    fn drop(&mut self) {
+        if self.out.is_some() {
+            self.abort();
+        }
+        if let Ok(mut set) = self.store.receiving.lock() {
+            set.remove(&self.row);
+        }
+    }
+}
+
+/// The claim on a row between the check in `accept` and the writer.
+struct Claim {
+    store: Option<Arc<InboxStore>>,
+    row: i64,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Some(store) = &self.store {
+            if let Ok(mut set) = store.receiving.lock() {
+                set.remove(&self.row);
+            }
+        }
     }
 }
 

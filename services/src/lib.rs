@@ -10,6 +10,11 @@
 //! - [`client`]: `os4xclientd`, the authenticated client/job service.
 //! - [`users`]: users of `os4xclientd` (and the web UI), argon2 hashes.
 //! - [`cli`]: `os4x` subcommands (`user`, `debug`, `client`).
+//! - [`db`]: the os4x tables of the shared SQLite database.
+//! - [`station`]: `[local]`, this station's OFTP identity.
+//! - [`partner`], [`partner_cli`]: trading partners, `os4x partner`.
+//! - [`inbox`]: the durable inbox of received files, receipts due.
+//! - [`rd`]: the receive daemons `os4xrd_tcpip`, `os4xrd_tcpip_tls`, `os4xrd`.
 
 pub mod config;
 pub mod db;

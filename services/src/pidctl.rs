@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use pidstore::{Listening, Liveness, PidFileState, ProgramName, ProgramStatus, Staleness};
+use pidstore::systemd::{self, Agreement, UnitState};
+use pidstore::{Listening, Liveness, PidFileState, ProgramName, ProgramStatus, Refusal, Staleness};
 use serde::Serialize;
 
 /// Version of the `status --json` document. Bumped only for incompatible
@@ -53,6 +54,153 @@ pub struct ProgramJson {
     pub written_at: Option<i64>,
     /// systemd `INVOCATION_ID` of the run that wrote the row.
     pub invocation_id: Option<String>,
+    /// systemd's view, when systemd is the service manager and the program
+    /// has a unit; `null` otherwise.
+    pub systemd: Option<SystemdJson>,
+}
+
+/// The systemd part of [`ProgramJson`].
+#[derive(Debug, Serialize)]
+pub struct SystemdJson {
+    pub unit: String,
+    /// `loaded`, `not-found`, …; `null` when systemd could not be asked
+    /// (then `error` says why).
+    pub load_state: Option<String>,
+    pub active_state: Option<String>,
+    pub sub_state: Option<String>,
+    pub main_pid: Option<i32>,
+    pub invocation_id: Option<String>,
+    /// `agree`, `stale_entry` (harmless: the unit's next start takes it
+    /// over) or `disagree` (see `disagreement`); `null` when unknown.
+    pub agreement: Option<&'static str>,
+    pub disagreement: Option<String>,
+    pub error: Option<String>,
+}
+
+/// systemd's view of one program (see [`systemd_views`]).
+#[derive(Debug, Clone)]
+pub struct SystemdRow {
+    pub unit: String,
+    /// What `systemctl show` said, or why it could not be asked.
+    pub state: Result<UnitState, String>,
+    /// `None` when the state is unknown or the unit is not installed.
+    pub agreement: Option<Agreement>,
+}
+
+/// systemd's view of each row (same order), or `None` when systemd is not
+/// the service manager here. Programs without a unit get `None`.
+pub fn systemd_views(rows: &[ProgramStatus]) -> Option<Vec<Option<SystemdRow>>> {
+    if !systemd::booted() {
+        return None;
+    }
+    Some(rows.iter().map(systemd_view).collect())
+}
+
+/// systemd's view of one program; `None` when it has no unit.
+pub fn systemd_view(row: &ProgramStatus) -> Option<SystemdRow> {
+    let unit = systemd::unit_for(&row.program)?;
+    let state = match systemd::query(&unit) {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err("systemd is not running".to_owned()),
+        Err(e) => Err(e.to_string()),
+    };
+    let agreement = match &state {
+        Ok(s) if s.is_installed() => Some(systemd::compare(&row.liveness, row.record.as_ref(), s)),
+        _ => None,
+    };
+    Some(SystemdRow {
+        unit,
+        state,
+        agreement,
+    })
+}
+
+/// Adds systemd's view to a status document built by [`status_document`]
+/// (`views` as returned by [`systemd_views`], same order as its rows).
+pub fn attach_systemd(doc: &mut StatusDocument, views: &[Option<SystemdRow>]) {
+    for (p, v) in doc.programs.iter_mut().zip(views) {
+        p.systemd = v.as_ref().map(|v| {
+            let ok = v.state.as_ref().ok();
+            SystemdJson {
+                unit: v.unit.clone(),
+                load_state: ok.map(|s| s.load_state.clone()),
+                active_state: ok.map(|s| s.active_state.clone()),
+                sub_state: ok.map(|s| s.sub_state.clone()),
+                main_pid: ok.and_then(|s| s.main_pid),
+                invocation_id: ok.and_then(|s| s.invocation_id.clone()),
+                agreement: v.agreement.as_ref().map(|a| match a {
+                    Agreement::Agree => "agree",
+                    Agreement::StaleEntry => "stale_entry",
+                    Agreement::Disagree(_) => "disagree",
+                }),
+                disagreement: match &v.agreement {
+                    Some(Agreement::Disagree(t)) => Some(t.clone()),
+                    _ => None,
+                },
+                error: v.state.as_ref().err().cloned(),
+            }
+        });
+    }
+}
+
+/// Lines under the status table for what systemd and the table disagree
+/// on, and what to do about it.
+pub fn systemd_notes(rows: &[ProgramStatus], views: &[Option<SystemdRow>]) -> String {
+    let mut out = String::new();
+    for (row, view) in rows.iter().zip(views) {
+        let Some(v) = view else { continue };
+        match (&v.agreement, &v.state) {
+            (Some(Agreement::Disagree(t)), _) => {
+                let _ = writeln!(out, "! {}: {t}", row.program);
+            }
+            (Some(Agreement::StaleEntry), _) => {
+                let _ = writeln!(
+                    out,
+                    "  {}: stale entry; `systemctl start {}` takes it over (no reset needed)",
+                    row.program, v.unit
+                );
+            }
+            (_, Err(e)) => {
+                let _ = writeln!(
+                    out,
+                    "? {}: cannot ask systemd about {}: {e}",
+                    row.program, v.unit
+                );
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// What a refused start adds to the refusal message when systemd is
+/// involved, on either side: `own_invocation` is this start's
+/// `INVOCATION_ID` (set when systemd started it), the refusal carries the
+/// running process's. `None` when neither was started by systemd.
+pub fn refusal_systemd_hint(r: &Refusal, own_invocation: Option<&str>) -> Option<String> {
+    let unit = systemd::unit_for(r.program.as_str())
+        .unwrap_or_else(|| format!("the unit of {}", r.program));
+    let pid = r.pid;
+    match (own_invocation, r.invocation_id.as_deref()) {
+        (Some(_), None) => Some(format!(
+            "systemd: {unit} is refused because process {pid} ({exe}) was started by hand,              outside systemd, and os4x never runs two {program}.
+             Stop that process (`kill {pid}`), then `systemctl start {unit}`. Do not use -f:              that would run two daemons.
+",
+            exe = r.executable,
+            program = r.program,
+        )),
+        (Some(_), Some(other)) => Some(format!(
+            "systemd: {unit} is refused because process {pid} ({exe}) runs under another              systemd invocation ({other}); see `systemctl status {pid}` and stop that unit first.
+",
+            exe = r.executable,
+        )),
+        (None, Some(_)) => Some(format!(
+            "Process {pid} is run by systemd ({unit}): use `systemctl restart {unit}` or              `systemctl stop {unit}` instead of starting {program} by hand.
+",
+            program = r.program,
+        )),
+        (None, None) => None,
+    }
 }
 
 /// The PID file part of [`ProgramJson`].
@@ -116,6 +264,7 @@ pub fn status_document(
                 executable: record.and_then(|r| r.executable.clone()),
                 written_at: record.and_then(|r| r.written_at),
                 invocation_id: record.and_then(|r| r.invocation_id.clone()),
+                systemd: None,
             }
         })
         .collect();
@@ -158,7 +307,17 @@ fn listening_text(l: &Listening) -> String {
 
 /// The human table of `os4x-pidctl status`.
 pub fn status_table(rows: &[ProgramStatus]) -> String {
-    let header = [
+    status_table_with_systemd(rows, None)
+}
+
+/// The human table with, when `views` is given (systemd is the service
+/// manager), two more columns: UNIT and SYSTEMD (its ActiveState, SubState
+/// and MainPID), followed by [`systemd_notes`].
+pub fn status_table_with_systemd(
+    rows: &[ProgramStatus],
+    views: Option<&[Option<SystemdRow>]>,
+) -> String {
+    let mut header = vec![
         "PROGRAM",
         "SERVERID",
         "PID",
@@ -167,10 +326,14 @@ pub fn status_table(rows: &[ProgramStatus]) -> String {
         "UPTIME",
         "LISTENING",
     ];
-    let cells: Vec<[String; 7]> = rows
+    if views.is_some() {
+        header.extend(["UNIT", "SYSTEMD"]);
+    }
+    let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|s| {
-            [
+        .enumerate()
+        .map(|(i, s)| {
+            let mut row = vec![
                 s.program.clone(),
                 s.server_id.to_string(),
                 s.record
@@ -181,10 +344,27 @@ pub fn status_table(rows: &[ProgramStatus]) -> String {
                 s.pid_file.to_string(),
                 s.uptime.map_or_else(|| "-".into(), format_duration),
                 listening_text(&s.listening),
-            ]
+            ];
+            if let Some(views) = views {
+                match views.get(i).and_then(Option::as_ref) {
+                    Some(v) => {
+                        row.push(v.unit.clone());
+                        let mut text = match &v.state {
+                            Ok(st) => st.to_string(),
+                            Err(_) => "?".to_owned(),
+                        };
+                        if let Some(Agreement::Disagree(_)) = v.agreement {
+                            text.push_str(" !");
+                        }
+                        row.push(text);
+                    }
+                    None => row.extend(["-".to_owned(), "-".to_owned()]),
+                }
+            }
+            row
         })
         .collect();
-    let mut widths = header.map(str::len);
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &cells {
         for (w, c) in widths.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());
@@ -193,7 +373,7 @@ pub fn status_table(rows: &[ProgramStatus]) -> String {
     let mut out = String::new();
     let mut line = |cols: &[&str]| {
         let mut l = String::new();
-        for (i, (c, w)) in cols.iter().zip(widths).enumerate() {
+        for (i, (c, w)) in cols.iter().zip(&widths).enumerate() {
             if i + 1 == cols.len() {
                 l.push_str(c);
             } else {
@@ -205,7 +385,10 @@ pub fn status_table(rows: &[ProgramStatus]) -> String {
     };
     line(&header);
     for row in &cells {
-        line(&row.each_ref().map(String::as_str));
+        line(&row.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    if let Some(views) = views {
+        out.push_str(&systemd_notes(rows, views));
     }
     out
 }
@@ -247,6 +430,16 @@ pub struct CheckResult {
 /// running; WARNING if a running required daemon's PID file disagrees, or a
 /// non-required program has a stale entry; OK otherwise.
 pub fn check(rows: &[ProgramStatus], required: &[ProgramName]) -> CheckResult {
+    check_with_systemd(rows, required, None)
+}
+
+/// [`check`], plus WARNING for every program on which systemd and the
+/// table disagree (`views` from [`systemd_views`]).
+pub fn check_with_systemd(
+    rows: &[ProgramStatus],
+    required: &[ProgramName],
+    views: Option<&[Option<SystemdRow>]>,
+) -> CheckResult {
     let is_required = |p: &str| required.iter().any(|r| r.as_str() == p);
     let mut critical = Vec::new();
     let mut warning = Vec::new();
@@ -267,6 +460,15 @@ pub fn check(rows: &[ProgramStatus], required: &[ProgramName]) -> CheckResult {
             (_, true) => critical.push(what),
             (Liveness::Stale(_), false) => warning.push(what),
             _ => {}
+        }
+    }
+    for (s, v) in rows.iter().zip(views.unwrap_or_default()) {
+        if let Some(SystemdRow {
+            agreement: Some(Agreement::Disagree(t)),
+            ..
+        }) = v
+        {
+            warning.push(format!("{}: {t}", s.program));
         }
     }
     let (state, summary) = if !critical.is_empty() {

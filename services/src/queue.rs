@@ -477,12 +477,11 @@ impl QueueStore {
                 path: file.source.clone(),
             });
         }
-        let layout = Layout::new(file.format, file.max_record_size).map_err(|e| {
-            QueueError::Invalid {
+        let layout =
+            Layout::new(file.format, file.max_record_size).map_err(|e| QueueError::Invalid {
                 what: "record size",
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         // Validate F/V structure now: the admin learns it here, not from
         // a failed transfer at night.
         record::inspect(layout, &mut src).map_err(|e| QueueError::Layout {
@@ -529,10 +528,11 @@ impl QueueStore {
         // are unique, and ten thousand files of one name within one
         // second would be needed for a clash.
         let counter = u16::try_from(id.rem_euclid(10_000)).unwrap_or(0);
-        let stamp = Timestamp::from_unix_seconds(now, counter).map_err(|e| QueueError::Invalid {
-            what: "clock",
-            message: e.to_string(),
-        })?;
+        let stamp =
+            Timestamp::from_unix_seconds(now, counter).map_err(|e| QueueError::Invalid {
+                what: "clock",
+                message: e.to_string(),
+            })?;
         let target = outbox.join(id.to_string());
         let copied = copy_durably(&mut src, outbox, &target);
         if let Err(e) = copied {
@@ -1111,7 +1111,10 @@ mod tests {
         };
         assert_eq!(q.eerp_received(&m).unwrap(), Some(e.id));
         let got = q.get(e.id).unwrap().unwrap();
-        assert_eq!((got.state, got.eerp.as_str()), (EntryState::Delivered, "eerp"));
+        assert_eq!(
+            (got.state, got.eerp.as_str()),
+            (EntryState::Delivered, "eerp")
+        );
         let other = ReceiptMatch {
             file_timestamp: "202001010000000000".into(),
             ..m
@@ -1157,10 +1160,7 @@ mod tests {
         );
         // Not due yet.
         assert!(q.claim_next(&route.partner, &[]).unwrap().is_none());
-        assert!(matches!(
-            q.cancel(e.id + 100),
-            Err(QueueError::NoEntry(_))
-        ));
+        assert!(matches!(q.cancel(e.id + 100), Err(QueueError::NoEntry(_))));
         q.retry(e.id).unwrap();
         let c = q.claim_next(&route.partner, &[]).unwrap().unwrap();
         assert!(matches!(q.cancel(c.id), Err(QueueError::WrongState { .. })));

@@ -410,6 +410,22 @@ pub fn tls_connector(
     tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
+/// A client that speaks TLS 1.2 only.
+pub fn tls12_connector(
+    trust: &rustls::pki_types::CertificateDer<'static>,
+) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trust.clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS12])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
 pub async fn tls_connect(
     addr: SocketAddr,
     connector: &tokio_rustls::TlsConnector,

@@ -22,6 +22,7 @@ pub const RD_TLS: &str = env!("CARGO_BIN_EXE_os4xrd_tcpip_tls");
 
 pub const A: &str = "O0013000000AAAA";
 pub const B: &str = "O0013000000BBBB";
+pub const C: &str = "O0013000000CCCC";
 
 /// Station password: what the station sends as initiator and answers as
 /// responder; its partners know it as their `password_in`.
@@ -119,7 +120,10 @@ impl Station {
             destination: None,
         };
         os4x::cli::send::run(&self.config, args).map_err(|f| f.1)?;
-        Ok(self.queue.list(&[]).unwrap()[0].id)
+        let conn = self.queue.db().lock();
+        Ok(conn
+            .query_row("SELECT MAX(id) FROM os4x_send_queue", [], |r| r.get(0))
+            .unwrap())
     }
 
     pub fn entry(&self, id: i64) -> Entry {
@@ -164,7 +168,16 @@ impl Station {
     /// Starts `program` with this station's configuration, stderr to
     /// `<dir>/<program>.log` (appended).
     pub fn spawn(&self, program: &str) -> Daemon {
-        let name = Path::new(program).file_name().unwrap().to_string_lossy().into_owned();
+        self.spawn_with(program, &[], &[])
+    }
+
+    /// Like [`Station::spawn`] with extra arguments and environment.
+    pub fn spawn_with(&self, program: &str, args: &[&str], env: &[(&str, &Path)]) -> Daemon {
+        let name = Path::new(program)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -176,6 +189,8 @@ impl Station {
             .env("OS4X_LOG", "info")
             .env_remove("JOURNAL_STREAM")
             .env_remove("NOTIFY_SOCKET")
+            .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -187,7 +202,10 @@ impl Station {
     /// Starts `os4xrd_tcpip` and waits until it accepts connections.
     pub fn start_rd(&self) -> Daemon {
         let d = self.spawn(RD_TCP);
-        wait_port(([127, 0, 0, 1], self.tcp_port).into(), Duration::from_secs(20));
+        wait_port(
+            ([127, 0, 0, 1], self.tcp_port).into(),
+            Duration::from_secs(20),
+        );
         d
     }
 

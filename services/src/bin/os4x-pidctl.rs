@@ -204,13 +204,19 @@ fn rows(
 fn status(config: &Config, server_id: u32, json: bool) -> anyhow::Result<ExitCode> {
     let (exists, rows) = rows(config, server_id)?;
     let db = config.database.sqlite_path();
+    // Under systemd, its view (unit, ActiveState, MainPID) beside the table's.
+    let views = pidctl::systemd_views(&rows);
     let out = if json {
-        let doc = pidctl::status_document(server_id, db, exists, &rows, &config.required_daemons);
+        let mut doc =
+            pidctl::status_document(server_id, db, exists, &rows, &config.required_daemons);
+        if let Some(v) = &views {
+            pidctl::attach_systemd(&mut doc, v);
+        }
         let mut s = serde_json::to_string_pretty(&doc)?;
         s.push('\n');
         s
     } else {
-        let mut s = pidctl::status_table(&rows);
+        let mut s = pidctl::status_table_with_systemd(&rows, views.as_deref());
         if !exists {
             s.push_str(&format!(
                 "(database {} does not exist yet: no daemon has started)\n",
@@ -226,7 +232,8 @@ fn status(config: &Config, server_id: u32, json: bool) -> anyhow::Result<ExitCod
 
 fn check(config: &Config, server_id: u32) -> anyhow::Result<ExitCode> {
     let (_, rows) = rows(config, server_id)?;
-    let result = pidctl::check(&rows, &config.required_daemons);
+    let views = pidctl::systemd_views(&rows);
+    let result = pidctl::check_with_systemd(&rows, &config.required_daemons, views.as_deref());
     print!("{}", result.output);
     Ok(ExitCode::from(result.state.code()))
 }
@@ -257,6 +264,7 @@ fn reset(
     };
     let mut refused = false;
     for program in programs {
+        let unit = systemd_unit(&program);
         match store.reset(&program, server_id, force, &config.tmp_dir) {
             Ok(r) => {
                 let was = match (&r.previous, r.previous_pid) {
@@ -278,16 +286,39 @@ fn reset(
                 };
                 println!("{program} (serverID {server_id}): was {was}; {done}");
                 if let Liveness::Running(p) = &r.previous {
-                    println!(
-                        "  WARNING: process {} is still running; it was not stopped. Stop it with `systemctl stop {program}` or `kill {}`.",
-                        p.pid, p.pid
-                    );
+                    match &unit {
+                        Some(u) if u.main_pid == Some(p.pid) => println!(
+                            "  WARNING: process {} is still running as the main process of {}; it was not stopped. Use `systemctl restart {}` (or `systemctl stop {}`), not reset.",
+                            p.pid, u.unit, u.unit, u.unit
+                        ),
+                        _ => println!(
+                            "  WARNING: process {} is still running; it was not stopped. Stop it with `kill {}`.",
+                            p.pid, p.pid
+                        ),
+                    }
+                }
+                if let (Liveness::Stale(_), Some(u)) = (&r.previous, &unit) {
+                    if !u.is_up() {
+                        println!(
+                            "  note: {} is {}; under systemd the right action is `systemctl restart {}`: a start takes stale entries over by itself.",
+                            u.unit, u.active_state, u.unit
+                        );
+                    }
                 }
                 if let Liveness::Stale(Staleness::PidReused { by }) = &r.previous {
                     println!(
                         "  (pid now belongs to an unrelated {by} process, which was left alone)"
                     );
                 }
+            }
+            Err(ResetError::Live {
+                pid, executable, ..
+            }) if unit.as_ref().is_some_and(|u| u.main_pid == Some(pid)) => {
+                let u = unit.as_ref().map_or("", |u| u.unit.as_str());
+                eprintln!(
+                    "os4x-pidctl: not reset: {program} (serverID {server_id}) is running with pid {pid} ({executable}) as the main process of {u}, and its entry is correct.\n  To restart it: systemctl restart {u}\n  To stop it:    systemctl stop {u}"
+                );
+                refused = true;
             }
             Err(e @ ResetError::Live { .. }) => {
                 eprintln!("os4x-pidctl: not reset: {e}");
@@ -301,4 +332,14 @@ fn reset(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// systemd's state of the unit that runs `program`, when systemd is the
+/// service manager and the unit is installed.
+fn systemd_unit(program: &str) -> Option<pidstore::systemd::UnitState> {
+    let unit = pidstore::systemd::unit_for(program)?;
+    pidstore::systemd::query(&unit)
+        .ok()
+        .flatten()
+        .filter(|u| u.is_installed())
 }

@@ -81,12 +81,20 @@ pub fn set(config: &Config, a: RouteArgs) -> Result<Route, Failure> {
     let queue = super::send::open_queue(config)?;
     let partner = PartnerStore::new(queue.db().clone())
         .get(&a.partner)?
-        .ok_or_else(|| Failure(exit::FAILURE, QueueError::UnknownPartner(a.partner.clone()).to_string()))?;
+        .ok_or_else(|| {
+            Failure(
+                exit::FAILURE,
+                QueueError::UnknownPartner(a.partner.clone()).to_string(),
+            )
+        })?;
     let mut r = match queue.route(partner.id.as_str())? {
         Some(r) => r,
         None => {
             let host = a.host.clone().ok_or_else(|| {
-                usage(format!("partner {} has no route yet; give --host", partner.id))
+                usage(format!(
+                    "partner {} has no route yet; give --host",
+                    partner.id
+                ))
             })?;
             let port = if a.tls == Some(true) { 6619 } else { 3305 };
             Route::new(&partner.id, &host, port)
@@ -156,7 +164,13 @@ pub fn run(config: &Config, cmd: RouteCommand) -> Result<(), Failure> {
     match cmd {
         RouteCommand::Set(a) => {
             let r = set(config, a)?;
-            println!("route to {} set: {}:{}{}", r.partner, r.host, r.port, if r.tls { " (TLS)" } else { "" });
+            println!(
+                "route to {} set: {}:{}{}",
+                r.partner,
+                r.host,
+                r.port,
+                if r.tls { " (TLS)" } else { "" }
+            );
         }
         RouteCommand::List { json } => {
             let queue = super::send::open_queue(config)?;
@@ -179,7 +193,9 @@ pub fn run(config: &Config, cmd: RouteCommand) -> Result<(), Failure> {
                         r.max_attempts,
                         r.retry_base,
                         r.retry_max,
-                        r.poll_interval.map(|p| p.to_string()).unwrap_or_else(|| "-".into())
+                        r.poll_interval
+                            .map(|p| p.to_string())
+                            .unwrap_or_else(|| "-".into())
                     );
                 }
             }

@@ -30,7 +30,12 @@ pub struct SendArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub record_size: u32,
     /// Higher is sent first
-    #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
     pub priority: i64,
     /// SFIDUSER (up to 8 characters)
     #[arg(long, value_name = "TEXT", default_value = "")]
@@ -76,12 +81,18 @@ pub fn open_queue(config: &Config) -> Result<QueueStore, Failure> {
 
 /// Queues the file; prints the entry id.
 pub fn run(config: &Config, a: SendArgs) -> Result<(), Failure> {
-    let local = config.local.require_id().map_err(|m| Failure(exit::CONFIG, m))?;
+    let local = config
+        .local
+        .require_id()
+        .map_err(|m| Failure(exit::CONFIG, m))?;
     let queue = open_queue(config)?;
     let partners = PartnerStore::new(queue.db().clone());
-    let partner = partners
-        .get(&a.to)?
-        .ok_or_else(|| Failure(exit::FAILURE, QueueError::UnknownPartner(a.to.clone()).to_string()))?;
+    let partner = partners.get(&a.to)?.ok_or_else(|| {
+        Failure(
+            exit::FAILURE,
+            QueueError::UnknownPartner(a.to.clone()).to_string(),
+        )
+    })?;
     if !partner.directions.may_send() {
         return Err(Failure(
             exit::FAILURE,

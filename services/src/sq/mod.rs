@@ -232,7 +232,10 @@ impl Scheduler {
                 Ok(Some(p)) if p.enabled => p,
                 Ok(Some(_)) => continue,
                 Ok(None) => {
-                    if self.warned_no_route.insert(route.partner.to_ascii_uppercase()) {
+                    if self
+                        .warned_no_route
+                        .insert(route.partner.to_ascii_uppercase())
+                    {
                         tracing::warn!(partner = %route.partner, "route for a partner that is not configured; add it with `os4x partner add`");
                     }
                     continue;
@@ -261,7 +264,8 @@ impl Scheduler {
             shared.stats.active.fetch_add(1, Ordering::Relaxed);
             shared.stats.changed();
             let handle = self.tasks.spawn(async move {
-                let outcome = session::run(shared.clone(), route.clone(), partner, no, claimed).await;
+                let outcome =
+                    session::run(shared.clone(), route.clone(), partner, no, claimed).await;
                 after_session(&shared, &route, &outcome);
                 drop(permit);
                 (no, outcome)
@@ -429,7 +433,10 @@ pub async fn run(d: Daemon) -> anyhow::Result<()> {
             () = shared.stats.changed.notified() => {}
         }
     }
-    tracing::info!(sessions = scheduler.active(), "stopping; running sessions get a moment to finish");
+    tracing::info!(
+        sessions = scheduler.active(),
+        "stopping; running sessions get a moment to finish"
+    );
     scheduler.stop(Duration::from_secs(3)).await;
     Ok(())
 }

@@ -66,17 +66,16 @@ pub async fn run(
     let addr = format!("{}:{}", route.host, route.port);
     let connect_timeout = shared.config.sq.connect_timeout;
     tracing::info!(partner = %partner.id, session = session_no, address = %addr, tls = route.tls, "connecting");
-    let tcp = match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(&addr))
-        .await
-    {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return unreachable(format!("cannot connect to {addr}: {e}")),
-        Err(_) => {
-            return unreachable(format!(
-                "cannot connect to {addr}: no answer within {connect_timeout:?}"
-            ))
-        }
-    };
+    let tcp =
+        match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(&addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return unreachable(format!("cannot connect to {addr}: {e}")),
+            Err(_) => {
+                return unreachable(format!(
+                    "cannot connect to {addr}: no answer within {connect_timeout:?}"
+                ))
+            }
+        };
     let _ = tcp.set_nodelay(true);
     let peer = tcp
         .peer_addr()
@@ -270,8 +269,12 @@ impl Exchange {
         let route = self.route();
         let random = (self.random)();
         match self.queue.failed_attempt(id, &route, text, random) {
-            Ok(state) => tracing::warn!(partner = %route.partner, entry = id, state = %state, error = text, "file not delivered"),
-            Err(e) => tracing::error!(entry = id, error = %e, "cannot record the failed attempt; the entry is recovered at the next start"),
+            Ok(state) => {
+                tracing::warn!(partner = %route.partner, entry = id, state = %state, error = text, "file not delivered")
+            }
+            Err(e) => {
+                tracing::error!(entry = id, error = %e, "cannot record the failed attempt; the entry is recovered at the next start")
+            }
         }
     }
 
@@ -289,7 +292,10 @@ impl Exchange {
         let open: Vec<i64> = {
             let t = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
             let c = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
-            c.iter().filter(|id| !t.settled.contains(id)).copied().collect()
+            c.iter()
+                .filter(|id| !t.settled.contains(id))
+                .copied()
+                .collect()
         };
         for id in open {
             let text = format!(
@@ -424,7 +430,9 @@ impl Exchange {
             }
             Event::FileSkipped { file, error } => {
                 if let Some(id) = settle(&self.tracker, &file) {
-                    let _ = self.queue.failed(id, &format!("file cannot be sent: {error}"));
+                    let _ = self
+                        .queue
+                        .failed(id, &format!("file cannot be sent: {error}"));
                 }
             }
             Event::ReceiptReceived(receipt) => self.receipt_received(&partner, &receipt),
@@ -465,7 +473,9 @@ impl Exchange {
                         }
                         tracing::info!(partner, entry = id, file, "EERP received; delivered")
                     }
-                    Ok(None) => tracing::warn!(partner, file, originator = %m.originator, "EERP for no known queue entry"),
+                    Ok(None) => {
+                        tracing::warn!(partner, file, originator = %m.originator, "EERP for no known queue entry")
+                    }
                     Err(e) => tracing::error!(error = %e, "cannot record the EERP"),
                 }
             }
@@ -478,8 +488,12 @@ impl Exchange {
                 };
                 let text = format!("NERP from {}: {} {}", n.creator, n.reason, n.text);
                 match self.queue.nerp_received(&m, text.trim_end()) {
-                    Ok(Some(id)) => tracing::warn!(partner, entry = id, reason = %n.reason, "NERP received; failed"),
-                    Ok(None) => tracing::warn!(partner, file = %m.dataset_name, "NERP for no known queue entry"),
+                    Ok(Some(id)) => {
+                        tracing::warn!(partner, entry = id, reason = %n.reason, "NERP received; failed")
+                    }
+                    Ok(None) => {
+                        tracing::warn!(partner, file = %m.dataset_name, "NERP for no known queue entry")
+                    }
                     Err(e) => tracing::error!(error = %e, "cannot record the NERP"),
                 }
             }
@@ -536,11 +550,7 @@ impl Outbox for QueueOutbox {
             return None;
         }
         loop {
-            let skip = self
-                .claimed
-                .lock()
-                .map(|c| c.clone())
-                .unwrap_or_default();
+            let skip = self.claimed.lock().map(|c| c.clone()).unwrap_or_default();
             let entry = match self.queue.claim_next(partner.id.as_str(), &skip) {
                 Ok(Some(e)) => e,
                 Ok(None) => return None,
@@ -580,7 +590,8 @@ fn outgoing(e: &Entry) -> Result<OutgoingFile, String> {
         .map_err(|err| format!("outbox file {} cannot be read: {err}", e.outbox_path))?;
     let restart_position = e.restart_position(&mut file);
     let format = e.record_format()?;
-    let dataset_name = DatasetName::new(&e.dataset_name).map_err(|m| format!("dataset name: {m}"))?;
+    let dataset_name =
+        DatasetName::new(&e.dataset_name).map_err(|m| format!("dataset name: {m}"))?;
     let timestamp: Timestamp = e
         .file_timestamp
         .parse()
@@ -608,7 +619,8 @@ fn outgoing(e: &Entry) -> Result<OutgoingFile, String> {
         description: e.description.clone(),
     };
     use std::io::Seek;
-    file.rewind().map_err(|err| format!("outbox file {}: {err}", e.outbox_path))?;
+    file.rewind()
+        .map_err(|err| format!("outbox file {}: {err}", e.outbox_path))?;
     Ok(OutgoingFile {
         sfid,
         data: Box::new(std::io::BufReader::with_capacity(256 * 1024, file)),

@@ -37,7 +37,11 @@ pub enum TlsClientError {
     Rustls(#[from] rustls::Error),
 }
 
-fn file_err(what: &'static str, path: &std::path::Path, e: impl std::fmt::Display) -> TlsClientError {
+fn file_err(
+    what: &'static str,
+    path: &std::path::Path,
+    e: impl std::fmt::Display,
+) -> TlsClientError {
     TlsClientError::File {
         what,
         path: path.display().to_string(),
@@ -82,7 +86,8 @@ pub fn connector(
                 .map_err(|e| file_err("certificate", cert, e))?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| file_err("certificate", cert, e))?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_err("private key", key, e))?;
+            let key =
+                PrivateKeyDer::from_pem_file(key).map_err(|e| file_err("private key", key, e))?;
             builder.with_client_auth_cert(chain, key)?
         }
         _ => builder.with_no_client_auth(),

@@ -1,0 +1,194 @@
+//! `os4x partner ...` as a real process against a real database.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const OS4X: &str = env!("CARGO_BIN_EXE_os4x");
+
+fn os4x(config: &Path, args: &[&str]) -> Output {
+    Command::new(OS4X)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("OS4X_CONFIG")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("os4x.toml");
+    std::fs::write(
+        &config,
+        format!("state_dir = \"{}\"\n", dir.path().join("state").display()),
+    )
+    .unwrap();
+    (dir, config)
+}
+
+#[test]
+fn add_list_show_set_remove() {
+    let (_dir, config) = setup();
+    let add = [
+        "partner",
+        "add",
+        "O0013000000PARTNER",
+        "--password-in",
+        "SECRET",
+        "--password-out",
+        "hello",
+        "--name",
+        "Partner AG",
+        "--direction",
+        "receive",
+        "--tls-required",
+        "--post-receive",
+        "logger received",
+    ];
+    ok(&os4x(&config, &add));
+    let dup = os4x(&config, &add);
+    assert_eq!(dup.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&os4x(&config, &["partner", "list", "--json"]))).unwrap();
+    assert_eq!(list[0]["id"], "O0013000000PARTNER");
+    assert_eq!(list[0]["directions"], "receive");
+    assert_eq!(list[0]["tls_required"], true);
+    assert_eq!(list[0]["post_receive"], "logger received");
+    assert!(list[0].get("password_in").is_none(), "passwords hidden");
+
+    let table = ok(&os4x(&config, &["partner", "list"]));
+    assert!(
+        table.contains("O0013000000PARTNER") && table.contains("Partner AG"),
+        "{table}"
+    );
+
+    let shown = ok(&os4x(&config, &["partner", "show", "O0013000000PARTNER"]));
+    assert!(
+        !shown.contains("SECRET") && shown.contains("********"),
+        "{shown}"
+    );
+    let shown = ok(&os4x(
+        &config,
+        &[
+            "partner",
+            "show",
+            "o0013000000partner",
+            "--json",
+            "--show-passwords",
+        ],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(
+        (v["password_in"].as_str(), v["password_out"].as_str()),
+        (Some("SECRET"), Some("hello"))
+    );
+
+    let pin = "AB:".repeat(31) + "AB";
+    ok(&os4x(
+        &config,
+        &[
+            "partner",
+            "set",
+            "O0013000000PARTNER",
+            "--enabled",
+            "false",
+            "--client-cert-required",
+            "true",
+            "--client-cert-sha256",
+            &pin,
+            "--post-receive",
+            "",
+        ],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&ok(&os4x(
+        &config,
+        &["partner", "show", "O0013000000PARTNER", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(v["enabled"], false);
+    assert_eq!(v["client_cert_required"], true);
+    assert_eq!(v["client_cert_sha256"], "ab".repeat(32));
+    assert!(v["post_receive"].is_null());
+    assert_eq!(v["name"], "Partner AG", "untouched fields stay");
+
+    ok(&os4x(&config, &["partner", "remove", "O0013000000PARTNER"]));
+    let gone = os4x(&config, &["partner", "remove", "O0013000000PARTNER"]);
+    assert_eq!(gone.status.code(), Some(1));
+    assert_eq!(
+        ok(&os4x(&config, &["partner", "list", "--json"])).trim(),
+        "[]"
+    );
+}
+
+#[test]
+fn bad_input_is_refused_with_a_reason() {
+    let (dir, config) = setup();
+    let bad_id = os4x(
+        &config,
+        &[
+            "partner",
+            "add",
+            "o0013 lower",
+            "--password-in",
+            "A",
+            "--password-out",
+            "B",
+        ],
+    );
+    assert_eq!(bad_id.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_id.stderr).contains("Odette ID"));
+    let bad_dir = os4x(
+        &config,
+        &[
+            "partner",
+            "add",
+            "O1",
+            "--password-in",
+            "A",
+            "--password-out",
+            "B",
+            "--direction",
+            "up",
+        ],
+    );
+    assert_eq!(bad_dir.status.code(), Some(2));
+    let long_pw = os4x(
+        &config,
+        &[
+            "partner",
+            "add",
+            "O1",
+            "--password-in",
+            "TOOLONGPW",
+            "--password-out",
+            "B",
+        ],
+    );
+    assert_eq!(long_pw.status.code(), Some(2));
+    let bad_pin = os4x(
+        &config,
+        &["partner", "set", "O1", "--client-cert-sha256", "xyz"],
+    );
+    assert_eq!(bad_pin.status.code(), Some(1), "O1 does not exist");
+    let missing = os4x(&config, &["partner", "show", "O1"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("os4x partner list"));
+
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[local]\nodette_id = \"bad id!\"\n").unwrap();
+    let out = os4x(&broken, &["partner", "list"]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("local.odette_id"));
+}

@@ -1,0 +1,317 @@
+//! `os4xsqd` (a real process) against OFTP responders run inside the test
+//! over real TCP on 127.0.0.1: one that answers "retry later", and one
+//! that is a second os4x station's send side (its real database, queue
+//! and inbox through [`os4x::sq::session::Exchange`]) holding a file for
+//! the polling station.
+
+mod sq_support;
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use oftp2::codec::{Eerp, Ssid};
+use oftp2::record::{Counts, RestartPoint};
+use oftp2::session::{
+    Accepted, Authenticator, Config as SessionConfig, FileOffer, Handlers, Inbox, IncomingFile,
+    Outbox, OutgoingFile, Receipt, Refusal, Role, Session,
+};
+use oftp2::value::{EndFileRefusal, EndSessionReason, OdetteId, Password, StartFileRefusal};
+use os4x::inbox::{DiskStorage, InboxStore, SessionContext};
+use os4x::partner::PartnerStore;
+use os4x::queue::EntryState;
+use os4x::sq::session::{Claimed, Exchange};
+use sq_support::*;
+use tokio::net::TcpListener;
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn wait<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+struct Anyone;
+impl Authenticator for Anyone {
+    fn authenticate(&mut self, _: &Ssid) -> Result<(), EndSessionReason> {
+        Ok(())
+    }
+}
+
+type Receipts = Arc<Mutex<Vec<Receipt>>>;
+
+/// Refuses the first offer with "retry later", accepts the next ones.
+struct BusyOnce {
+    offers: Arc<AtomicU32>,
+    data: Arc<Mutex<Vec<u8>>>,
+    receipts: Receipts,
+}
+
+impl Inbox for BusyOnce {
+    fn accept(&mut self, offer: &FileOffer<'_>) -> Result<Accepted, Refusal<StartFileRefusal>> {
+        if self.offers.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err(Refusal::new(StartFileRefusal::Unspecified)
+                .retry_later(true)
+                .with_text("busy, try again later"));
+        }
+        let s = offer.sfid;
+        let eerp = Eerp {
+            dataset_name: s.dataset_name,
+            timestamp: s.timestamp,
+            user_data: s.user_data,
+            destination: s.originator,
+            originator: s.destination,
+            hash: Bytes::new(),
+            signature: Bytes::new(),
+        };
+        Ok(Accepted {
+            writer: Box::new(Collect {
+                data: self.data.clone(),
+                receipts: self.receipts.clone(),
+                eerp: Some(Receipt::Eerp(eerp)),
+            }),
+            restart: RestartPoint::START,
+        })
+    }
+}
+
+struct Collect {
+    data: Arc<Mutex<Vec<u8>>>,
+    receipts: Receipts,
+    eerp: Option<Receipt>,
+}
+
+impl Write for Collect {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.data.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl IncomingFile for Collect {
+    fn commit(&mut self, _: Counts) -> Result<(), Refusal<EndFileRefusal>> {
+        if let Some(r) = self.eerp.take() {
+            self.receipts.lock().unwrap().push(r);
+        }
+        Ok(())
+    }
+}
+
+struct ReceiptsOnly(Receipts);
+impl Outbox for ReceiptsOnly {
+    fn next_file(&mut self) -> Option<OutgoingFile> {
+        None
+    }
+    fn next_receipt(&mut self) -> Option<Receipt> {
+        self.0.lock().unwrap().pop()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sfna_retry_later_is_honoured_then_delivered() {
+    let a = Station::new(A, "");
+    a.add_partner(B, |_| {});
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    a.add_route(B, port, |r| {
+        r.retry_base = 2;
+        r.retry_max = 2;
+    });
+    let offers = Arc::new(AtomicU32::new(0));
+    let data = Arc::new(Mutex::new(Vec::new()));
+    let receipts = Receipts::default();
+    {
+        let (offers, data, receipts) = (offers.clone(), data.clone(), receipts.clone());
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let handlers = Handlers {
+                    authenticator: Box::new(Anyone),
+                    inbox: Box::new(BusyOnce {
+                        offers: offers.clone(),
+                        data: data.clone(),
+                        receipts: receipts.clone(),
+                    }),
+                    outbox: Box::new(ReceiptsOnly(receipts.clone())),
+                };
+                let cfg = SessionConfig::new(
+                    OdetteId::new(B).unwrap(),
+                    Password::new(&password_of(B)).unwrap(),
+                );
+                let mut s = Session::new(Role::Responder, cfg, handlers).unwrap();
+                tokio::spawn(async move {
+                    let _ = oftp2::driver::run(&mut s, tcp, |_| {}).await;
+                });
+            }
+        });
+    }
+    let payload = content(50_000, 3);
+    let id = a.send(&a.file("BUSY", &payload), B, "BUSY");
+    let _sqd = a.spawn(SQD);
+    let e = wait(|| a.wait_entry(id, LONG, |e| e.state == EntryState::Retry));
+    let err = e.last_error.clone().unwrap();
+    assert!(
+        err.contains("retry later") && err.contains("busy, try again later"),
+        "{err}"
+    );
+    assert_eq!(e.attempts, 1);
+    assert!(e.next_attempt_at > e.updated_at - 1, "{e:?}");
+    let e = wait(|| a.wait_state(id, EntryState::Delivered, LONG));
+    assert_eq!(e.attempts, 2, "{e:?}");
+    assert_eq!(offers.load(Ordering::SeqCst), 2);
+    assert!(*data.lock().unwrap() == payload);
+}
+
+/// Station B's send side as responder: checks A, hands it B's queued
+/// files and due EERPs, stores A's files in B's inbox.
+struct StationAuth {
+    partners: PartnerStore,
+    inbox: Arc<InboxStore>,
+    ctx: Arc<SessionContext>,
+}
+
+impl Authenticator for StationAuth {
+    fn authenticate(&mut self, ssid: &Ssid) -> Result<(), EndSessionReason> {
+        let p = self
+            .partners
+            .get(ssid.id.as_str())
+            .ok()
+            .flatten()
+            .ok_or(EndSessionReason::UserCodeNotKnown)?;
+        if !p.password_matches(&ssid.password) {
+            return Err(EndSessionReason::InvalidPassword);
+        }
+        self.inbox
+            .load_due(&p.id, &mut self.ctx.receipts.lock().unwrap());
+        let _ = self.ctx.partner.set(p);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_fetches_the_file_the_partner_holds_for_us() {
+    let a = Station::new(A, "");
+    let b = Station::new(B, "");
+    a.add_partner(B, |_| {});
+    b.add_partner(A, |_| {});
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    a.add_route(B, port, |r| r.poll_interval = Some(1));
+
+    // B holds a file for A (B has no route to A: it waits to be polled).
+    let payload = content(2_500_000, 11);
+    let id = b.send(&b.file("FORA", &payload), A, "FORA");
+
+    let db = b.queue.db().clone();
+    let inbox = InboxStore::new(
+        db.clone(),
+        Arc::new(DiskStorage),
+        b.config.rd.inbox_dir.clone(),
+        OdetteId::new(B).unwrap(),
+        Duration::from_secs(10),
+    );
+    let queue = b.queue.clone();
+    let sessions = Arc::new(AtomicU32::new(0));
+    {
+        let sessions = sessions.clone();
+        tokio::spawn(async move {
+            loop {
+                let (tcp, peer) = listener.accept().await.unwrap();
+                let n = sessions.fetch_add(1, Ordering::SeqCst);
+                let ctx = Arc::new(SessionContext {
+                    peer: peer.to_string(),
+                    session: u64::from(n),
+                    ..SessionContext::default()
+                });
+                let mut exchange = Exchange::new(
+                    queue.clone(),
+                    inbox.clone(),
+                    ctx.clone(),
+                    Claimed::default(),
+                    Arc::new(|| 0.5),
+                );
+                let handlers = Handlers {
+                    authenticator: Box::new(StationAuth {
+                        partners: PartnerStore::new(db.clone()),
+                        inbox: inbox.clone(),
+                        ctx: ctx.clone(),
+                    }),
+                    inbox: Box::new(inbox.session(ctx.clone())),
+                    outbox: exchange.outbox(),
+                };
+                let cfg = SessionConfig::new(
+                    OdetteId::new(B).unwrap(),
+                    Password::new(&password_of(B)).unwrap(),
+                );
+                let mut s = Session::new(Role::Responder, cfg, handlers).unwrap();
+                tokio::spawn(async move {
+                    let r = oftp2::driver::run(&mut s, tcp, |e| exchange.on_event(e)).await;
+                    exchange.finish(r.map_err(|e| e.to_string()));
+                });
+            }
+        });
+    }
+    let _sqd = a.spawn(SQD);
+    // B's entry is delivered: A fetched the file and sent the EERP back
+    // in the same session.
+    let e = wait(|| b.wait_state(id, EntryState::Delivered, LONG));
+    assert_eq!(e.eerp, "eerp");
+    assert!(std::fs::read(a.inbox_from(B).join("FORA")).unwrap() == payload);
+    let received = os4x::cli::received::list(&a.config, Some(B)).unwrap();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].eerp, "sent");
+    // Polling continues at the interval with nothing to exchange.
+    let before = sessions.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(sessions.load(Ordering::SeqCst) > before, "polls go on");
+    assert_eq!(
+        std::fs::read_dir(a.inbox_from(B))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_file())
+            .count(),
+        1,
+        "fetched once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_partner_does_not_block_other_partners() {
+    let a = Station::new(A, "");
+    let c = Station::new(C, "");
+    a.add_partner(B, |_| {});
+    a.add_partner(C, |_| {});
+    c.add_partner(A, |_| {});
+    // B accepts connections and then says nothing (no SSRM), ever.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    a.add_route(B, listener.local_addr().unwrap().port(), |_| {});
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            held.push(tcp);
+        }
+    });
+    a.add_route(C, c.tcp_port, |_| {});
+    let _rd_c = c.start_rd();
+    let stuck = a.send(&a.file("TOB", b"b"), B, "TOB");
+    let _sqd = a.spawn(SQD);
+    wait(|| a.wait_state(stuck, EntryState::Sending, LONG));
+    let ok = a.send(&a.file("TOC", b"c"), C, "TOC");
+    wait(|| a.wait_state(ok, EntryState::Delivered, LONG));
+    assert_eq!(
+        a.entry(stuck).state,
+        EntryState::Sending,
+        "B still hangs (response timer 20 s)"
+    );
+    // The response timer ends B's session: the entry is retried.
+    let e = wait(|| a.wait_entry(stuck, LONG, |e| e.state == EntryState::Retry));
+    assert!(e
+        .last_error
+        .unwrap()
+        .contains("ended before the file was confirmed"));
+}
