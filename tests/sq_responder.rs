@@ -300,18 +300,17 @@ async fn a_hanging_partner_does_not_block_other_partners() {
     let _rd_c = c.start_rd();
     let stuck = a.send(&a.file("TOB", b"b"), B, "TOB");
     let _sqd = a.spawn(SQD);
-    wait(|| a.wait_state(stuck, EntryState::Sending, LONG));
+    // Let the session to B start and hang, then queue for C.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let ok = a.send(&a.file("TOC", b"c"), C, "TOC");
     wait(|| a.wait_state(ok, EntryState::Delivered, LONG));
     assert_eq!(
         a.entry(stuck).state,
-        EntryState::Sending,
-        "B still hangs (response timer 20 s)"
+        EntryState::Queued,
+        "B still hangs (files are claimed once the session is up)"
     );
-    // The response timer ends B's session: the entry is retried.
+    // The response timer (20 s) ends B's session: the entry is retried.
     let e = wait(|| a.wait_entry(stuck, LONG, |e| e.state == EntryState::Retry));
-    assert!(e
-        .last_error
-        .unwrap()
-        .contains("ended before the file was confirmed"));
+    let err = e.last_error.unwrap();
+    assert!(err.contains("Time out") && err.contains("I_WF_RM"), "{err}");
 }

@@ -11,7 +11,8 @@
 //! | [`stb`] | Stream Transmission Buffer framing (section 8) |
 //! | [`deb`] | Data Exchange Buffer subrecords and buffer compression (section 7) |
 //! | [`record`] | F, V, U, T formats between local files and DATA payloads; counts and restart points |
-//! | [`session`] | the state machine of section 9, both roles, speaker and listener |
+//! | [`session`] | the state machine of section 9, both roles, speaker and listener, secure authentication |
+//! | [`security`] | CMS sign/encrypt/compress, X.509 and CRLs, AUCH/AURP challenges, signed EERP/NERP, the file services of section 6 |
 //! | [`driver`] | the tokio driver (feature `tokio`, on by default) |
 //!
 //! # Driving a session
@@ -118,15 +119,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod value;
 pub mod codec;
-pub mod stb;
 pub mod deb;
-pub mod record;
-pub mod session;
-pub mod security;
 #[cfg(feature = "tokio")]
 pub mod driver;
+pub mod record;
+pub mod security;
+pub mod session;
+pub mod stb;
+pub mod value;
 
 pub use codec::{Command, CommandId, DecodeError, Deviation, EncodeError};
 pub use value::{EndSessionReason, OdetteId, ProtocolLevel};

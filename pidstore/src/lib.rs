@@ -42,7 +42,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use store::{
-    assess, status_of, ClaimError, ClaimGuard, ClaimRequest, Error, Listening, Liveness,
+    assess, same_boot, status_of, ClaimError, ClaimGuard, ClaimRequest, Error, Listening, Liveness,
     PidFileState, PidStore, ProgramStatus, Record, Refusal, ResetError, ResetReport, Staleness,
     Takeover, BUSY_TIMEOUT, COMPONENT, MIGRATIONS,
 };

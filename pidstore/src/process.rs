@@ -148,6 +148,16 @@ pub fn boot_id() -> io::Result<String> {
     Ok(fs::read_to_string(BOOT_ID_PATH)?.trim().to_owned())
 }
 
+/// Wall-clock time of this boot (`btime` in `/proc/stat`), Unix seconds.
+/// Unlike the boot id it is the same in every mount namespace.
+pub fn boot_time() -> io::Result<i64> {
+    let stat = fs::read_to_string("/proc/stat")?;
+    stat.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "/proc/stat has no btime line"))
+}
+
 /// How long a process that started at `start_ticks` after boot has run.
 pub fn uptime_of(start_ticks: u64) -> Option<Duration> {
     let since_boot = fs::read_to_string("/proc/uptime").ok()?;

@@ -174,6 +174,13 @@ impl fmt::Display for Liveness {
 /// Rows written by os4x carry boot id and start time, which settle it.
 /// Rows without them (written by hand or by an older product) fall back to
 /// comparing the live process's name with the program name.
+///
+/// The boot id is compared as the writer saw it, and one boot can show
+/// different boot ids: in a container `systemd-nspawn` mounts its own over
+/// `/proc/sys/kernel/random/boot_id`, while a service with
+/// `ProtectKernelTunables=` gets a fresh `/proc/sys` that shows the
+/// kernel's. So a different boot id means another boot only if the row was
+/// also written before this boot began (see [`same_boot`]).
 pub fn assess(record: &Record, current_boot: &str) -> io::Result<Liveness> {
     let Some(pid) = record.pid else {
         return Ok(Liveness::Stopped);
@@ -184,16 +191,29 @@ pub fn assess(record: &Record, current_boot: &str) -> io::Result<Liveness> {
     if proc.has_exited() {
         return Ok(Liveness::Stale(Staleness::NoProcess));
     }
-    let same_boot = record
-        .boot_id
-        .as_deref()
-        .map_or(true, |b| b == current_boot);
     let same_start = record.start_ticks.map_or(true, |t| t == proc.start_ticks);
     let expected_name = record.executable.as_deref().unwrap_or(&record.program);
-    if same_boot && same_start && proc.name == expected_name {
+    if same_start && proc.name == expected_name && same_boot(record, current_boot)? {
         Ok(Liveness::Running(proc))
     } else {
         Ok(Liveness::Stale(Staleness::PidReused { by: proc.name }))
+    }
+}
+
+/// Whether `record` was written during the current boot.
+///
+/// Equal boot ids settle it. Different ones do only together with the
+/// time: a row written at or after the boot time (`btime`, which every
+/// mount namespace sees alike) cannot be from an earlier boot. Two seconds
+/// of slack absorb `btime` rounding; a previous boot's last write is always
+/// further back than that, since a reboot takes longer.
+pub fn same_boot(record: &Record, current_boot: &str) -> io::Result<bool> {
+    const SLACK_SECONDS: i64 = 2;
+    match (record.boot_id.as_deref(), record.written_at) {
+        (None, _) => Ok(true),
+        (Some(b), _) if b == current_boot => Ok(true),
+        (Some(_), Some(written)) => Ok(written >= process::boot_time()? - SLACK_SECONDS),
+        (Some(_), None) => Ok(false),
     }
 }
 

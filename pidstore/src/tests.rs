@@ -268,12 +268,16 @@ fn stale_entries_are_taken_over() {
     );
     drop(guard);
 
-    // A PID from an earlier boot.
+    // A PID from an earlier boot: another boot id, written before this
+    // boot began.
     info.start_ticks -= 1;
     record_process(&e.db, "os4xsqd", &info);
     Connection::open(&e.db)
         .unwrap()
-        .execute("UPDATE os4x_pids SET boot_id = 'another-boot'", [])
+        .execute(
+            "UPDATE os4x_pids SET boot_id = 'another-boot', written_at = ?1",
+            [process::boot_time().unwrap() - 3600],
+        )
         .unwrap();
     let guard = PidStore::open(&e.db)
         .unwrap()
@@ -456,4 +460,44 @@ fn concurrent_first_open() {
     });
     let c = Connection::open(&e.db).unwrap();
     assert_eq!(migrate::version(&c, COMPONENT).unwrap(), 2);
+}
+
+/// One boot can show two boot ids (nspawn's overmount vs. the kernel's in a
+/// service with ProtectKernelTunables=): a row written in this boot under
+/// another boot id is still the live process; one written before this boot
+/// began is stale.
+#[test]
+fn other_boot_id_counts_only_for_rows_older_than_the_boot() {
+    let e = env();
+    let sleeper = Sleeper::start();
+    let info = sleeper_info(&sleeper);
+    drop(PidStore::open(&e.db).unwrap());
+    record_process(&e.db, "sleep", &info);
+    let c = Connection::open(&e.db).unwrap();
+    c.execute(
+        "UPDATE os4x_pids SET boot_id = 'another-view-of-this-boot' WHERE program = 'sleep'",
+        [],
+    )
+    .unwrap();
+    let store = PidStore::open(&e.db).unwrap();
+    let boot = process::boot_id().unwrap();
+    let rec = store.record("sleep", 0).unwrap().unwrap();
+    assert!(matches!(assess(&rec, &boot).unwrap(), Liveness::Running(_)));
+
+    let before_boot = process::boot_time().unwrap() - 60;
+    c.execute(
+        "UPDATE os4x_pids SET written_at = ?1 WHERE program = 'sleep'",
+        [before_boot],
+    )
+    .unwrap();
+    let rec = store.record("sleep", 0).unwrap().unwrap();
+    assert_eq!(
+        assess(&rec, &boot).unwrap(),
+        Liveness::Stale(Staleness::PidReused { by: "sleep".into() })
+    );
+    // Same boot id: the write time does not matter.
+    c.execute("UPDATE os4x_pids SET boot_id = ?1", [&boot])
+        .unwrap();
+    let rec = store.record("sleep", 0).unwrap().unwrap();
+    assert!(matches!(assess(&rec, &boot).unwrap(), Liveness::Running(_)));
 }

@@ -8,7 +8,9 @@
 //!    durable inbox, compared in the same run with a raw TCP/TLS copy of
 //!    the same bytes into a file (write + fsync).
 //!
-//! `RD_BENCH_SESSIONS` and `RD_BENCH_BYTES` override the sizes.
+//! `RD_BENCH_SESSIONS` and `RD_BENCH_BYTES` override the sizes;
+//! `RD_BENCH_DIR` puts database, inbox and raw copies elsewhere (e.g.
+//! `/dev/shm` to take the disk out of the comparison).
 
 #[path = "../../tests/rd_support/mod.rs"]
 mod rd_support;
@@ -205,15 +207,22 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1 << 30);
-    let dir = tempfile::tempdir().unwrap();
+    let base = std::env::var_os("RD_BENCH_DIR").map(std::path::PathBuf::from);
+    let dir = match &base {
+        Some(b) => tempfile::tempdir_in(b).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    };
     let cert = server_cert(dir.path(), "server");
-    let station = Station::new(&format!(
-        "[rd]\nmax_sessions = {}\nidle_timeout = 600\nresponse_timeout = 600\n\
+    let station = Station::new_in(
+        base.as_deref(),
+        &format!(
+            "[rd]\nmax_sessions = {}\nidle_timeout = 600\nresponse_timeout = 600\n\
          [tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
-        sessions + 10,
-        cert.cert_pem.display(),
-        cert.key_pem.display()
-    ));
+            sessions + 10,
+            cert.cert_pem.display(),
+            cert.key_pem.display()
+        ),
+    );
     station.add_partner(|_| {});
     let tcp_listener = listener();
     let tcp_addr = tcp_listener.local_addr().unwrap();

@@ -64,6 +64,8 @@ CREATE TABLE os4x_send_queue (
                      ('queued', 'sending', 'sent-awaiting-eerp', 'delivered', 'failed',
                       'retry', 'cancelled')),
     attempts         INTEGER NOT NULL DEFAULT 0,
+    -- server_id of the os4xsqd that claimed it (state `sending`).
+    owner            INTEGER,
     next_attempt_at  INTEGER NOT NULL,
     last_error       TEXT,
     -- Virtual File octets the partner may hold from earlier attempts;
@@ -429,6 +431,9 @@ pub struct ReceiptMatch {
 #[derive(Debug, Clone)]
 pub struct QueueStore {
     db: Db,
+    /// `server_id` of the daemon using this store: its claims, its
+    /// recovery.
+    owner: u32,
 }
 
 impl QueueStore {
@@ -443,7 +448,15 @@ impl QueueStore {
                 }
             })?;
         }
-        Ok(QueueStore { db })
+        Ok(QueueStore { db, owner: 0 })
+    }
+
+    /// The store as used by the `os4xsqd` of `server_id` (several
+    /// instances may share one database; each recovers only its own
+    /// claims).
+    pub fn for_server(mut self, server_id: u32) -> QueueStore {
+        self.owner = server_id;
+        self
     }
 
     pub fn db(&self) -> &Db {
@@ -496,6 +509,40 @@ impl QueueStore {
         };
         std::fs::create_dir_all(outbox).map_err(outbox_err)?;
 
+        // Copy first, outside any transaction: a large file must not hold
+        // the database's write lock (the daemons would time out on it).
+        let staging = outbox.join(format!(
+            ".incoming.{}.{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        if let Err(e) = copy_durably(&mut src, &staging) {
+            let _ = std::fs::remove_file(&staging);
+            return Err(match e {
+                CopyError::Read(e) => source_err(e),
+                CopyError::Write(e) => outbox_err(e),
+            });
+        }
+        let result = self.insert(file, local_id, meta.len(), outbox, &staging);
+        if result.is_err() {
+            let _ = std::fs::remove_file(&staging);
+        }
+        let id = result?;
+        self.get(id)?.ok_or(QueueError::NoEntry(id))
+    }
+
+    /// Inserts the row and gives the staged copy its final name
+    /// `<outbox>/<id>`, in one transaction.
+    fn insert(
+        &self,
+        file: &NewFile,
+        local_id: &OdetteId,
+        size: u64,
+        outbox: &Path,
+        staging: &Path,
+    ) -> Result<i64, QueueError> {
         let mut conn = self.db.lock();
         let tx = conn.transaction().map_err(|e| self.db.error(e))?;
         let now = unix_now();
@@ -518,7 +565,7 @@ impl QueueStore {
                 std::path::absolute(&file.source)
                     .unwrap_or_else(|_| file.source.clone())
                     .to_string_lossy(),
-                i64::try_from(meta.len()).unwrap_or(i64::MAX),
+                i64::try_from(size).unwrap_or(i64::MAX),
                 now
             ],
         )
@@ -534,26 +581,38 @@ impl QueueStore {
                 message: e.to_string(),
             })?;
         let target = outbox.join(id.to_string());
-        let copied = copy_durably(&mut src, outbox, &target);
-        if let Err(e) = copied {
-            let _ = std::fs::remove_file(&target);
-            return Err(match e {
-                CopyError::Read(e) => source_err(e),
-                CopyError::Write(e) => outbox_err(e),
-            });
+        let outbox_err = |source| QueueError::Outbox {
+            dir: outbox.to_owned(),
+            source,
+        };
+        // A leftover `<id>` from a crashed earlier attempt with a rolled
+        // back row would be silently replaced by rename; refuse instead.
+        if target.exists() {
+            return Err(outbox_err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists but is not queued; move it away",
+                    target.display()
+                ),
+            )));
         }
-        let committed = tx
-            .execute(
-                "UPDATE os4x_send_queue SET file_timestamp = ?2, outbox_path = ?3 WHERE id = ?1",
-                params![id, stamp.to_string(), target.to_string_lossy()],
-            )
-            .and_then(|_| tx.commit());
+        std::fs::rename(staging, &target).map_err(outbox_err)?;
+        let committed = File::open(outbox)
+            .and_then(|d| d.sync_all())
+            .map_err(outbox_err)
+            .and_then(|()| {
+                tx.execute(
+                    "UPDATE os4x_send_queue SET file_timestamp = ?2, outbox_path = ?3 WHERE id = ?1",
+                    params![id, stamp.to_string(), target.to_string_lossy()],
+                )
+                .and_then(|_| tx.commit())
+                .map_err(|e| self.sql(e))
+            });
         if let Err(e) = committed {
             let _ = std::fs::remove_file(&target);
-            return Err(self.sql(e));
+            return Err(e);
         }
-        drop(conn);
-        self.get(id)?.ok_or(QueueError::NoEntry(id))
+        Ok(id)
     }
 
     // ------------------------------------------------------------------
@@ -670,8 +729,8 @@ impl QueueStore {
         let conn = self.db.lock();
         conn.execute(
             "UPDATE os4x_send_queue SET state = 'queued', next_attempt_at = ?1, updated_at = ?1 \
-             WHERE state = 'sending'",
-            [unix_now()],
+             WHERE state = 'sending' AND (owner = ?2 OR owner IS NULL)",
+            params![unix_now(), self.owner],
         )
         .map_err(|e| self.sql(e))
     }
@@ -687,13 +746,17 @@ impl QueueStore {
             .join(",");
         let sql = format!(
             "UPDATE os4x_send_queue SET state = 'sending', attempts = attempts + 1, \
-             updated_at = ?2 WHERE id = (SELECT id FROM os4x_send_queue WHERE partner = ?1 \
+             owner = ?3, updated_at = ?2 WHERE id = (SELECT id FROM os4x_send_queue WHERE partner = ?1 \
              AND state IN ('queued', 'retry') AND next_attempt_at <= ?2 AND id NOT IN ({skip_list}) \
              ORDER BY priority DESC, id LIMIT 1) RETURNING {ENTRY_COLUMNS}"
         );
-        conn.query_row(&sql, params![partner, unix_now()], entry_from_row)
-            .optional()
-            .map_err(|e| self.sql(e))
+        conn.query_row(
+            &sql,
+            params![partner, unix_now(), self.owner],
+            entry_from_row,
+        )
+        .optional()
+        .map_err(|e| self.sql(e))
     }
 
     /// Records how far a transfer got (for a later restart).
@@ -1025,9 +1088,9 @@ enum CopyError {
     Write(io::Error),
 }
 
-/// Copies `src` to a new file `target` in `dir`, fsyncs it and the
-/// directory. Fails if `target` exists.
-fn copy_durably(src: &mut File, dir: &Path, target: &Path) -> Result<(), CopyError> {
+/// Copies `src` to a new file `target` and fsyncs it. Fails if `target`
+/// exists.
+fn copy_durably(src: &mut File, target: &Path) -> Result<(), CopyError> {
     let mut out = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -1043,10 +1106,9 @@ fn copy_durably(src: &mut File, dir: &Path, target: &Path) -> Result<(), CopyErr
         };
         out.write_all(&buf[..n]).map_err(CopyError::Write)?;
     }
-    out.sync_all().map_err(CopyError::Write)?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(CopyError::Write)
+    // The directory entry is made durable by the caller after the
+    // rename to the final name.
+    out.sync_all().map_err(CopyError::Write)
 }
 
 #[cfg(test)]
@@ -1179,6 +1241,49 @@ mod tests {
         assert!(got.last_error.unwrap().contains("gave up after 1 attempts"));
         q.cancel(c.id).unwrap();
         assert_eq!(q.get(c.id).unwrap().unwrap().state, EntryState::Cancelled);
+    }
+
+    #[test]
+    fn eerp_overdue_is_flagged_once() {
+        let (dir, q) = store();
+        let local = OdetteId::new("O0013000000A").unwrap();
+        let f = new_file(dir.path(), "LATE", b"l");
+        let e = q.enqueue(&f, &local, &dir.path().join("outbox")).unwrap();
+        let mut route = Route::new(&f.partner, "127.0.0.1", 1);
+        route.eerp_timeout = 3600;
+        q.set_route(&route).unwrap();
+        q.claim_next(&e.partner, &[]).unwrap().unwrap();
+        q.sent(e.id).unwrap();
+        assert!(q.flag_overdue().unwrap().is_empty(), "not yet");
+        route.eerp_timeout = 0;
+        q.set_route(&route).unwrap();
+        assert_eq!(q.flag_overdue().unwrap(), vec![e.id]);
+        assert!(q.flag_overdue().unwrap().is_empty(), "flagged once");
+        let got = q.get(e.id).unwrap().unwrap();
+        assert_eq!(
+            (got.state, got.eerp.as_str()),
+            (EntryState::SentAwaitingEerp, "overdue")
+        );
+        // A late EERP still delivers it.
+        let m = ReceiptMatch {
+            dataset_name: "LATE".into(),
+            file_timestamp: got.file_timestamp,
+            originator: local.to_string(),
+            destination: f.partner.to_string(),
+        };
+        assert_eq!(q.eerp_received(&m).unwrap(), Some(e.id));
+    }
+
+    #[test]
+    fn recovery_is_per_server() {
+        let (dir, q) = store();
+        let local = OdetteId::new("O0013000000A").unwrap();
+        let f = new_file(dir.path(), "S", b"s");
+        let e = q.enqueue(&f, &local, &dir.path().join("outbox")).unwrap();
+        let other = q.clone().for_server(7);
+        other.claim_next(&e.partner, &[]).unwrap().unwrap();
+        assert_eq!(q.recover().unwrap(), 0, "server 0 leaves server 7's claim");
+        assert_eq!(other.recover().unwrap(), 1);
     }
 
     #[test]

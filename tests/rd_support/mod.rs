@@ -43,7 +43,15 @@ pub struct Station {
 impl Station {
     /// `extra` is appended to the configuration file.
     pub fn new(extra: &str) -> Station {
-        let dir = tempfile::tempdir().unwrap();
+        Station::new_in(None, extra)
+    }
+
+    /// Like [`Station::new`], in a temporary directory below `parent`.
+    pub fn new_in(parent: Option<&Path>, extra: &str) -> Station {
+        let dir = match parent {
+            Some(p) => tempfile::tempdir_in(p).unwrap(),
+            None => tempfile::tempdir().unwrap(),
+        };
         let root = dir.path().display().to_string();
         let text = format!(
             "state_dir = \"{root}/state\"\ntmp_dir = \"{root}/run\"\n\

@@ -64,7 +64,7 @@ check "conffile registered" ex grep -q '^ /etc/os4x/os4x.toml ' /var/lib/dpkg/st
 check "man pages installed" ex test -s /usr/share/man/man8/os4xrd_tcpip.8.gz -a -s /usr/share/man/man1/os4x-pidctl.1.gz
 check "bash completion installed" ex test -s /usr/share/bash-completion/completions/os4x-pidctl
 check "nothing started by the installation" test "$(state os4x.target)" = inactive -a "$(state os4xsqd.service)" = inactive
-check "unit files pass systemd-analyze verify" ex systemd-analyze verify \
+check "unit files pass systemd-analyze verify" ex systemd-analyze verify --man=no \
     /usr/lib/systemd/system/os4x.target /usr/lib/systemd/system/os4xrd.target \
     /usr/lib/systemd/system/os4xrd-tcpip.socket /usr/lib/systemd/system/os4xrd-tcpip.service \
     /usr/lib/systemd/system/os4xrd-tls.socket /usr/lib/systemd/system/os4xrd-tls.service \
@@ -158,7 +158,7 @@ ex systemctl daemon-reload
 
 # --- kill -9: systemd restarts, the new PID replaces the stale one --------
 old=$(mainpid os4xrd-tcpip.service)
-ex kill -9 "$old"
+ex sh -c "kill -9 $old"
 restarted() { local m; m=$(mainpid os4xrd-tcpip.service); [ -n "$m" ] && [ "$m" != 0 ] && [ "$m" != "$old" ] && is_active os4xrd-tcpip.service; }
 check "kill -9 $old: systemd restarted os4xrd-tcpip.service" wait_for 150 restarted
 check "after kill -9: MainPID = os4x_pids pid = PID file (new pid)" wait_for 50 pid_views_agree os4xrd-tcpip.service os4xrd_tcpip
@@ -187,7 +187,7 @@ if [ -n "$hpid" ]; then
     st=$(ex os4x-pidctl status)
     check "os4x-pidctl status flags the disagreement" grep -q '^! os4xdebugd: pid .* started outside systemd' <<<"$st"
     grep '^! ' <<<"$st" | sed 's/^/     /'
-    ex kill "$hpid"
+    ex sh -c "kill $hpid"
     gone() { ! ex test -d "/proc/$hpid"; }
     wait_for 100 gone
     ex systemctl reset-failed os4xdebugd.service

@@ -141,6 +141,12 @@ impl StaticKeys {
     }
 }
 
+impl super::receipt::ReceiptSecurity for StaticKeys {
+    fn receipt_signers(&self, creator: &OdetteId) -> Vec<Certificate> {
+        self.partners.get(creator).cloned().into_iter().collect()
+    }
+}
+
 impl SecureAuthentication for StaticKeys {
     fn identity(&self) -> &Identity {
         &self.identity

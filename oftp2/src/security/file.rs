@@ -351,16 +351,28 @@ pub fn check_offer(sfid: &Sfid, policy: &ReceivePolicy) -> Result<(), Refusal<St
         );
     }
     if encrypted && !policy.allow_encrypted {
-        return refuse(StartFileRefusal::EncryptedFileNotAllowed, "encrypted files not accepted");
+        return refuse(
+            StartFileRefusal::EncryptedFileNotAllowed,
+            "encrypted files not accepted",
+        );
     }
     if !encrypted && policy.require_encrypted {
-        return refuse(StartFileRefusal::UnencryptedFileNotAllowed, "files must be encrypted");
+        return refuse(
+            StartFileRefusal::UnencryptedFileNotAllowed,
+            "files must be encrypted",
+        );
     }
     if signed && !policy.allow_signed {
-        return refuse(StartFileRefusal::SignedFileNotAllowed, "signed files not accepted");
+        return refuse(
+            StartFileRefusal::SignedFileNotAllowed,
+            "signed files not accepted",
+        );
     }
     if !signed && policy.require_signed {
-        return refuse(StartFileRefusal::UnsignedFileNotAllowed, "files must be signed");
+        return refuse(
+            StartFileRefusal::UnsignedFileNotAllowed,
+            "files must be signed",
+        );
     }
     match sfid.compression {
         FileCompression::None => {}

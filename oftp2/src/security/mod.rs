@@ -4,10 +4,10 @@
 //! |---|---|
 //! | [`cert`] | X.509 certificates and our key pair ([`Identity`]), chain to a CA set, validity and expiry, CRLs |
 //! | [`cms`] | CMS (RFC 5652 / 3274) signed, enveloped and compressed data, both directions |
-//! | [`suite`](CipherSuite) | what the cipher suites of section 10.2 mean in algorithms |
+//! | [`suite_algorithms`] | what the cipher suites of section 10.2 mean: [`ContentCipher`], [`DigestAlgorithm`] |
 //! | [`auth`] | secure authentication (AUCH/AURP): challenges and responses |
 //! | [`receipt`] | signed EERP and NERP: the signed fields, signing, verification |
-//! | [`file`] | the file service pipeline: sign, compress, encrypt, and back; SFID fields; file hash |
+//! | [`file`](mod@file) | the file service pipeline: sign, compress, encrypt, and back; SFID fields; file hash |
 //!
 //! Everything here works on bytes in memory and is built on the RustCrypto
 //! crates (`cms`, `x509-cert`, `der`, `rsa`, `sha1`/`sha2`, `aes`/`des`/
@@ -34,6 +34,8 @@ use crate::value::CipherSuite;
 
 /// Algorithms of a cipher suite (section 10.2, and the ODETTE extended
 /// list for suite `03`).
-pub fn suite_algorithms(suite: CipherSuite) -> Result<(ContentCipher, DigestAlgorithm), SuiteError> {
+pub fn suite_algorithms(
+    suite: CipherSuite,
+) -> Result<(ContentCipher, DigestAlgorithm), SuiteError> {
     suite::algorithms(suite)
 }

@@ -16,6 +16,16 @@ use crate::codec::{Command, Eerp, Nerp};
 use crate::session::Receipt;
 use crate::value::{CipherSuite, ProtocolLevel};
 
+/// Where the session finds the certificates to check received receipts
+/// with (see [`crate::session::Config::receipt_security`]).
+pub trait ReceiptSecurity: Send + Sync + std::fmt::Debug {
+    /// Certificates that may sign receipts created by `creator` (EERPORIG
+    /// of an EERP, NERPCREA of a NERP — the file's final recipient, which
+    /// behind a clearing centre is not the session partner). Empty when
+    /// none is on file: the receipt then counts as invalid if signed.
+    fn receipt_signers(&self, creator: &crate::value::OdetteId) -> Vec<Certificate>;
+}
+
 /// Why a receipt cannot be signed or does not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReceiptError {
@@ -47,7 +57,7 @@ pub enum ReceiptVerification {
     /// was expected.
     Valid {
         /// The partner certificate whose signature verified.
-        signer: Certificate,
+        signer: Box<Certificate>,
     },
     /// Signed, but it does not verify.
     Invalid(ReceiptError),
@@ -175,6 +185,6 @@ pub fn verify_receipt(
         return ReceiptVerification::Invalid(ReceiptError::HashMismatch);
     }
     ReceiptVerification::Valid {
-        signer: verified.signer,
+        signer: Box::new(verified.signer),
     }
 }

@@ -1,7 +1,11 @@
 //! Local session parameters (the RFC's local constants, section 9.7) and
 //! the values both sides agreed on in the SSID exchange.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::security::auth::SecureAuthentication;
+use crate::security::receipt::ReceiptSecurity;
 
 use crate::codec::Ssid;
 use crate::value::{OdetteId, Password, ProtocolLevel, SendReceive, UserData};
@@ -17,6 +21,9 @@ pub enum Role {
 }
 
 /// What this side offers in its SSID, and local policy.
+///
+/// With secure authentication, set both `secure_authentication` and
+/// `authentication_keys` (see [`Config::with_secure_authentication`]).
 ///
 /// [`Config::new`] gives the values a modern OFTP 2.0 server uses: level 5,
 /// both directions, the largest buffer (99999) and credit (999), restart on,
@@ -42,9 +49,17 @@ pub struct Config {
     pub compression: bool,
     /// SSIDREST: we can restart interrupted transfers.
     pub restart: bool,
-    /// SSIDAUTH: we require secure authentication. Not implemented yet
-    /// (AUCH/AURP need certificates): [`Config::validate`] refuses `true`.
+    /// SSIDAUTH: we require secure authentication (AUCH/AURP after the
+    /// SSID exchange, section 4.2.3). Needs [`Config::authentication_keys`];
+    /// [`Config::validate`] refuses `true` without them. Only OFTP 2.0
+    /// has it: a partner at a lower level is ended with ESID `12`.
     pub secure_authentication: bool,
+    /// Our key pair and the partner's certificate for secure
+    /// authentication (see [`crate::security::auth`]).
+    pub authentication_keys: Option<Arc<dyn SecureAuthentication>>,
+    /// Certificates to check signed EERP/NERP with; when set, every
+    /// received receipt is followed by [`super::Event::ReceiptChecked`].
+    pub receipt_security: Option<Arc<dyn ReceiptSecurity>>,
     /// Response timer: how long to wait for the partner whenever it owes
     /// us a command (sections 4.7.2 and 9). On expiry the session ends
     /// with ESID `09`.
@@ -71,10 +86,19 @@ impl Config {
             compression: false,
             restart: true,
             secure_authentication: false,
+            authentication_keys: None,
+            receipt_security: None,
             response_timeout: Duration::from_secs(120),
             disconnect_timeout: Duration::from_secs(10),
             progress_interval: 1 << 20,
         }
+    }
+
+    /// Require secure authentication with these keys.
+    pub fn with_secure_authentication(mut self, keys: Arc<dyn SecureAuthentication>) -> Self {
+        self.secure_authentication = true;
+        self.authentication_keys = Some(keys);
+        self
     }
 
     /// Check the values against the RFC's ranges (section 9.7).
@@ -85,7 +109,7 @@ impl Config {
         if !(1..=999).contains(&self.credit) {
             return Err(ConfigError::Credit(self.credit));
         }
-        if self.secure_authentication {
+        if self.secure_authentication && self.authentication_keys.is_none() {
             return Err(ConfigError::SecureAuthenticationUnsupported);
         }
         if self.level < ProtocolLevel::V1_2 || !self.level.is_known() {
@@ -106,10 +130,10 @@ pub enum ConfigError {
     /// SSIDCRED outside 1..=999.
     #[error("credit {0} is outside 1..=999 (RFC 5024 SSIDCRED); fix the partner configuration")]
     Credit(u16),
-    /// Secure authentication was requested.
+    /// Secure authentication was requested without keys.
     #[error(
-        "secure authentication (SSIDAUTH=Y, AUCH/AURP) is not implemented yet; \
-         set it to N for this partner or use TLS for protection"
+        "secure authentication (SSIDAUTH=Y, AUCH/AURP) needs our certificate and private key \
+         and the partner's certificate; configure them or set it to N for this partner"
     )]
     SecureAuthenticationUnsupported,
     /// A protocol level this implementation does not speak.

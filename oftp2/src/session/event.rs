@@ -61,7 +61,8 @@ pub enum Direction {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
-    /// The SSID exchange succeeded (F_CONNECT_CF / F_CONNECT_RS).
+    /// The SSID exchange succeeded (F_CONNECT_CF / F_CONNECT_RS), and
+    /// with secure authentication both sides proved their identity.
     Connected(Box<Negotiated>),
     /// A file transfer began (SFPA sent or received) at `restart_position`
     /// (records or 1K blocks), i.e. local offset `restart_offset`.
@@ -142,6 +143,17 @@ pub enum Event {
     ReceiptSkipped(Receipt),
     /// The partner sent a receipt; RTR has been answered.
     ReceiptReceived(Receipt),
+    /// The signature of the receipt just reported in
+    /// [`Event::ReceiptReceived`] was checked (only with
+    /// [`super::Config::receipt_security`] set). The file hash is not
+    /// compared here: check `receipt` against the hash kept with the queue
+    /// entry, or call [`crate::security::receipt::verify_receipt`] with it.
+    ReceiptChecked {
+        /// The receipt.
+        receipt: Receipt,
+        /// Unsigned, valid (with the signer) or invalid (with the reason).
+        verification: crate::security::receipt::ReceiptVerification,
+    },
     /// The partner deviated from RFC 5024 in a way that was accepted.
     Deviation(DeviationReport),
     /// The session is over. No further events follow.

@@ -33,9 +33,17 @@
 //! handlers answer synchronously; the states that store a request while
 //! waiting for CD (`ERSTWFCD`, `NRSTWFCD`, `SFSTWFCD`, `CDSTWFCD`) do not
 //! arise because the session itself decides what to send once it holds the
-//! turn. Secure authentication (`WF_SECD`, `WF_AUCH`, `WF_AURP`) is not
-//! implemented yet: a partner requiring it is refused with ESID `12` (see
-//! `negotiate`), which is where the exchange will hook in.
+//! turn.
+//!
+//! Secure authentication (section 4.2.4, transitions D, G, I, J, K of 9.8)
+//! runs between the SSID exchange and `Connected` when both SSIDs say
+//! `SSIDAUTH=Y`: the initiator sends SECD (`WF_AUCH`), the responder
+//! challenges it (AUCH, `WF_AURP`), the initiator answers (AURP,
+//! `WF_SECD`), and the same the other way round. The keys come from
+//! [`Config::authentication_keys`]. A wrong AURP, or a challenge we cannot
+//! decrypt with our key, ends the session with ESID `11`; a partner whose
+//! SSIDAUTH differs from ours with ESID `12`; no usable partner
+//! certificate with the reason the application gives.
 
 mod app;
 mod config;
@@ -47,8 +55,11 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::codec::{Cd, Cdt, Command, Efid, Efna, Efpa, Esid, Rtr, Sfid, Sfna, Sfpa, Ssid, Ssrm};
+use crate::codec::{
+    Auch, Aurp, Cd, Cdt, Command, Efid, Efna, Efpa, Esid, Rtr, Secd, Sfid, Sfna, Sfpa, Ssid, Ssrm,
+};
 use crate::record::{self, Counts, FileSource, Layout, RecordDecoder, RecordError, RestartPoint};
+use crate::security::auth::{self, Challenge};
 use crate::stb::{self, StbDecoder};
 use crate::value::{
     EndFileRefusal, EndSessionReason, FileCompression, FileEnvelope, ProtocolLevel, SecurityLevel,
@@ -81,6 +92,13 @@ enum State {
     IWfSsid,
     /// Responder has sent SSRM, waits for SSID.
     ANcOnly,
+    /// Secure authentication: waits for the partner's SECD (its turn to
+    /// be challenged by us).
+    WfSecd,
+    /// Secure authentication: sent SECD, waits for the partner's AUCH.
+    WfAuch,
+    /// Secure authentication: sent AUCH, waits for the AURP.
+    WfAurp,
     /// Idle Speaker.
     IdleSp,
     /// Idle Speaker just after an unsolicited CD: may release (ESID 00).
@@ -115,6 +133,9 @@ impl State {
             State::IWfRm => "I_WF_RM",
             State::IWfSsid => "I_WF_SSID",
             State::ANcOnly => "A_NC_ONLY",
+            State::WfSecd => "WF_SECD",
+            State::WfAuch => "WF_AUCH",
+            State::WfAurp => "WF_AURP",
             State::IdleSp => "IDLESP",
             State::IdleSpCd => "IDLESPCD",
             State::WfRtr => "WF_RTR",
@@ -161,6 +182,13 @@ struct Receiving {
     next_progress: u64,
 }
 
+/// Secure authentication in progress (section 4.2.4).
+struct Authenticating {
+    negotiated: Negotiated,
+    /// The challenge we sent, until the AURP arrives.
+    challenge: Option<Challenge>,
+}
+
 /// One ODETTE-FTP session, either role. See the [module docs](self).
 pub struct Session {
     role: Role,
@@ -185,6 +213,9 @@ pub struct Session {
     sending: Option<Sending>,
     receiving: Option<Receiving>,
     receipt_in_flight: Option<Receipt>,
+    /// During secure authentication: the agreed parameters (reported as
+    /// `Connected` once both sides are authenticated) and our challenge.
+    authenticating: Option<Authenticating>,
     end: Option<SessionEnd>,
     /// Carries role and partner into every log line of this session.
     span: tracing::Span,
@@ -228,6 +259,7 @@ impl Session {
             sending: None,
             receiving: None,
             receipt_in_flight: None,
+            authenticating: None,
             end: None,
             span: tracing::info_span!(
                 "oftp_session",
@@ -417,6 +449,11 @@ impl Session {
             (State::IWfSsid, Command::Ssid(ssid)) => self.initiator_got_ssid(ssid),
             (State::ANcOnly, Command::Ssid(ssid)) => self.responder_got_ssid(ssid),
 
+            // --- Secure authentication (9.8 I, J, K)
+            (State::WfSecd, Command::Secd(_)) => self.send_challenge(),
+            (State::WfAuch, Command::Auch(auch)) => self.answer_challenge(auch),
+            (State::WfAurp, Command::Aurp(aurp)) => self.check_response(aurp),
+
             // --- Speaker (9.10, 9.11)
             (State::WfRtr, Command::Rtr(_)) => {
                 if let Some(receipt) = self.receipt_in_flight.take() {
@@ -510,9 +547,17 @@ impl Session {
             return self.abort_local(reason, text);
         }
         match self.negotiate(&ssid) {
+            Ok(negotiated) if negotiated.secure_authentication => {
+                // Transition D with P11: we are challenged first.
+                self.authenticating = Some(Authenticating {
+                    negotiated,
+                    challenge: None,
+                });
+                if self.send(&Command::Secd(Secd)).is_ok() {
+                    self.enter(State::WfAuch);
+                }
+            }
             Ok(negotiated) => {
-                // Here a session with secure authentication would send SECD
-                // and enter WF_AUCH; `negotiate` refuses it for now.
                 self.connected(negotiated);
                 self.enter(State::IdleSp);
                 self.speak();
@@ -542,9 +587,17 @@ impl Session {
             ..self.own_ssid(self.level)
         };
         if self.send(&Command::Ssid(answer)).is_ok() {
-            // With secure authentication the responder would enter WF_SECD.
-            self.connected(negotiated);
-            self.enter(State::IdleLi);
+            if negotiated.secure_authentication {
+                // Transition G with P9: the initiator starts with SECD.
+                self.authenticating = Some(Authenticating {
+                    negotiated,
+                    challenge: None,
+                });
+                self.enter(State::WfSecd);
+            } else {
+                self.connected(negotiated);
+                self.enter(State::IdleLi);
+            }
         }
     }
 
@@ -581,7 +634,7 @@ impl Session {
                     if ours.secure_authentication {
                         "requires it"
                     } else {
-                        "does not support it yet (AUCH/AURP)"
+                        "is not configured for it"
                     }
                 ),
             ));
@@ -634,12 +687,123 @@ impl Session {
             restart: partner.restart && ours.restart,
             mode,
             special_logic: false,
-            secure_authentication: false,
+            secure_authentication: partner.secure_authentication && ours.secure_authentication,
         };
         for d in deviations {
             self.deviation(d);
         }
         Ok(negotiated)
+    }
+
+    /// Transition J: SECD received, challenge the partner with its
+    /// certificate from the application.
+    fn send_challenge(&mut self) {
+        let (Some(keys), Some(auth)) = (
+            self.config.authentication_keys.clone(),
+            self.authenticating.as_mut(),
+        ) else {
+            return self.abort_local(
+                EndSessionReason::ProtocolViolation,
+                "SECD outside secure authentication".into(),
+            );
+        };
+        let partner = auth.negotiated.partner.id;
+        let cert = match keys.partner_certificate(&partner) {
+            Ok(cert) => cert,
+            Err(refusal) => {
+                tracing::warn!(partner = %partner, reason = %refusal.reason, text = %refusal.text, "secure authentication: no usable partner certificate");
+                return self.abort_local(refusal.reason, refusal.text);
+            }
+        };
+        let challenge = match Challenge::new(&cert, keys.challenge_cipher()) {
+            Ok(c) => c,
+            Err(err) => {
+                let text =
+                    format!("cannot encrypt the challenge to {partner}'s certificate: {err}");
+                return self.abort_local(
+                    EndSessionReason::SecureAuthenticationRequirementsIncompatible,
+                    text,
+                );
+            }
+        };
+        let auch = Auch {
+            challenge: Bytes::copy_from_slice(challenge.envelope()),
+        };
+        auth.challenge = Some(challenge);
+        if self.send(&Command::Auch(auch)).is_ok() {
+            self.enter(State::WfAurp);
+        }
+    }
+
+    /// Transition I: decrypt the partner's challenge with our key and
+    /// answer it. A challenge we cannot decrypt (not for our certificate)
+    /// means we cannot prove who we are: ESID 11.
+    fn answer_challenge(&mut self, auch: Auch) {
+        let Some(keys) = self.config.authentication_keys.clone() else {
+            return self.abort_local(
+                EndSessionReason::ProtocolViolation,
+                "AUCH outside secure authentication".into(),
+            );
+        };
+        let response = match auth::respond(&auch.challenge, keys.identity()) {
+            Ok(r) => r,
+            Err(err) => {
+                tracing::warn!(error = %err, "secure authentication: cannot decrypt the partner's challenge");
+                let text = format!(
+                    "challenge cannot be decrypted with our private key ({err}); \
+                     check that the partner has our current certificate"
+                );
+                return self.abort_local(EndSessionReason::InvalidChallengeResponse, text);
+            }
+        };
+        if self.send(&Command::Aurp(Aurp { response })).is_err() {
+            return;
+        }
+        match self.role {
+            Role::Initiator => self.enter(State::WfSecd),
+            Role::Responder => {
+                // Both directions verified: F_CONNECT_RS done.
+                if let Some(auth) = self.authenticating.take() {
+                    self.connected(auth.negotiated);
+                }
+                self.enter(State::IdleLi);
+            }
+        }
+    }
+
+    /// Transition K: compare AURPRSP with our challenge (P6 / P7).
+    fn check_response(&mut self, aurp: Aurp) {
+        let verified = self
+            .authenticating
+            .as_mut()
+            .and_then(|a| a.challenge.take())
+            .is_some_and(|c| c.verify(&aurp.response));
+        if !verified {
+            let partner = self
+                .authenticating
+                .as_ref()
+                .map(|a| a.negotiated.partner.id.to_string())
+                .unwrap_or_default();
+            tracing::warn!(partner = %partner, "secure authentication failed: AURP does not match our challenge");
+            return self.abort_local(
+                EndSessionReason::InvalidChallengeResponse,
+                format!("partner {partner} failed secure authentication (AURP does not match)"),
+            );
+        }
+        match self.role {
+            Role::Initiator => {
+                if let Some(auth) = self.authenticating.take() {
+                    self.connected(auth.negotiated);
+                }
+                self.enter(State::IdleSp);
+                self.speak();
+            }
+            Role::Responder => {
+                if self.send(&Command::Secd(Secd)).is_ok() {
+                    self.enter(State::WfAuch);
+                }
+            }
+        }
     }
 
     fn connected(&mut self, negotiated: Negotiated) {
@@ -654,6 +818,7 @@ impl Session {
             credit = negotiated.credit,
             compression = negotiated.compression,
             restart = negotiated.restart,
+            secure_authentication = negotiated.secure_authentication,
             "ODETTE-FTP session established"
         );
         self.events
@@ -1235,7 +1400,25 @@ impl Session {
 
     /// Transitions E and L (RTRP passed through: F_RTR_RS at once).
     fn got_receipt(&mut self, receipt: Receipt) {
+        let checked = self.config.receipt_security.as_ref().map(|security| {
+            let creator = match &receipt {
+                Receipt::Eerp(e) => e.originator,
+                Receipt::Nerp(n) => n.creator,
+            };
+            let signers = security.receipt_signers(&creator);
+            let verification = crate::security::receipt::verify_receipt(&receipt, &signers, None);
+            if let crate::security::receipt::ReceiptVerification::Invalid(err) = &verification {
+                tracing::warn!(creator = %creator, error = %err, "signed receipt does not verify");
+            }
+            Event::ReceiptChecked {
+                receipt: receipt.clone(),
+                verification,
+            }
+        });
         self.events.push_back(Event::ReceiptReceived(receipt));
+        if let Some(checked) = checked {
+            self.events.push_back(checked);
+        }
         if self.send(&Command::Rtr(Rtr)).is_ok() {
             self.enter(State::IdleLi);
         }

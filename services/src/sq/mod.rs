@@ -63,7 +63,7 @@ impl Shared {
     pub fn new(config: Arc<Config>) -> anyhow::Result<Arc<Shared>> {
         let local_id = config.local.require_id().map_err(anyhow::Error::msg)?;
         let db = Db::open(config.database.sqlite_path())?;
-        let queue = QueueStore::open(db.clone())?;
+        let queue = QueueStore::open(db.clone())?.for_server(config.server_id);
         let inbox = InboxStore::new(
             db.clone(),
             Arc::new(DiskStorage),
