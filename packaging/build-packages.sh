@@ -44,6 +44,7 @@ inst 0644 units/sysusers.d/os4x.conf /usr/lib/sysusers.d/os4x.conf
 inst 0644 units/tmpfiles.d/os4x.conf /usr/lib/tmpfiles.d/os4x.conf
 inst 0640 packaging/os4x.toml /etc/os4x/os4x.toml
 inst 0644 README.md /usr/share/doc/os4x/README.md
+inst 0644 packaging/debian/copyright /usr/share/doc/os4x/copyright
 
 # Man pages and completions, rendered from the programs' clap definitions.
 docs=$out/docs

@@ -681,3 +681,53 @@ async fn same_file_in_two_sessions_at_once_is_refused_for_now() {
     rd.stop().await;
     assert!(station.received_files().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eerp_delivered_by_the_partner_marks_the_sent_file() {
+    use oftp2::value::{OdetteId, RecordFormat, UserData};
+    use os4x::queue::{NewFile, QueueStore};
+    let station = Station::new("");
+    station.add_partner(|_| {});
+    let queue = QueueStore::open(station.db.clone()).unwrap();
+    let source = station.dir.path().join("out.edi");
+    std::fs::write(&source, b"UNB+UNOC:3'").unwrap();
+    let entry = queue
+        .enqueue(
+            &NewFile {
+                partner: OdetteId::new(PARTNER).unwrap(),
+                source,
+                dataset_name: "OUT.EDI".parse().unwrap(),
+                format: RecordFormat::Unstructured,
+                max_record_size: 0,
+                priority: 0,
+                user_data: UserData::EMPTY,
+                description: String::new(),
+                destination: None,
+            },
+            &OdetteId::new(LOCAL).unwrap(),
+            &station.dir.path().join("outbox"),
+        )
+        .unwrap();
+    assert!(queue.get(entry.id).unwrap().unwrap().delivered_at.is_none());
+    let rd = start(&station, Transport::Tcp).await;
+    let eerp = oftp2::codec::Eerp {
+        dataset_name: entry.dataset_name.parse().unwrap(),
+        timestamp: entry.file_timestamp.parse().unwrap(),
+        user_data: UserData::EMPTY,
+        destination: entry.originator.parse().unwrap(),
+        originator: entry.destination.parse().unwrap(),
+        hash: bytes::Bytes::new(),
+        signature: bytes::Bytes::new(),
+    };
+    let tcp = tokio::net::TcpStream::connect(rd.addr).await.unwrap();
+    let sent = send_with_receipts(tcp, PARTNER, PARTNER_PW, None, vec![Receipt::Eerp(eerp)]).await;
+    assert!(sent.end.as_ref().unwrap().is_normal(), "{:?}", sent.end);
+    assert!(sent
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::ReceiptSent(Receipt::Eerp(_)))));
+    let after = queue.get(entry.id).unwrap().unwrap();
+    assert_eq!(after.eerp, "eerp");
+    assert!(after.delivered_at.is_some());
+    rd.stop().await;
+}

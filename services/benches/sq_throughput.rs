@@ -51,11 +51,14 @@ fn main() {
     let (a, b) = pair("");
     let _rd = b.start_rd();
     let src = a.file("SMALL", &content(1024, 1));
+    // Each phase starts without dirty pages of the previous one.
+    nix::unistd::sync();
     let t = Instant::now();
     for i in 0..files {
         a.send(&src, B, &format!("F{i:06}"));
     }
     let enqueue = t.elapsed();
+    nix::unistd::sync();
     let t = Instant::now();
     let sqd = a.spawn(SQD);
     wait_delivered(&a, files as u64, Duration::from_secs(3600));
@@ -82,9 +85,11 @@ fn main() {
             f.write_all(&chunk).unwrap();
         }
     }
+    nix::unistd::sync();
     let t = Instant::now();
     let id = a.send(&big, B, "BIG");
     let enqueue = t.elapsed();
+    nix::unistd::sync();
     let t = Instant::now();
     let sqd = a.spawn(SQD);
     wait_delivered(&a, 1, Duration::from_secs(3600));
@@ -118,6 +123,7 @@ fn main() {
         }
         f.sync_all().unwrap();
     });
+    nix::unistd::sync();
     let t = Instant::now();
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     let mut f = std::fs::File::open(&big).unwrap();

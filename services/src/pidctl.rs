@@ -183,20 +183,21 @@ pub fn refusal_systemd_hint(r: &Refusal, own_invocation: Option<&str>) -> Option
     let pid = r.pid;
     match (own_invocation, r.invocation_id.as_deref()) {
         (Some(_), None) => Some(format!(
-            "systemd: {unit} is refused because process {pid} ({exe}) was started by hand,              outside systemd, and os4x never runs two {program}.
-             Stop that process (`kill {pid}`), then `systemctl start {unit}`. Do not use -f:              that would run two daemons.
-",
+            "systemd: {unit} is refused because process {pid} ({exe}) was started by hand, \
+             outside systemd, and os4x never runs two {program}.\n\
+             Stop that process (`kill {pid}`), then `systemctl start {unit}`. \
+             Do not use -f: that would run two daemons.\n",
             exe = r.executable,
             program = r.program,
         )),
         (Some(_), Some(other)) => Some(format!(
-            "systemd: {unit} is refused because process {pid} ({exe}) runs under another              systemd invocation ({other}); see `systemctl status {pid}` and stop that unit first.
-",
+            "systemd: {unit} is refused because process {pid} ({exe}) runs under another \
+             systemd invocation ({other}); see `systemctl status {pid}` and stop that unit first.\n",
             exe = r.executable,
         )),
         (None, Some(_)) => Some(format!(
-            "Process {pid} is run by systemd ({unit}): use `systemctl restart {unit}` or              `systemctl stop {unit}` instead of starting {program} by hand.
-",
+            "Process {pid} is run by systemd ({unit}): use `systemctl restart {unit}` or \
+             `systemctl stop {unit}` instead of starting {program} by hand.\n",
             program = r.program,
         )),
         (None, None) => None,
@@ -598,6 +599,39 @@ mod tests {
             r.output
         );
         assert_eq!(r.state.code(), 2);
+    }
+
+    #[test]
+    fn refusal_hints_name_the_unit_and_the_side_to_act_on() {
+        let mut r = Refusal {
+            program: ProgramName::new("os4xrd_tcpip").unwrap(),
+            server_id: 0,
+            pid: 4711,
+            executable: "os4xrd_tcpip".into(),
+            uptime: None,
+            database: "/var/lib/os4x/os4x.db".into(),
+            invocation_id: None,
+        };
+        assert_eq!(refusal_systemd_hint(&r, None), None);
+        let by_hand = refusal_systemd_hint(&r, Some("abc")).unwrap();
+        assert_eq!(
+            by_hand,
+            "systemd: os4xrd-tcpip.service is refused because process 4711 (os4xrd_tcpip) was \
+             started by hand, outside systemd, and os4x never runs two os4xrd_tcpip.\n\
+             Stop that process (`kill 4711`), then `systemctl start os4xrd-tcpip.service`. \
+             Do not use -f: that would run two daemons.\n"
+        );
+        r.invocation_id = Some("def".into());
+        let managed = refusal_systemd_hint(&r, None).unwrap();
+        assert!(
+            managed.contains("use `systemctl restart os4xrd-tcpip.service`"),
+            "{managed}"
+        );
+        let other = refusal_systemd_hint(&r, Some("abc")).unwrap();
+        assert!(
+            other.contains("another systemd invocation (def)"),
+            "{other}"
+        );
     }
 
     #[test]

@@ -262,13 +262,13 @@ impl Inbox for NoInbox {
     }
 }
 
-struct OneFile(Option<OutgoingFile>);
+struct OneFile(Option<OutgoingFile>, Vec<Receipt>);
 impl Outbox for OneFile {
     fn next_file(&mut self) -> Option<OutgoingFile> {
         self.0.take()
     }
     fn next_receipt(&mut self) -> Option<Receipt> {
-        None
+        self.1.pop()
     }
 }
 
@@ -318,11 +318,25 @@ pub async fn send<S>(io: S, id: &str, password: &str, file: Option<OutgoingFile>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    send_with_receipts(io, id, password, file, Vec::new()).await
+}
+
+/// Sends receipts, then one file, as `id`/`password` over `io`.
+pub async fn send_with_receipts<S>(
+    io: S,
+    id: &str,
+    password: &str,
+    file: Option<OutgoingFile>,
+    receipts: Vec<Receipt>,
+) -> Sent
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let config = SessionConfig::new(OdetteId::new(id).unwrap(), Password::new(password).unwrap());
     let handlers = Handlers {
         authenticator: Box::new(ExpectLocal),
         inbox: Box::new(NoInbox),
-        outbox: Box::new(OneFile(file)),
+        outbox: Box::new(OneFile(file, receipts)),
     };
     let mut session = Session::new(Role::Initiator, config, handlers).unwrap();
     let mut events = Vec::new();

@@ -119,8 +119,38 @@ check "daemon logged the inherited socket by its FileDescriptorName" wait_for 50
 journal_has() { ex sh -c "journalctl -b -u $1 -o verbose --no-pager | grep -q '$2'"; }
 check "journal: SYSLOG_IDENTIFIER=os4xrd_tcpip" wait_for 50 journal_has os4xrd-tcpip.service '^ *SYSLOG_IDENTIFIER=os4xrd_tcpip$'
 check "journal: structured SESSION= field" wait_for 50 journal_has os4xrd-tcpip.service '^ *SESSION='
-check "journal: field filter works (journalctl -u os4xrd-tcpip SYSLOG_IDENTIFIER=os4xrd_tcpip PEER=...)" \
+check "journal: field match works (journalctl -u os4xrd-tcpip SYSLOG_IDENTIFIER=os4xrd_tcpip)" \
     ex sh -c "journalctl -b -u os4xrd-tcpip.service -o cat SYSLOG_IDENTIFIER=os4xrd_tcpip | grep -q ."
+
+# An OFTP session from a known partner: SSID exchange, then the partner
+# hangs up. The receive daemon's log lines carry PARTNER=, so an admin can
+# filter by partner.
+PEER=O0013000000ITESTPEER
+ex os4x partner add "$PEER" --password-in PEERPW --password-out LOOPPW --name itest-peer >/dev/null ||
+    bad "os4x partner add $PEER"
+ssid=$(client '
+import socket, struct, sys
+def stb(cmd): return struct.pack(">I", (0x10 << 24) | (len(cmd) + 4)) + cmd
+def read(s):
+    hdr = b""
+    while len(hdr) < 4: hdr += s.recv(4 - len(hdr))
+    n = (struct.unpack(">I", hdr)[0] & 0xFFFFFF) - 4
+    body = b""
+    while len(body) < n: body += s.recv(n - len(body))
+    return body
+s = socket.create_connection(("127.0.0.1", 3305), timeout=10)
+assert read(s).startswith(b"IODETTE FTP READY")
+# SSID (RFC 5024 5.3.2): level 5, id, password, buffer, both directions,
+# no compression/restart/special logic, credit 999, no authentication.
+ssid = (b"X5" + sys.argv[1].encode().ljust(25) + b"PEERPW".ljust(8) + b"04096" + b"B" + b"N" + b"N" + b"N"
+        + b"999" + b"N" + b" " * 4 + b" " * 8 + b"\r")
+s.sendall(stb(ssid))
+print(read(s)[:27].decode())' "$PEER")
+echo "     responder SSID: $ssid"
+check "SSID exchange with a configured partner" grep -q "^X5$LOCAL" <<<"$ssid"
+check "journalctl -u os4xrd-tcpip PARTNER=$PEER finds the session (SESSION=, PEER= fields)" wait_for 50 \
+    ex sh -c "journalctl -b -u os4xrd-tcpip.service PARTNER=$PEER -o verbose | grep -q '^ *SESSION='"
+ex journalctl -b -u os4xrd-tcpip.service PARTNER="$PEER" -o cat --no-pager | sed 's/^/     | /'
 
 # os4xsqd (plain service) and the pidctl view.
 if wait_for 100 is_active os4xsqd.service; then

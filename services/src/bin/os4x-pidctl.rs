@@ -79,6 +79,11 @@ enum Command {
     ///
     /// PIDFILE: present (holds the recorded PID), absent, or mismatch (holds
     /// another PID or garbage, or exists although the entry says -1).
+    ///
+    /// Under systemd two more columns show the program's unit and systemd's
+    /// view of it (ActiveState, SubState, MainPID); lines starting with `!`
+    /// below the table name every disagreement between the two views, e.g.
+    /// a daemon started by hand beside its unit.
     Status {
         /// Print one JSON document instead of the table. Schema (version 1;
         /// fields may be added, never changed): {schema_version, server_id,
@@ -86,7 +91,10 @@ enum Command {
         /// state (running|stopped|stale_no_process|stale_pid_reused),
         /// state_text, reused_by, required, pid_file: {path, state, pid},
         /// listening: ["127.0.0.1:10001", ...], listening_error,
-        /// uptime_seconds, executable, written_at, invocation_id}]}
+        /// uptime_seconds, executable, written_at, invocation_id,
+        /// systemd: null | {unit, load_state, active_state, sub_state,
+        /// main_pid, invocation_id, agreement (agree|stale_entry|disagree),
+        /// disagreement, error}}]}
         #[arg(long)]
         json: bool,
     },
@@ -107,7 +115,9 @@ enum Command {
     /// Sets the entry to pid -1 and removes the PID file, and says what it
     /// did. An entry whose process is alive and genuine is NOT cleared
     /// unless --force is given; even then the process keeps running (stop it
-    /// with systemctl first).
+    /// with systemctl first). Under systemd a reset is rarely needed: a unit's
+    /// start takes stale entries over by itself, so `systemctl restart UNIT`
+    /// is the right action, and reset says so.
     Reset {
         /// Program whose entry to clear, e.g. os4xrd_tcpip
         #[arg(required_unless_present = "all", conflicts_with = "all")]

@@ -59,6 +59,8 @@ const REFUSAL_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Server {
     config: Arc<Config>,
     db: Db,
+    /// Receipts partners deliver here are for files the send side queued.
+    queue: Option<crate::queue::QueueStore>,
     transport: Transport,
     partners: PartnerStore,
     inbox: Arc<InboxStore>,
@@ -142,6 +144,13 @@ impl Server {
         let stats = Stats::default();
         Ok(Arc::new(Server {
             partners: PartnerStore::new(db.clone()),
+            queue: match crate::queue::QueueStore::open(db.clone()) {
+                Ok(q) => Some(q.for_server(config.server_id)),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot open the send queue; receipts partners deliver here will only be logged");
+                    None
+                }
+            },
             db,
             inbox,
             session_config,
@@ -415,9 +424,7 @@ impl Server {
                 }
             }
             Event::ReceiptReceived(receipt) => {
-                // Receipts for files we sent belong to the send side; this
-                // daemon sends none, so it can only log them.
-                tracing::warn!(partner = %partner_of(&ctx), session, ?receipt, "receipt received by the receive daemon; not processed");
+                self.receipt_received(&partner_of(&ctx), session, &receipt);
             }
             Event::Deviation(d) => {
                 tracing::info!(partner = %partner_of(&ctx), session, deviation = %d, "partner deviates from RFC 5024 (accepted)");
@@ -446,6 +453,62 @@ impl Server {
                         return;
                     }
                 }
+            }
+        }
+    }
+}
+
+impl Server {
+    /// A partner delivered an EERP/NERP for a file the send side queued
+    /// (partners often do so in a session they open themselves).
+    fn receipt_received(&self, partner: &str, session: u64, receipt: &Receipt) {
+        use crate::queue::ReceiptMatch;
+        let (m, nerp) = match receipt {
+            Receipt::Eerp(e) => (
+                ReceiptMatch {
+                    dataset_name: e.dataset_name.to_string(),
+                    file_timestamp: e.timestamp.to_string(),
+                    originator: e.destination.to_string(),
+                    destination: e.originator.to_string(),
+                },
+                None,
+            ),
+            Receipt::Nerp(n) => (
+                ReceiptMatch {
+                    dataset_name: n.dataset_name.to_string(),
+                    file_timestamp: n.timestamp.to_string(),
+                    originator: n.destination.to_string(),
+                    destination: n.originator.to_string(),
+                },
+                Some(format!("NERP from {}: {} {}", n.creator, n.reason, n.text)),
+            ),
+        };
+        let file = format!("{} {}", m.dataset_name, m.file_timestamp);
+        let Some(queue) = &self.queue else {
+            tracing::warn!(
+                partner,
+                session,
+                file,
+                "receipt received but the send queue is unavailable"
+            );
+            return;
+        };
+        let result = match &nerp {
+            None => queue.eerp_received(&m),
+            Some(text) => queue.nerp_received(&m, text.trim_end()),
+        };
+        match result {
+            Ok(Some(entry)) => tracing::info!(
+                partner,
+                session,
+                file,
+                entry,
+                kind = if nerp.is_some() { "NERP" } else { "EERP" },
+                "receipt received for a sent file"
+            ),
+            Ok(None) => tracing::warn!(partner, session, file, "receipt for no known sent file"),
+            Err(e) => {
+                tracing::error!(partner, session, file, error = %e, "cannot record the receipt; the partner will not send it again")
             }
         }
     }
