@@ -11,4 +11,5 @@
 
 pub mod message;
 pub mod sim;
+pub mod stream;
 pub mod transport;

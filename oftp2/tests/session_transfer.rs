@@ -789,3 +789,68 @@ fn partner_at_1_3_gets_what_its_level_can_carry() {
     ));
     assert_eq!(stored(&store, "PLAIN").data, content(1, 100));
 }
+
+/// The responder's authenticator, with a per-partner answer password.
+struct AnswerWith {
+    inner: TestAuth,
+    answer: Option<oftp2::value::Password>,
+}
+
+impl oftp2::session::Authenticator for AnswerWith {
+    fn authenticate(&mut self, partner: &oftp2::codec::Ssid) -> Result<(), EndSessionReason> {
+        self.inner.authenticate(partner)
+    }
+
+    fn answer_password(&mut self, _: &oftp2::codec::Ssid) -> Option<oftp2::value::Password> {
+        self.answer
+    }
+}
+
+/// The initiator expects `PERPART` from the responder, which is not the
+/// responder's configured password: the session only comes up when the
+/// responder's authenticator supplies the per-partner answer.
+fn answer_password_pair(answer: Option<&str>) -> Pair {
+    let password = |s: &str| oftp2::value::Password::new(s).unwrap();
+    let mut initiator = handlers(
+        RESPONDER_ID,
+        TestInbox::new(new_store(), Policy::Store),
+        TestOutbox::default(),
+    );
+    initiator.authenticator = Box::new(TestAuth {
+        partner: id(RESPONDER_ID),
+        password: password("PERPART"),
+    });
+    let mut responder = handlers(
+        INITIATOR_ID,
+        TestInbox::new(new_store(), Policy::Store),
+        TestOutbox::default(),
+    );
+    responder.authenticator = Box::new(AnswerWith {
+        inner: TestAuth {
+            partner: id(INITIATOR_ID),
+            password: password("SECRET"),
+        },
+        answer: answer.map(password),
+    });
+    let mut pair = Pair::new(
+        (config(INITIATOR_ID), initiator),
+        (config(RESPONDER_ID), responder),
+    );
+    pair.run();
+    pair
+}
+
+#[test]
+fn responder_answers_with_the_per_partner_password() {
+    let pair = answer_password_pair(Some("PERPART"));
+    assert!(pair.initiator.negotiated().is_some());
+    assert!(ended(&pair.initiator_events).is_normal());
+
+    let pair = answer_password_pair(None);
+    assert!(pair.initiator.negotiated().is_none());
+    let i = ended(&pair.initiator_events);
+    assert_eq!(
+        (i.origin, i.reason),
+        (Origin::Local, EndSessionReason::InvalidPassword)
+    );
+}

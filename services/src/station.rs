@@ -20,7 +20,8 @@ pub struct LocalStation {
     /// SSIDCODE we send. `None` until configured; daemons that speak OFTP
     /// refuse to start without it.
     pub odette_id: Option<OdetteId>,
-    /// SSIDPSWD we answer with as responder.
+    /// SSIDPSWD fallback. Sessions with a known partner use that
+    /// partner's `password_out` instead (in both roles).
     pub password: Password,
     /// SSIDUSER.
     pub user_data: UserData,

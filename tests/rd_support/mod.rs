@@ -29,6 +29,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub const LOCAL: &str = "O0013000000OS4X";
 pub const LOCAL_PW: &str = "LOCALPW";
+/// The password [`PARTNER`] expects from us (its `password_out`), which
+/// differs from `[local] password` so every session proves the responder
+/// answers with the per-partner password.
+pub const PARTNER_EXPECTS: &str = "HELLO";
 pub const PARTNER: &str = "O0013000000PARTNER";
 pub const PARTNER_PW: &str = "SECRET";
 
@@ -74,7 +78,7 @@ impl Station {
         let mut p = Partner::new(
             OdetteId::new(PARTNER).unwrap(),
             Password::new(PARTNER_PW).unwrap(),
-            Password::new("HELLO").unwrap(),
+            Password::new(PARTNER_EXPECTS).unwrap(),
         );
         f(&mut p);
         PartnerStore::new(self.db.clone()).add(&p).unwrap();
@@ -243,11 +247,12 @@ impl Sent {
     }
 }
 
-/// The initiator's partner check: the responder must be [`LOCAL`].
+/// The initiator's partner check: the responder must be [`LOCAL`] and
+/// answer with the password this partner expects ([`PARTNER_EXPECTS`]).
 struct ExpectLocal;
 impl Authenticator for ExpectLocal {
     fn authenticate(&mut self, ssid: &Ssid) -> Result<(), EndSessionReason> {
-        if ssid.id.as_str() == LOCAL && ssid.password.as_str() == LOCAL_PW {
+        if ssid.id.as_str() == LOCAL && ssid.password.as_str() == PARTNER_EXPECTS {
             Ok(())
         } else {
             Err(EndSessionReason::UserCodeNotKnown)

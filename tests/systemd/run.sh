@@ -34,7 +34,7 @@ is_active() { [ "$(state "$1")" = active ]; }
 table_pid() { sql "SELECT pid FROM os4x_pids WHERE program='$1' AND serverID=0"; }
 file_pid()  { ex cat "/run/os4x/$1.pid" 2>/dev/null; }
 # Host python in the container's network namespace only (the container has lo only).
-client() { timeout 15 nsenter --target "$ITEST_LEADER" --net -- python3 -c "$1"; }
+client() { timeout 15 nsenter --target "$ITEST_LEADER" --net -- python3 -c "$@"; }
 
 [ "$(id -u)" = 0 ] || die "needs root (systemd-nspawn)"
 trap itest_teardown EXIT

@@ -13,7 +13,7 @@ use std::io::{Read, Seek, Write};
 
 use crate::codec::{Eerp, Nerp, Sfid, Ssid};
 use crate::record::{Counts, RestartPoint};
-use crate::value::{EndFileRefusal, EndSessionReason, OdetteId, StartFileRefusal};
+use crate::value::{EndFileRefusal, EndSessionReason, OdetteId, Password, StartFileRefusal};
 
 /// Decides whether the partner that sent an SSID may have a session
 /// (the RFC's F_CONNECT_IND / F_CONNECT_RS, section 3.2).
@@ -27,6 +27,15 @@ pub trait Authenticator: Send {
     /// Called on both sides: the responder checks the initiator, the
     /// initiator checks that the responder is who it called.
     fn authenticate(&mut self, partner: &Ssid) -> Result<(), EndSessionReason>;
+
+    /// Responder only, after [`Self::authenticate`] accepted the partner:
+    /// the SSIDPSWD to answer with, when this partner expects another
+    /// password from us than [`super::Config::password`]. Servers keep one
+    /// outgoing password per partner, but the session's configuration is
+    /// fixed before the partner has said who it is.
+    fn answer_password(&mut self, _partner: &Ssid) -> Option<Password> {
+        None
+    }
 }
 
 /// Where incoming virtual files go (F_START_FILE_IND / F_START_FILE_RS).

@@ -586,6 +586,10 @@ impl Session {
             credit: negotiated.credit,
             ..self.own_ssid(self.level)
         };
+        let answer = match self.handlers.authenticator.answer_password(&ssid) {
+            Some(password) => Ssid { password, ..answer },
+            None => answer,
+        };
         if self.send(&Command::Ssid(answer)).is_ok() {
             if negotiated.secure_authentication {
                 // Transition G with P9: the initiator starts with SECD.

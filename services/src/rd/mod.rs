@@ -626,6 +626,13 @@ impl Authenticator for PartnerAuth {
             }
         }
     }
+
+    /// The partner's own outgoing password (`password_out`), not the
+    /// station's `[local] password`: partners are set up with the
+    /// password they expect from us.
+    fn answer_password(&mut self, _: &Ssid) -> Option<oftp2::value::Password> {
+        self.ctx.partner.get().map(|p| p.password_out)
+    }
 }
 
 /// The receive daemon's outbox: receipts only (files are the send side's).
