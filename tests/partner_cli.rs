@@ -192,3 +192,127 @@ fn bad_input_is_refused_with_a_reason() {
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("local.odette_id"));
 }
+
+/// A self-signed CA certificate as PEM.
+fn ca_pem(name: &str) -> String {
+    let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key = rcgen::KeyPair::generate().unwrap();
+    params.self_signed(&key).unwrap().pem()
+}
+
+fn show_json(config: &Path, id: &str) -> serde_json::Value {
+    serde_json::from_str(&ok(&os4x(config, &["partner", "show", id, "--json"]))).unwrap()
+}
+
+#[test]
+fn client_ca_is_validated_stored_shown_and_removed() {
+    let (dir, config) = setup();
+    let ca = dir.path().join("partner-ca.pem");
+    // A bundle: two CAs in one file.
+    std::fs::write(&ca, ca_pem("Partner CA 1") + &ca_pem("Partner CA 2")).unwrap();
+    let id = "O0013000000PARTNER";
+    let add = |ca: &str| {
+        os4x(
+            &config,
+            &[
+                "partner",
+                "add",
+                id,
+                "--password-in",
+                "A",
+                "--password-out",
+                "B",
+                "--client-cert-required",
+                "--client-ca",
+                ca,
+            ],
+        )
+    };
+
+    // Missing file: refused, nothing added.
+    let missing = dir.path().join("nope.pem");
+    let out = add(missing.to_str().unwrap());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nope.pem") && err.contains("PEM"), "{err}");
+    assert_eq!(
+        ok(&os4x(&config, &["partner", "list", "--json"])).trim(),
+        "[]"
+    );
+
+    // A relative path is stored absolute (the daemon runs elsewhere).
+    let out = Command::new(OS4X)
+        .current_dir(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "partner",
+            "add",
+            id,
+            "--password-in",
+            "A",
+            "--password-out",
+            "B",
+            "--client-cert-required",
+            "--client-ca",
+            "partner-ca.pem",
+        ])
+        .env_remove("OS4X_CONFIG")
+        .output()
+        .unwrap();
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SIGHUP"));
+    let v = show_json(&config, id);
+    assert_eq!(v["client_ca"], ca.to_str().unwrap());
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&os4x(&config, &["partner", "list", "--json"]))).unwrap();
+    assert_eq!(list[0]["client_ca"], ca.to_str().unwrap());
+    let table = ok(&os4x(&config, &["partner", "list"]));
+    assert!(table.contains("req+ca"), "{table}");
+    let shown = ok(&os4x(&config, &["partner", "show", id]));
+    assert!(
+        shown.contains(&format!("client_ca:            {}", ca.display())),
+        "{shown}"
+    );
+
+    // Not PEM, or PEM without a certificate: refused, nothing changed.
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "this is not a certificate\n").unwrap();
+    let key_only = dir.path().join("key.pem");
+    std::fs::write(
+        &key_only,
+        rcgen::KeyPair::generate().unwrap().serialize_pem(),
+    )
+    .unwrap();
+    for bad in [&garbage, &key_only] {
+        let out = os4x(
+            &config,
+            &[
+                "partner",
+                "set",
+                id,
+                "--name",
+                "changed",
+                "--client-ca",
+                bad.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", bad.display());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(bad.file_name().unwrap().to_str().unwrap()) && err.contains("certificate"),
+            "{err}"
+        );
+        let v = show_json(&config, id);
+        assert_eq!(v["client_ca"], ca.to_str().unwrap());
+        assert_eq!(v["name"], "", "nothing changed");
+    }
+
+    // "" removes it.
+    ok(&os4x(&config, &["partner", "set", id, "--client-ca", ""]));
+    assert!(show_json(&config, id)["client_ca"].is_null());
+}

@@ -380,6 +380,121 @@ async fn client_certificate_required() {
     rd.stop().await;
 }
 
+/// A partner with its own client CA: its certificates pass, certificates
+/// of the global `[tls] client_ca` (valid there) do not, and the handshake
+/// announces both CAs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_client_ca_replaces_the_global_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = server_cert(dir.path(), "server");
+    let global = TestCa::new(dir.path(), "global");
+    let own = TestCa::new(dir.path(), "partner");
+    let station = Station::new(&format!(
+        "[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\nclient_ca = \"{}\"\n",
+        cert.cert_pem.display(),
+        cert.key_pem.display(),
+        global.pem.display()
+    ));
+    station.add_partner(|p| {
+        p.tls_required = true;
+        p.client_cert_required = true;
+        p.client_ca = Some(own.pem.clone());
+    });
+    let rd = start(&station, Transport::Tls).await;
+    let refused = Some(EndSessionReason::SecureAuthenticationRequirementsIncompatible);
+
+    // Issued by the partner's CA: accepted, the file arrives.
+    let (connector, resolver) = recording_connector(&cert.cert_der, &own.issue("partner.example"));
+    let tls = tls_connect(rd.addr, &connector).await.unwrap();
+    let data = content(70_000, 11);
+    let sent = send(
+        tls,
+        PARTNER,
+        PARTNER_PW,
+        Some(bytes_file("OWNCA", data.clone(), 0)),
+    )
+    .await;
+    assert!(sent.end.unwrap().is_normal());
+    assert_eq!(
+        std::fs::read(station.partner_inbox().join("OWNCA")).unwrap(),
+        data
+    );
+    let hints = resolver.hints.lock().unwrap().clone();
+    assert!(
+        hints.contains(&global.hint()) && hints.contains(&own.hint()),
+        "CertificateRequest names [tls] client_ca and the partner's CA"
+    );
+
+    // Issued by the global CA, valid there: not for this partner.
+    let tls = tls_connect(
+        rd.addr,
+        &tls_connector(&cert.cert_der, Some(&global.issue("partner.example"))),
+    )
+    .await
+    .unwrap();
+    let sent = send(
+        tls,
+        PARTNER,
+        PARTNER_PW,
+        Some(bytes_file("GLOBALCA", content(10, 1), 0)),
+    )
+    .await;
+    assert_eq!(sent.reason(), refused);
+    // The partner's CA, but expired: the validity counts too.
+    let tls = tls_connect(
+        rd.addr,
+        &tls_connector(&cert.cert_der, Some(&own.issue_expired("partner.example"))),
+    )
+    .await
+    .unwrap();
+    let sent = send(
+        tls,
+        PARTNER,
+        PARTNER_PW,
+        Some(bytes_file("EXPIRED", content(10, 1), 0)),
+    )
+    .await;
+    assert_eq!(sent.reason(), refused);
+    assert_eq!(station.rows().len(), 1, "only the first file stored");
+
+    // The CA is read at each SSID: without its own CA the partner falls
+    // back to [tls] client_ca at once, no reload needed.
+    let store = os4x::partner::PartnerStore::new(station.db.clone());
+    let mut p = store.get(PARTNER).unwrap().unwrap();
+    p.client_ca = None;
+    store.update(&p).unwrap();
+    let tls = tls_connect(
+        rd.addr,
+        &tls_connector(&cert.cert_der, Some(&global.issue("partner.example"))),
+    )
+    .await
+    .unwrap();
+    let sent = send(
+        tls,
+        PARTNER,
+        PARTNER_PW,
+        Some(bytes_file("GLOBALCA", content(10, 2), 0)),
+    )
+    .await;
+    assert!(sent.end.unwrap().is_normal());
+    let tls = tls_connect(
+        rd.addr,
+        &tls_connector(&cert.cert_der, Some(&own.issue("partner.example"))),
+    )
+    .await
+    .unwrap();
+    let sent = send(
+        tls,
+        PARTNER,
+        PARTNER_PW,
+        Some(bytes_file("OWNCA2", content(10, 3), 0)),
+    )
+    .await;
+    assert_eq!(sent.reason(), refused, "the partner's CA no longer counts");
+    assert_eq!(station.rows().len(), 2);
+    rd.stop().await;
+}
+
 /// Forwards one connection to `target` and cuts it after `limit` octets
 /// from the client.
 async fn cutting_proxy(target: std::net::SocketAddr, limit: usize) -> std::net::SocketAddr {

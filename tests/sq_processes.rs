@@ -299,3 +299,85 @@ fn notifies_systemd_and_claims_its_pid_entry() {
     assert!(forced.stop().success());
     assert!(sqd.stop().success(), "SIGTERM ends cleanly");
 }
+
+#[test]
+fn polling_fetches_the_file_the_partner_holds_for_us() {
+    // B holds a file for A; B has no route to A, A polls B every second.
+    let a = Station::new(A, "");
+    let b = Station::new(B, "");
+    a.add_partner(B, |_| {});
+    b.add_partner(A, |_| {});
+    a.add_route(B, b.tcp_port, |r| r.poll_interval = Some(1));
+    let payload = content(1_500_000, 21);
+    let id = b.send(&b.file("FORA", &payload), A, "FORA");
+    let _rd_b = b.start_rd();
+    let _sqd_a = a.spawn(SQD);
+    // Fetched, and A's EERP went back in the same session.
+    let e = b.wait_state(id, EntryState::Delivered, LONG);
+    assert_eq!(e.eerp, "eerp");
+    assert!(std::fs::read(a.inbox_from(B).join("FORA")).unwrap() == payload);
+    let (code, out, _) = a.os4x(&["received", "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let files = v["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{out}");
+    assert_eq!(files[0]["dataset_name"], "FORA");
+    assert_eq!(files[0]["eerp"], "sent");
+    // Later polls find nothing new.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(os4x::cli::received::list(&a.config, None).unwrap().len(), 1);
+    assert!(
+        a.log("os4xsqd").matches("reason=\"poll\"").count() >= 2
+            || a.log("os4xsqd").matches("reason=poll").count() >= 2,
+        "{}",
+        a.log("os4xsqd")
+    );
+}
+
+#[test]
+fn queue_and_route_commands() {
+    let (a, _b) = pair("");
+    let (code, _, err) = a.os4x(&["route", "set", "O0013000000NOBODY", "--host", "x"]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = a.os4x(&["route", "set", B, "--tls", "true"]);
+    assert_eq!(code, 2, "TLS without trust is refused: {err}");
+    assert!(
+        err.contains("--tls-ca") && err.contains("--tls-pin"),
+        "{err}"
+    );
+    let (code, out, err) = a.os4x(&[
+        "route",
+        "set",
+        B,
+        "--max-attempts",
+        "3",
+        "--poll-interval",
+        "0",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("route to O0013000000BBBB set"), "{out}");
+    let route = a.queue.route(B).unwrap().unwrap();
+    assert_eq!((route.max_attempts, route.poll_interval), (3, None));
+
+    let id = a.send(&a.file("ONE", b"1"), B, "ONE");
+    let (code, out, _) = a.os4x(&["queue", "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["entries"][0]["id"], id);
+    assert_eq!(v["entries"][0]["state"], "queued");
+    let (code, out, _) = a.os4x(&["queue", "--state", "failed"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 1, "header only: {out}");
+    let (code, out, _) = a.os4x(&["queue", "cancel", &id.to_string()]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(a.entry(id).state, EntryState::Cancelled);
+    let (code, _, err) = a.os4x(&["queue", "cancel", &id.to_string()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is cancelled"), "{err}");
+    let (code, _, _) = a.os4x(&["queue", "retry", &id.to_string()]);
+    assert_eq!(code, 0);
+    assert_eq!(a.entry(id).state, EntryState::Queued);
+    let (code, _, err) = a.os4x(&["queue", "retry", "999"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not exist"), "{err}");
+}

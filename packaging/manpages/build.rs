@@ -29,6 +29,19 @@ fn main() {
             .expect("UTF-8 file name")
             .to_owned();
         let source = std::fs::read_to_string(&path).expect("readable program source");
+        // Only programs whose main file holds its clap `Cli` can be
+        // rendered; `mod x;` would look for files next to the copy. Others
+        // are skipped with a warning rather than breaking the workspace.
+        let has_cli = source.contains("struct Cli") && source.contains("Parser");
+        let has_file_modules = source
+            .lines()
+            .any(|l| l.trim_start().starts_with("mod ") && l.trim_end().ends_with(';'));
+        if !has_cli || has_file_modules {
+            println!(
+                "cargo:warning=os4x-gen-docs: no man page for {program}: its main file does not define a clap `struct Cli` without file modules"
+            );
+            continue;
+        }
         let mut text = String::new();
         for line in source.lines() {
             match line.trim_start().strip_prefix("//!") {

@@ -9,7 +9,8 @@
 //!    TCP connection into a file that is then fsynced, as the baseline.
 //!
 //! Run: `cargo bench -p os4x-services --bench sq_throughput`
-//! (`SQ_BENCH_FILES` and `SQ_BENCH_MIB` change the sizes).
+//! (`SQ_BENCH_FILES` and `SQ_BENCH_MIB` change the sizes,
+//! `SQ_BENCH_SESSIONS` the sessions to the partner for the small files).
 
 #[path = "../../tests/sq_support/mod.rs"]
 mod sq_support;
@@ -38,24 +39,29 @@ fn wait_delivered(a: &Station, n: u64, within: Duration) {
         if done >= n {
             return;
         }
-        assert!(Instant::now() < deadline, "not delivered in time: {counts:?}");
+        assert!(
+            Instant::now() < deadline,
+            "not delivered in time: {counts:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 fn main() {
     let files = env_or("SQ_BENCH_FILES", 10_000);
+    let sessions = env_or("SQ_BENCH_SESSIONS", 1) as u32;
     let mib = env_or("SQ_BENCH_MIB", 1024);
 
     // 1. Many small files.
     let (a, b) = pair("");
+    a.add_route(B, b.tcp_port, |r| r.max_sessions = sessions.max(1));
     let _rd = b.start_rd();
     let src = a.file("SMALL", &content(1024, 1));
     // Each phase starts without dirty pages of the previous one.
     nix::unistd::sync();
     let t = Instant::now();
     for i in 0..files {
-        a.send(&src, B, &format!("F{i:06}"));
+        a.send_in_process(&src, B, &format!("F{i:06}"));
     }
     let enqueue = t.elapsed();
     nix::unistd::sync();
@@ -65,7 +71,7 @@ fn main() {
     let deliver = t.elapsed();
     drop(sqd);
     println!(
-        "{files} files of 1 KiB: queued in {:.2} s ({:.0} files/s); delivered with EERP in {:.2} s ({:.0} files/s end to end)",
+        "{files} files of 1 KiB, {sessions} session(s): queued in {:.2} s ({:.0} files/s); delivered with EERP in {:.2} s ({:.0} files/s end to end)",
         enqueue.as_secs_f64(),
         files as f64 / enqueue.as_secs_f64(),
         deliver.as_secs_f64(),
@@ -87,7 +93,7 @@ fn main() {
     }
     nix::unistd::sync();
     let t = Instant::now();
-    let id = a.send(&big, B, "BIG");
+    let id = a.send_in_process(&big, B, "BIG");
     let enqueue = t.elapsed();
     nix::unistd::sync();
     let t = Instant::now();

@@ -20,11 +20,13 @@ pub const COMPONENT: &str = "os4x";
 /// How long a statement waits for another process's write lock.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Schema steps of [`COMPONENT`].
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "partners, received files, receipts due",
-    sql: "
+/// Schema steps of [`COMPONENT`]. Append new steps; never edit a
+/// released one (databases in the field have run it already).
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "partners, received files, receipts due",
+        sql: "
 CREATE TABLE os4x_partners (
     odette_id            TEXT PRIMARY KEY NOT NULL COLLATE NOCASE,
     name                 TEXT NOT NULL DEFAULT '',
@@ -89,7 +91,18 @@ CREATE TABLE os4x_receipts_due (
 );
 CREATE INDEX os4x_receipts_due_partner ON os4x_receipts_due (partner, state);
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        description: "per-partner client certificate CA",
+        sql: "
+-- Absolute path of a PEM bundle of CA certificates the partner's TLS client
+-- certificate must chain to (instead of [tls] client_ca). Read by the TLS
+-- receive daemon at every SSID of that partner.
+ALTER TABLE os4x_partners ADD COLUMN client_ca TEXT;
+",
+    },
+];
 
 /// The database could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -208,4 +221,35 @@ pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database made by a build that knew only version 1 gains the
+    /// per-partner client CA column and keeps its partners.
+    #[test]
+    fn version_1_database_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("os4x.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrate::apply(&mut conn, COMPONENT, &MIGRATIONS[..1]).unwrap();
+            conn.execute(
+                "INSERT INTO os4x_partners (odette_id, password_in, password_out, \
+                 created_at, updated_at) VALUES ('O0013000000OLD', 'A', 'B', 0, 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        let p = crate::partner::PartnerStore::new(db.clone())
+            .get("O0013000000OLD")
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.client_ca, None);
+        let version = migrate::version(&db.lock(), COMPONENT).unwrap();
+        assert_eq!(version, MIGRATIONS.len() as u32);
+    }
 }

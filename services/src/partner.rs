@@ -4,6 +4,7 @@
 //! `os4x partner ...`.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use oftp2::value::{OdetteId, Password};
@@ -86,6 +87,10 @@ pub struct Partner {
     pub client_cert_required: bool,
     /// Pinned client certificate: lowercase hex SHA-256 of its DER.
     pub client_cert_sha256: Option<String>,
+    /// The partner's own CA: absolute path of a PEM bundle its client
+    /// certificate must chain to, instead of `[tls] client_ca`. Read at
+    /// each of the partner's sessions, so a replaced file counts at once.
+    pub client_ca: Option<PathBuf>,
     /// Shell command run after a file from this partner was stored.
     pub post_receive: Option<String>,
     pub enabled: bool,
@@ -103,6 +108,7 @@ impl fmt::Debug for Partner {
             .field("directions", &self.directions)
             .field("tls_required", &self.tls_required)
             .field("client_cert_required", &self.client_cert_required)
+            .field("client_ca", &self.client_ca)
             .field("enabled", &self.enabled)
             .finish_non_exhaustive()
     }
@@ -121,6 +127,7 @@ impl Partner {
             tls_required: false,
             client_cert_required: false,
             client_cert_sha256: None,
+            client_ca: None,
             post_receive: None,
             enabled: true,
         }
@@ -146,6 +153,8 @@ pub enum PartnerError {
     Exists(String),
     #[error("stored partner {id}: {message}; fix it with `os4x partner set`")]
     Corrupt { id: String, message: String },
+    #[error("partner {id}: {message}")]
+    Invalid { id: String, message: String },
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -157,7 +166,7 @@ pub struct PartnerStore {
 }
 
 const COLUMNS: &str = "odette_id, name, password_in, password_out, direction, tls_required, \
-     client_cert_required, client_cert_sha256, post_receive, enabled";
+     client_cert_required, client_cert_sha256, post_receive, enabled, client_ca";
 
 impl PartnerStore {
     pub fn new(db: Db) -> PartnerStore {
@@ -204,7 +213,7 @@ impl PartnerStore {
         let result = conn.execute(
             &format!(
                 "INSERT INTO os4x_partners ({COLUMNS}, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)"
             ),
             params![
                 p.id.as_str(),
@@ -217,6 +226,7 @@ impl PartnerStore {
                 p.client_cert_sha256,
                 p.post_receive,
                 p.enabled,
+                client_ca_text(p)?,
                 now
             ],
         );
@@ -238,7 +248,8 @@ impl PartnerStore {
             .execute(
                 "UPDATE os4x_partners SET name = ?2, password_in = ?3, password_out = ?4, \
                  direction = ?5, tls_required = ?6, client_cert_required = ?7, \
-                 client_cert_sha256 = ?8, post_receive = ?9, enabled = ?10, updated_at = ?11 \
+                 client_cert_sha256 = ?8, post_receive = ?9, enabled = ?10, client_ca = ?11, \
+                 updated_at = ?12 \
                  WHERE odette_id = ?1",
                 params![
                     p.id.as_str(),
@@ -251,6 +262,7 @@ impl PartnerStore {
                     p.client_cert_sha256,
                     p.post_receive,
                     p.enabled,
+                    client_ca_text(p)?,
                     unix_now()
                 ],
             )
@@ -272,6 +284,22 @@ impl PartnerStore {
         }
         Ok(())
     }
+}
+
+/// The CA path as stored: SQLite TEXT holds UTF-8 only.
+fn client_ca_text(p: &Partner) -> Result<Option<&str>, PartnerError> {
+    p.client_ca
+        .as_deref()
+        .map(|path| {
+            path.to_str().ok_or_else(|| PartnerError::Invalid {
+                id: p.id.to_string(),
+                message: format!(
+                    "client CA path {} is not UTF-8; give the file a UTF-8 name",
+                    path.display()
+                ),
+            })
+        })
+        .transpose()
 }
 
 fn from_row(r: &Row<'_>) -> Result<Partner, PartnerError> {
@@ -304,6 +332,7 @@ fn from_row(r: &Row<'_>) -> Result<Partner, PartnerError> {
         client_cert_sha256: opt(7)?,
         post_receive: opt(8)?,
         enabled: flag(9)?,
+        client_ca: opt(10)?.map(PathBuf::from),
     })
 }
 
@@ -347,6 +376,7 @@ mod tests {
         );
         p.name = "Partner One".into();
         p.client_cert_sha256 = normalize_sha256(&"AB".repeat(32));
+        p.client_ca = Some(PathBuf::from("/etc/os4x/tls/partner1-ca.pem"));
         store.add(&p).unwrap();
         assert!(matches!(store.add(&p), Err(PartnerError::Exists(_))));
         let got = store.get("o0013000000partner1").unwrap().unwrap();
@@ -355,6 +385,7 @@ mod tests {
         assert!(!got.password_matches(&Password::new("IN2").unwrap()));
         p.enabled = false;
         p.directions = Directions::Receive;
+        p.client_ca = None;
         store.update(&p).unwrap();
         assert_eq!(store.list().unwrap(), vec![p.clone()]);
         store.remove("O0013000000PARTNER1").unwrap();

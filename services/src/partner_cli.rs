@@ -1,6 +1,8 @@
 //! `os4x partner ...`: the partner table from the command line. The
 //! `os4x` binary mounts [`PartnerCommand`] as its `partner` subcommand.
 
+use std::path::{Path, PathBuf};
+
 use clap::{Args, Subcommand};
 use oftp2::value::{OdetteId, Password};
 
@@ -66,6 +68,11 @@ pub struct AddArgs {
     /// Pin the client certificate: SHA-256 of its DER, hex (colons allowed)
     #[arg(long, value_name = "HEX", value_parser = parse_sha256)]
     client_cert_sha256: Option<String>,
+    /// The partner's own CA: PEM bundle its TLS client certificate must
+    /// chain to, instead of [tls] client_ca. The path is stored and the
+    /// file read at each of the partner's sessions
+    #[arg(long, value_name = "PATH")]
+    client_ca: Option<PathBuf>,
     /// Shell command run after a file from this partner was stored
     /// (OS4X_FILE, OS4X_PARTNER, OS4X_DATASET, ... in the environment)
     #[arg(long, value_name = "COMMAND")]
@@ -94,6 +101,11 @@ pub struct SetArgs {
     /// Pinned certificate fingerprint; "" removes the pin
     #[arg(long, value_name = "HEX")]
     client_cert_sha256: Option<String>,
+    /// The partner's own client CA (PEM bundle); "" removes it, so
+    /// [tls] client_ca applies again
+    // OsString: clap's PathBuf parser refuses the empty value.
+    #[arg(long, value_name = "PATH")]
+    client_ca: Option<std::ffi::OsString>,
     /// Post-receive command; "" removes it
     #[arg(long, value_name = "COMMAND")]
     post_receive: Option<String>,
@@ -109,6 +121,25 @@ fn parse_sha256(s: &str) -> Result<String, String> {
     normalize_sha256(s).ok_or_else(|| "expected 64 hex digits (SHA-256), colons allowed".into())
 }
 
+/// Checks that `path` is a PEM bundle of CA certificates the TLS daemon
+/// can use, and makes it absolute (the daemon's working directory is not
+/// the admin's). Symbolic links are kept, so a link switched to a new
+/// bundle takes effect.
+fn client_ca_path(path: &Path) -> Result<PathBuf, String> {
+    let absolute =
+        std::path::absolute(path).map_err(|e| format!("--client-ca {}: {e}", path.display()))?;
+    if absolute.to_str().is_none() {
+        return Err(format!(
+            "--client-ca {}: the path is not UTF-8; give the file a UTF-8 name",
+            path.display()
+        ));
+    }
+    crate::rd::tls::ClientCa::from_pem_file("--client-ca", &absolute).map_err(|e| {
+        format!("{e}; give a PEM file with the CA certificate(s) that issue the partner's client certificates")
+    })?;
+    Ok(absolute)
+}
+
 fn password(what: &str, s: &str) -> Result<Password, String> {
     Password::new_relaxed(s).map_err(|e| format!("{what}: {e}"))
 }
@@ -121,6 +152,7 @@ impl From<PartnerError> for Failure {
     fn from(e: PartnerError) -> Self {
         let code = match e {
             PartnerError::NotFound(_) | PartnerError::Exists(_) => exit::FAILURE,
+            PartnerError::Invalid { .. } => exit::USAGE,
             PartnerError::Corrupt { .. } | PartnerError::Db(_) => exit::IOERR,
         };
         Failure(code, e.to_string())
@@ -153,10 +185,19 @@ fn partner(store: &PartnerStore, cmd: PartnerCommand) -> Result<(), Failure> {
             p.tls_required = a.tls_required;
             p.client_cert_required = a.client_cert_required;
             p.client_cert_sha256 = a.client_cert_sha256;
+            p.client_ca = a
+                .client_ca
+                .as_deref()
+                .map(client_ca_path)
+                .transpose()
+                .map_err(usage)?;
             p.post_receive = a.post_receive.filter(|c| !c.is_empty());
             p.enabled = !a.disabled;
             store.add(&p)?;
             println!("partner {} added", p.id);
+            if p.client_ca.is_some() {
+                reload_hint();
+            }
         }
         PartnerCommand::List { json } => {
             let all = store.list()?;
@@ -164,17 +205,17 @@ fn partner(store: &PartnerStore, cmd: PartnerCommand) -> Result<(), Failure> {
                 println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
             } else {
                 println!(
-                    "{:<25} {:<8} {:<7} {:<4} {:<6} NAME",
+                    "{:<25} {:<8} {:<7} {:<4} {:<11} NAME",
                     "ODETTE ID", "DIR", "ENABLED", "TLS", "CERT"
                 );
                 for p in all {
                     println!(
-                        "{:<25} {:<8} {:<7} {:<4} {:<6} {}",
+                        "{:<25} {:<8} {:<7} {:<4} {:<11} {}",
                         p.id.as_str(),
                         p.directions.as_str(),
                         yes(p.enabled),
                         yes(p.tls_required),
-                        if p.client_cert_required { "req" } else { "-" },
+                        cert_column(&p),
                         p.name
                     );
                 }
@@ -212,6 +253,12 @@ fn partner(store: &PartnerStore, cmd: PartnerCommand) -> Result<(), Failure> {
                 println!(
                     "client_cert_sha256:   {}",
                     p.client_cert_sha256.as_deref().unwrap_or("-")
+                );
+                println!(
+                    "client_ca:            {}",
+                    p.client_ca
+                        .as_deref()
+                        .map_or_else(|| "-".into(), |c| c.display().to_string())
                 );
                 println!(
                     "post_receive:         {}",
@@ -255,17 +302,56 @@ fn partner(store: &PartnerStore, cmd: PartnerCommand) -> Result<(), Failure> {
                     )
                 };
             }
+            let new_ca = match s.client_ca {
+                Some(v) if v.as_os_str().is_empty() => Some(None),
+                Some(v) => Some(Some(client_ca_path(Path::new(&v)).map_err(usage)?)),
+                None => None,
+            };
             if let Some(v) = s.post_receive {
                 p.post_receive = Some(v).filter(|c| !c.is_empty());
             }
             if let Some(v) = s.enabled {
                 p.enabled = v;
             }
+            let ca_changed = new_ca.as_ref().is_some_and(|ca| *ca != p.client_ca);
+            if let Some(ca) = new_ca {
+                p.client_ca = ca;
+            }
             store.update(&p)?;
             println!("partner {} updated", p.id);
+            if ca_changed {
+                reload_hint();
+            }
         }
     }
     Ok(())
+}
+
+/// The CERT column of `os4x partner list`: `req` (required), `ca` (own
+/// CA), `pin` (pinned), joined with `+`; `-` for none.
+fn cert_column(p: &Partner) -> String {
+    let parts: Vec<&str> = [
+        (p.client_cert_required, "req"),
+        (p.client_ca.is_some(), "ca"),
+        (p.client_cert_sha256.is_some(), "pin"),
+    ]
+    .into_iter()
+    .filter_map(|(on, s)| on.then_some(s))
+    .collect();
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join("+")
+    }
+}
+
+/// Certificates are checked against the file at once; only the list of
+/// CAs the TLS daemon announces in its handshake waits for a reload.
+fn reload_hint() {
+    eprintln!(
+        "note: run `systemctl kill --signal=HUP os4xrd-tls.service` (SIGHUP to os4xrd_tcpip_tls) so the TLS handshake \
+         also announces this CA to the partner's client"
+    );
 }
 
 fn yes(b: bool) -> &'static str {

@@ -602,6 +602,77 @@ mod tests {
     }
 
     #[test]
+    fn systemd_columns_notes_and_warnings() {
+        let rows = [
+            row(
+                "os4xrd_tcpip",
+                running("os4xrd_tcpip"),
+                PidFileState::Present,
+            ),
+            row(
+                "os4xsqd",
+                Liveness::Stale(Staleness::NoProcess),
+                PidFileState::Present,
+            ),
+        ];
+        let unit = |name: &str, show: &str| UnitState::parse(name, show);
+        let up = unit(
+            "os4xrd-tcpip.service",
+            "LoadState=loaded\nActiveState=active\nSubState=running\nMainPID=99\n",
+        );
+        let down = unit(
+            "os4xsqd.service",
+            "LoadState=loaded\nActiveState=failed\nSubState=failed\nMainPID=0\n",
+        );
+        let views = [
+            Some(SystemdRow {
+                unit: up.unit.clone(),
+                agreement: Some(systemd::compare(&rows[0].liveness, None, &up)),
+                state: Ok(up),
+            }),
+            Some(SystemdRow {
+                unit: down.unit.clone(),
+                agreement: Some(systemd::compare(&rows[1].liveness, None, &down)),
+                state: Ok(down),
+            }),
+        ];
+        let t = status_table_with_systemd(&rows, Some(&views));
+        let lines: Vec<_> = t.lines().collect();
+        assert!(lines[0].ends_with("UNIT                  SYSTEMD"), "{t}");
+        assert!(
+            lines[1].ends_with("os4xrd-tcpip.service  active (running) pid 99 !"),
+            "{t}"
+        );
+        assert!(
+            lines[2].ends_with("os4xsqd.service       failed (failed)"),
+            "{t}"
+        );
+        assert!(t.contains("! os4xrd_tcpip: systemd's os4xrd-tcpip.service has MainPID 99, but the table records pid 4711"), "{t}");
+        assert!(
+            t.contains("  os4xsqd: stale entry; `systemctl start os4xsqd.service` takes it over"),
+            "{t}"
+        );
+
+        let r = check_with_systemd(&rows, &names(&["os4xrd_tcpip"]), Some(&views));
+        assert_eq!(r.state, CheckState::Warning, "{}", r.output);
+        assert!(r
+            .output
+            .contains("os4xrd_tcpip: systemd's os4xrd-tcpip.service has MainPID 99"));
+
+        let mut doc = status_document(0, Path::new("/x.db"), true, &rows, &[]);
+        attach_systemd(&mut doc, &views);
+        let v = serde_json::to_value(&doc).unwrap();
+        assert_eq!(v["programs"][0]["systemd"]["main_pid"], 99);
+        assert_eq!(v["programs"][0]["systemd"]["agreement"], "disagree");
+        assert_eq!(v["programs"][1]["systemd"]["agreement"], "stale_entry");
+        assert_eq!(v["programs"][1]["systemd"]["active_state"], "failed");
+        // Without systemd: no columns, `systemd: null`.
+        assert!(!status_table(&rows).contains("UNIT"));
+        let plain = status_document(0, Path::new("/x.db"), true, &rows, &[]);
+        assert!(serde_json::to_value(&plain).unwrap()["programs"][0]["systemd"].is_null());
+    }
+
+    #[test]
     fn refusal_hints_name_the_unit_and_the_side_to_act_on() {
         let mut r = Refusal {
             program: ProgramName::new("os4xrd_tcpip").unwrap(),

@@ -437,6 +437,123 @@ pub fn tls_connector(
     tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
+/// A CA made in the test, its certificate written as PEM to `pem`.
+pub struct TestCa {
+    pub pem: PathBuf,
+    pub der: rustls::pki_types::CertificateDer<'static>,
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl TestCa {
+    pub fn new(dir: &Path, name: &str) -> TestCa {
+        let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{name} test CA"));
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let pem = dir.join(format!("{name}-ca.pem"));
+        std::fs::write(&pem, cert.pem()).unwrap();
+        TestCa {
+            pem,
+            der: cert.der().clone(),
+            cert,
+            key,
+        }
+    }
+
+    /// A client certificate for `cn` issued by this CA, valid now.
+    pub fn issue(&self, cn: &str) -> ClientCert {
+        self.issue_with(cn, |_| {})
+    }
+
+    /// A client certificate for `cn` that expired in 2020.
+    pub fn issue_expired(&self, cn: &str) -> ClientCert {
+        self.issue_with(cn, |p| {
+            p.not_before = rcgen::date_time_ymd(2019, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        })
+    }
+
+    fn issue_with(&self, cn: &str, f: impl FnOnce(&mut rcgen::CertificateParams)) -> ClientCert {
+        let mut params = rcgen::CertificateParams::new(vec![cn.to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        f(&mut params);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        ClientCert {
+            der: cert.der().clone(),
+            key: key.serialize_der(),
+        }
+    }
+
+    /// The CA's subject as rustls puts it into a CertificateRequest.
+    pub fn hint(&self) -> Vec<u8> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.der.clone()).unwrap();
+        roots.subjects()[0].as_ref().to_vec()
+    }
+}
+
+/// Presents `cert` whatever the server asks, and records the CA names the
+/// server announced (root hints of its CertificateRequest).
+#[derive(Debug)]
+pub struct RecordingResolver {
+    key: Arc<rustls::sign::CertifiedKey>,
+    pub hints: std::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+impl rustls::client::ResolvesClientCert for RecordingResolver {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        _: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        *self.hints.lock().unwrap() = root_hint_subjects.iter().map(|h| h.to_vec()).collect();
+        Some(self.key.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// Like [`tls_connector`] with `client`, also returning what the server
+/// announced.
+pub fn recording_connector(
+    trust: &rustls::pki_types::CertificateDer<'static>,
+    client: &ClientCert,
+) -> (tokio_rustls::TlsConnector, Arc<RecordingResolver>) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let key = rustls::sign::CertifiedKey::from_der(
+        vec![client.der.clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(client.key.clone().into()),
+        &provider,
+    )
+    .unwrap();
+    let resolver = Arc::new(RecordingResolver {
+        key: Arc::new(key),
+        hints: std::sync::Mutex::new(Vec::new()),
+    });
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trust.clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_cert_resolver(resolver.clone());
+    (tokio_rustls::TlsConnector::from(Arc::new(config)), resolver)
+}
+
 /// A client that speaks TLS 1.2 only.
 pub fn tls12_connector(
     trust: &rustls::pki_types::CertificateDer<'static>,

@@ -17,6 +17,7 @@ use os4x::partner::{Directions, Partner, PartnerStore};
 use os4x::queue::{Entry, EntryState, QueueStore, Route};
 
 pub const SQD: &str = env!("CARGO_BIN_EXE_os4xsqd");
+pub const OS4X: &str = env!("CARGO_BIN_EXE_os4x");
 pub const RD_TCP: &str = env!("CARGO_BIN_EXE_os4xrd_tcpip");
 pub const RD_TLS: &str = env!("CARGO_BIN_EXE_os4xrd_tcpip_tls");
 
@@ -102,16 +103,48 @@ impl Station {
         self.queue.set_route(&r).unwrap();
     }
 
-    /// `os4x send FILE --to PARTNER --dataset NAME` as the CLI does it.
+    /// Runs `os4x ARGS` with this station's configuration: exit code,
+    /// stdout, stderr.
+    pub fn os4x(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(OS4X)
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `os4x send FILE --to PARTNER --dataset NAME` (the real binary);
+    /// returns the entry id it prints.
     pub fn send(&self, file: &Path, to: &str, dataset: &str) -> i64 {
         self.try_send(file, to, Some(dataset)).unwrap()
     }
 
     pub fn try_send(&self, file: &Path, to: &str, dataset: Option<&str>) -> Result<i64, String> {
+        let file = file.to_string_lossy();
+        let mut args = vec!["send", &*file, "--to", to];
+        if let Some(d) = dataset {
+            args.extend(["--dataset", d]);
+        }
+        let (code, out, err) = self.os4x(&args);
+        if code != 0 {
+            return Err(format!("exit {code}: {err}"));
+        }
+        Ok(out.trim().parse().unwrap())
+    }
+
+    /// What `os4x send` does, in this process (for the benchmark, which
+    /// measures queueing, not process start-up).
+    pub fn send_in_process(&self, file: &Path, to: &str, dataset: &str) -> i64 {
         let args = os4x::cli::send::SendArgs {
             file: file.to_owned(),
             to: to.to_owned(),
-            dataset: dataset.map(str::to_owned),
+            dataset: Some(dataset.to_owned()),
             format: oftp2::value::RecordFormat::Unstructured,
             record_size: 0,
             priority: 0,
@@ -119,11 +152,10 @@ impl Station {
             description: "test".into(),
             destination: None,
         };
-        os4x::cli::send::run(&self.config, args).map_err(|f| f.1)?;
+        os4x::cli::send::run(&self.config, args).unwrap();
         let conn = self.queue.db().lock();
-        Ok(conn
-            .query_row("SELECT MAX(id) FROM os4x_send_queue", [], |r| r.get(0))
-            .unwrap())
+        conn.query_row("SELECT MAX(id) FROM os4x_send_queue", [], |r| r.get(0))
+            .unwrap()
     }
 
     pub fn entry(&self, id: i64) -> Entry {

@@ -195,6 +195,13 @@ check "after kill -9: MainPID = os4x_pids pid = PID file (new pid)" wait_for 50 
 check "after kill -9: journal says the stale entry was taken over" wait_for 50 \
     ex sh -c "journalctl -b -u os4xrd-tcpip.service -o cat | grep -q 'taking over stale PID entry'"
 
+# --- starting a second daemon by hand while the unit runs is refused -------
+out=$(ex runuser -u os4x -- /usr/sbin/os4xrd_tcpip 2>&1); rc=$?
+echo "$out" | grep -v '^20' | sed 's/^/     | /'
+check "hand-started os4xrd_tcpip beside its unit exits 75" test "$rc" = 75
+check "... saying to use systemctl restart os4xrd-tcpip.service" \
+    grep -q 'is run by systemd (os4xrd-tcpip.service): use `systemctl restart os4xrd-tcpip.service`' <<<"$out"
+
 # --- a live duplicate started by hand makes the unit fail -----------------
 ex systemctl stop os4xdebugd.service
 sed 's/^\[local\]/[debug]\nlisten = "127.0.0.1:10002"\n\n[local]/' /tmp/os4x-itest.toml >/tmp/os4x-itest-hand.toml
@@ -209,7 +216,7 @@ if [ -n "$hpid" ]; then
     check "systemctl start os4xdebugd.service fails while a hand-started one runs" test "$rc" != 0
     check "unit is failed with exit status 75, not restarted" \
         test "$(state os4xdebugd.service)" = failed -a "$(ex systemctl show -p ExecMainStatus --value os4xdebugd.service)" = 75
-    msg=$(ex journalctl -b -u os4xdebugd.service -o cat --no-pager | grep -A3 'There seems to run another os4xdebugd' | tail -n 6)
+    msg=$(ex journalctl -b -u os4xdebugd.service -o cat --no-pager | grep -A8 'There seems to run another os4xdebugd' | head -n 9)
     echo "$msg" | sed 's/^/     | /'
     check "journal of the unit has the clear message (started by hand, outside systemd)" \
         wait_for 50 ex sh -c "journalctl -b -u os4xdebugd.service -o cat | grep -q 'started by hand, outside systemd'"
@@ -235,13 +242,16 @@ if ex os4x send --help >/dev/null 2>&1 && ex os4x route --help >/dev/null 2>&1; 
         ex os4x route set "$LOCAL" --host 127.0.0.1 --port 3305 >/dev/null || bad "partner/route setup"
     head -c 100000 /dev/urandom | base64 >/tmp/os4x-itest-payload
     itest_copy_in /tmp/os4x-itest-payload /root/ITESTFILE
-    if ex os4x send /root/ITESTFILE --to "$LOCAL" --dataset ITESTFILE; then
+    if queued=$(ex os4x send /root/ITESTFILE --to "$LOCAL" --dataset ITESTFILE); then
+        echo "     os4x send: $queued"
         arrived() { ex sh -c "ls /var/lib/os4x/inbox/$LOCAL/ 2>/dev/null | grep -q ITESTFILE"; }
         check "os4x send: file arrived in the inbox" wait_for 300 arrived
         got=$(ex sh -c "cat /var/lib/os4x/inbox/$LOCAL/*ITESTFILE* 2>/dev/null | sha256sum")
         check "os4x send: content intact" test "${got%% *}" = "$(sha256sum </tmp/os4x-itest-payload | cut -d' ' -f1)"
         check "journalctl -u os4xrd-tcpip PARTNER=$LOCAL shows FILE= and BYTES=" wait_for 50 \
             ex sh -c "journalctl -b -u os4xrd-tcpip.service PARTNER=$LOCAL -o verbose | grep -q '^ *BYTES=' && journalctl -b -u os4xrd-tcpip.service PARTNER=$LOCAL -o verbose | grep -q '^ *FILE='"
+        ex journalctl -b -u os4xrd-tcpip.service PARTNER="$LOCAL" MESSAGE="file received" -o verbose --no-pager |
+            grep -E '^ *(MESSAGE|SYSLOG_IDENTIFIER|PARTNER|SESSION|FILE|BYTES)=' | sed 's/^ */     | /'
     else
         bad "os4x send failed"
     fi

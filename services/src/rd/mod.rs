@@ -8,7 +8,8 @@
 //! * [`PartnerAuth`] checks the initiator's SSID against the partner table
 //!   (unknown → ESID 03, wrong password → ESID 04, TLS or client
 //!   certificate requirement not met → ESID 12, direction not allowed →
-//!   ESID 10);
+//!   ESID 10); a client certificate must chain to the partner's own CA if
+//!   it has one, else to `[tls] client_ca` (see [`tls`]);
 //! * [`crate::inbox`] stores incoming files durably;
 //! * receipts due are sent in the same session once the partner hands
 //!   over the turn (CD); the rest stay queued in the database.
@@ -31,6 +32,7 @@ use oftp2::session::{
     Authenticator, Direction, Event, Handlers, Inbox, Outbox, OutgoingFile, Receipt, Role, Session,
 };
 use oftp2::value::{EndSessionReason, SendReceive};
+use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
@@ -124,9 +126,13 @@ impl Server {
     ) -> anyhow::Result<Arc<Server>> {
         let local_id = config.local.require_id().map_err(anyhow::Error::msg)?;
         let db = Db::open(config.database.sqlite_path())?;
+        let partners = PartnerStore::new(db.clone());
         let tls = match transport {
             Transport::Tcp => None,
-            Transport::Tls => Some(tls::Reloadable::new(tls::load(&config.rd.tls)?)),
+            Transport::Tls => Some(tls::Reloadable::new(tls::load_with_partner_cas(
+                &config.rd.tls,
+                &partner_cas(&partners),
+            )?)),
         };
         let mut session_config = oftp2::session::Config::new(local_id, config.local.password);
         session_config.user_data = config.local.user_data;
@@ -143,7 +149,7 @@ impl Server {
         let max = usize::try_from(config.rd.max_sessions).unwrap_or(usize::MAX);
         let stats = Stats::default();
         Ok(Arc::new(Server {
-            partners: PartnerStore::new(db.clone()),
+            partners,
             queue: match crate::queue::QueueStore::open(db.clone()) {
                 Ok(q) => Some(q.for_server(config.server_id)),
                 Err(e) => {
@@ -177,11 +183,12 @@ impl Server {
         )
     }
 
-    /// Re-reads the TLS certificate and key (SIGHUP). Running sessions
-    /// keep the configuration they started with.
+    /// Re-reads the TLS certificate, key and client CAs, and the list of
+    /// partner CAs announced to clients (SIGHUP). Running sessions keep
+    /// the configuration they started with.
     pub fn reload_tls(&self) {
         if let Some(t) = &self.tls {
-            match t.reload(&self.config.rd.tls) {
+            match t.reload(&self.config.rd.tls, &partner_cas(&self.partners)) {
                 Ok(()) => tracing::info!("TLS certificate and key reloaded"),
                 Err(e) => {
                     tracing::error!(error = %e, "TLS reload failed; keeping the previous certificate")
@@ -297,13 +304,12 @@ impl Server {
         match tokio::time::timeout(self.config.rd.idle_timeout, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => {
                 let (_, conn) = tls.get_ref();
+                let client_cert = conn
+                    .peer_certificates()
+                    .and_then(|chain| ClientCertificate::new(chain.to_vec(), snapshot.client_ca));
                 let info = TransportInfo {
                     tls: true,
-                    client_cert_sha256: conn
-                        .peer_certificates()
-                        .and_then(|c| c.first())
-                        .map(|c| sha256_hex(c)),
-                    client_cert_verified: snapshot.client_certs_verified,
+                    client_cert,
                     tls_version: conn.protocol_version().and_then(|v| v.as_str()),
                     peer,
                 };
@@ -325,8 +331,7 @@ impl Server {
             Transport::Tcp => {
                 let info = TransportInfo {
                     tls: false,
-                    client_cert_sha256: None,
-                    client_cert_verified: false,
+                    client_cert: None,
                     tls_version: None,
                     peer,
                 };
@@ -361,6 +366,25 @@ impl Server {
             inbox: Box::new(self.inbox.session(ctx.clone())),
             outbox: Box::new(ReceiptOutbox { ctx: ctx.clone() }),
         };
+        // Files queued for the calling partner go out in its session too
+        // (partners poll); the send side records what became of them.
+        let exchange = self.queue.clone().map(|q| {
+            crate::sq::session::Exchange::new(
+                q,
+                self.inbox.clone(),
+                ctx.clone(),
+                crate::sq::session::Claimed::default(),
+                Arc::new(crate::sq::jitter),
+            )
+        });
+        let handlers = match &exchange {
+            Some(x) => Handlers {
+                outbox: x.outbox(),
+                ..handlers
+            },
+            None => handlers,
+        };
+        let exchange = std::sync::Mutex::new(exchange);
         let mut s = match Session::new(Role::Responder, self.session_config.clone(), handlers) {
             Ok(s) => s,
             Err(e) => {
@@ -376,6 +400,35 @@ impl Server {
                 .unwrap_or_default()
         };
         let on_event = |event: Event| match event {
+            Event::FileStarted {
+                direction: Direction::Send,
+                ..
+            }
+            | Event::Progress {
+                direction: Direction::Send,
+                ..
+            }
+            | Event::FileDone {
+                direction: Direction::Send,
+                ..
+            }
+            | Event::FileRefused {
+                direction: Direction::Send,
+                ..
+            }
+            | Event::FileFailed {
+                direction: Direction::Send,
+                ..
+            }
+            | Event::FileInterrupted {
+                direction: Direction::Send,
+                ..
+            }
+            | Event::FileSkipped { .. } => {
+                if let Some(x) = exchange.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                    x.on_event(event);
+                }
+            }
             Event::Connected(n) => {
                 identified.store(true, Ordering::Relaxed);
                 tracing::info!(
@@ -442,8 +495,12 @@ impl Server {
         loop {
             tokio::select! {
                 result = &mut run => {
-                    if let Err(e) = result {
+                    if let Err(e) = &result {
                         tracing::info!(partner = %partner_of(&ctx), session, peer = %peer, error = %e, "connection lost");
+                    }
+                    let x = exchange.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    if let Some(x) = x {
+                        x.finish(result.map_err(|e| e.to_string()));
                     }
                     return;
                 }
@@ -514,17 +571,60 @@ impl Server {
     }
 }
 
+/// The partners' own client CAs, announced in TLS handshakes.
+fn partner_cas(partners: &PartnerStore) -> Vec<(String, std::path::PathBuf)> {
+    match partners.list() {
+        Ok(all) => all
+            .into_iter()
+            .filter_map(|p| Some((p.id.to_string(), p.client_ca?)))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list partner client CAs; announcing only [tls] client_ca");
+            Vec::new()
+        }
+    }
+}
+
 /// What the connection tells about the peer.
 #[derive(Debug, Clone)]
 pub struct TransportInfo {
     pub tls: bool,
-    /// SHA-256 (hex) of the client certificate presented, if any.
-    pub client_cert_sha256: Option<String>,
-    /// Whether that certificate was verified against `[tls] client_ca`.
-    pub client_cert_verified: bool,
+    /// The client certificate presented, if any.
+    pub client_cert: Option<ClientCertificate>,
     pub tls_version: Option<&'static str>,
     pub peer: SocketAddr,
 }
+
+/// A TLS client certificate as presented; its chain is checked at SSID
+/// time against the CA that applies to the partner.
+#[derive(Debug, Clone)]
+pub struct ClientCertificate {
+    /// Lowercase hex SHA-256 of the end-entity certificate (DER).
+    pub sha256: String,
+    /// End entity first, then the intermediates the client sent; never
+    /// empty.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// `[tls] client_ca` as configured when the handshake started.
+    pub global_ca: Option<tls::ClientCa>,
+}
+
+impl ClientCertificate {
+    /// `None` if `chain` is empty.
+    pub fn new(
+        chain: Vec<CertificateDer<'static>>,
+        global_ca: Option<tls::ClientCa>,
+    ) -> Option<ClientCertificate> {
+        Some(ClientCertificate {
+            sha256: sha256_hex(chain.first()?),
+            chain,
+            global_ca,
+        })
+    }
+}
+
+/// Why [`PartnerAuth::check`] refused a session: the ESID reason and the
+/// text for the log.
+pub type Refusal = (EndSessionReason, String);
 
 /// Checks the initiator's SSID against the partner table.
 pub struct PartnerAuth {
@@ -535,48 +635,70 @@ pub struct PartnerAuth {
 }
 
 impl PartnerAuth {
-    /// The policy decision, without side effects.
+    /// The policy decision. Its only I/O is reading the partner's own CA
+    /// bundle ([`Partner::client_ca`]) when a client certificate is
+    /// presented: read at every such SSID, so `os4x partner set
+    /// --client-ca` and a replaced file count from the next session on,
+    /// without a reload.
+    ///
+    /// Client certificates, for a partner:
+    /// * with its own CA: a certificate presented must chain to that CA
+    ///   (`[tls] client_ca` does not count for this partner);
+    /// * else with a pinned fingerprint: the pin decides alone;
+    /// * else with `[tls] client_ca`: a certificate presented must chain
+    ///   to it;
+    /// * a pin, if set, must match in every case, and
+    ///   `client_cert_required` demands a certificate that is pinned or
+    ///   CA-verified.
     pub fn check(
         partner: Option<&Partner>,
         ssid: &Ssid,
         transport: &TransportInfo,
-    ) -> Result<(), (EndSessionReason, &'static str)> {
+    ) -> Result<(), Refusal> {
         use EndSessionReason as R;
+        let refuse = |reason, why: &str| Err((reason, why.to_owned()));
         let Some(p) = partner else {
-            return Err((R::UserCodeNotKnown, "unknown partner"));
+            return refuse(R::UserCodeNotKnown, "unknown partner");
         };
         if !p.enabled {
-            return Err((R::UserCodeNotKnown, "partner disabled"));
+            return refuse(R::UserCodeNotKnown, "partner disabled");
         }
         if !p.password_matches(&ssid.password) {
-            return Err((R::InvalidPassword, "wrong password"));
+            return refuse(R::InvalidPassword, "wrong password");
         }
         let tls_refusal = R::SecureAuthenticationRequirementsIncompatible;
         if p.tls_required && !transport.tls {
-            return Err((
+            return refuse(
                 tls_refusal,
                 "partner requires TLS but connected over plain TCP",
-            ));
+            );
         }
-        if let (Some(pin), Some(presented)) = (&p.client_cert_sha256, &transport.client_cert_sha256)
-        {
-            if pin != presented {
-                return Err((
+        let cert = transport.client_cert.as_ref();
+        if let (Some(pin), Some(presented)) = (&p.client_cert_sha256, cert) {
+            if *pin != presented.sha256 {
+                return refuse(
                     tls_refusal,
                     "client certificate does not match the pinned one",
-                ));
+                );
             }
         }
+        let ca_verified = match cert {
+            None => false,
+            Some(c) => Self::check_chain(p, c)?,
+        };
         if p.client_cert_required {
-            match &transport.client_cert_sha256 {
-                None => return Err((tls_refusal, "client certificate required but none presented")),
-                Some(_) if p.client_cert_sha256.is_none() && !transport.client_cert_verified => {
-                    return Err((
-                        tls_refusal,
-                        "client certificate required but neither pinned nor verifiable ([tls] client_ca)",
-                    ))
-                }
-                Some(_) => {}
+            if cert.is_none() {
+                return refuse(
+                    tls_refusal,
+                    "client certificate required but none presented",
+                );
+            }
+            if p.client_cert_sha256.is_none() && !ca_verified {
+                return refuse(
+                    tls_refusal,
+                    "client certificate required but neither pinned nor verifiable \
+                     ([tls] client_ca or `os4x partner set --client-ca`)",
+                );
             }
         }
         let incompatible = match p.directions {
@@ -586,12 +708,58 @@ impl PartnerAuth {
             crate::partner::Directions::Receive => ssid.capabilities == SendReceive::Receive,
         };
         if incompatible {
-            return Err((
+            return refuse(
                 R::ModeOrCapabilitiesIncompatible,
                 "direction not allowed for this partner",
-            ));
+            );
         }
         Ok(())
+    }
+
+    /// Checks the chain of `cert` against the CA that applies to `p`:
+    /// `Ok(true)` verified, `Ok(false)` no CA applies.
+    fn check_chain(p: &Partner, cert: &ClientCertificate) -> Result<bool, Refusal> {
+        use EndSessionReason as R;
+        let now = rustls::pki_types::UnixTime::now();
+        if let Some(path) = &p.client_ca {
+            let ca = tls::ClientCa::from_pem_file("partner client CA", path).map_err(|e| {
+                // Our configuration, not the partner's fault: ask it to
+                // retry later rather than to change its certificate.
+                (
+                    R::ResourcesNotAvailable,
+                    format!("cannot use the partner's own client CA: {e}; fix the file or `os4x partner set --client-ca`"),
+                )
+            })?;
+            return match ca.verify(&cert.chain, now) {
+                Ok(()) => Ok(true),
+                Err(e) => Err((
+                    R::SecureAuthenticationRequirementsIncompatible,
+                    format!(
+                        "client certificate (sha256 {}) not accepted by the partner's own CA {}: {e}",
+                        cert.sha256,
+                        path.display()
+                    ),
+                )),
+            };
+        }
+        if p.client_cert_sha256.is_some() {
+            // Pinned (and matched): the exact certificate is named, which
+            // says more than any CA.
+            return Ok(false);
+        }
+        match &cert.global_ca {
+            None => Ok(false),
+            Some(ca) => match ca.verify(&cert.chain, now) {
+                Ok(()) => Ok(true),
+                Err(e) => Err((
+                    R::SecureAuthenticationRequirementsIncompatible,
+                    format!(
+                        "client certificate (sha256 {}) not accepted by [tls] client_ca: {e}",
+                        cert.sha256
+                    ),
+                )),
+            },
+        }
     }
 }
 
@@ -795,4 +963,124 @@ pub fn precheck(
     let problem = problem?;
     eprintln!("{program}: {problem}");
     Some(std::process::ExitCode::from(crate::exit::CONFIG))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oftp2::value::{OdetteId, Password, ProtocolLevel, UserData};
+
+    struct Ca {
+        pem: std::path::PathBuf,
+        cert: rcgen::Certificate,
+        key: rcgen::KeyPair,
+    }
+
+    fn ca(dir: &std::path::Path, name: &str) -> Ca {
+        let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let pem = dir.join(format!("{name}.pem"));
+        std::fs::write(&pem, cert.pem()).unwrap();
+        Ca { pem, cert, key }
+    }
+
+    fn issue(ca: &Ca) -> CertificateDer<'static> {
+        let params = rcgen::CertificateParams::new(vec!["partner.example".into()]).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        params
+            .signed_by(&key, &ca.cert, &ca.key)
+            .unwrap()
+            .der()
+            .clone()
+    }
+
+    fn ssid() -> Ssid {
+        Ssid {
+            level: ProtocolLevel::V2_0,
+            id: OdetteId::new("O0013000000PARTNER").unwrap(),
+            password: Password::new("SECRET").unwrap(),
+            buffer_size: 4096,
+            capabilities: SendReceive::Both,
+            compression: false,
+            restart: true,
+            special_logic: false,
+            credit: 10,
+            secure_authentication: false,
+            user_data: UserData::default(),
+        }
+    }
+
+    fn tls_with(cert: CertificateDer<'static>, global: Option<&Ca>) -> TransportInfo {
+        let global_ca = global.map(|g| tls::ClientCa::from_pem_file("client CA", &g.pem).unwrap());
+        TransportInfo {
+            tls: true,
+            client_cert: ClientCertificate::new(vec![cert], global_ca),
+            tls_version: Some("TLSv1_3"),
+            peer: "127.0.0.1:40000".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn partner_ca_replaces_the_global_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let (global, own) = (ca(dir.path(), "global"), ca(dir.path(), "own"));
+        let mut p = Partner::new(
+            ssid().id,
+            Password::new("SECRET").unwrap(),
+            Password::new("HELLO").unwrap(),
+        );
+        p.client_cert_required = true;
+        let check = |p: &Partner, t: &TransportInfo| PartnerAuth::check(Some(p), &ssid(), t);
+        let refused = EndSessionReason::SecureAuthenticationRequirementsIncompatible;
+
+        // No own CA: [tls] client_ca decides.
+        assert!(check(&p, &tls_with(issue(&global), Some(&global))).is_ok());
+        let (reason, why) = check(&p, &tls_with(issue(&own), Some(&global))).unwrap_err();
+        assert_eq!(reason, refused);
+        assert!(why.contains("[tls] client_ca"), "{why}");
+        // Without any CA a certificate proves nothing for a required one.
+        assert!(check(&p, &tls_with(issue(&own), None)).is_err());
+
+        // Own CA: it alone decides.
+        p.client_ca = Some(own.pem.clone());
+        assert!(check(&p, &tls_with(issue(&own), Some(&global))).is_ok());
+        assert!(check(&p, &tls_with(issue(&own), None)).is_ok());
+        let (reason, why) = check(&p, &tls_with(issue(&global), Some(&global))).unwrap_err();
+        assert_eq!(reason, refused);
+        assert!(
+            why.contains("partner's own CA") && why.contains(&*own.pem.to_string_lossy()),
+            "{why}"
+        );
+
+        // Own CA and a pin: both must hold.
+        let good = issue(&own);
+        p.client_cert_sha256 = Some(sha256_hex(&good));
+        assert!(check(&p, &tls_with(good.clone(), None)).is_ok());
+        assert!(check(&p, &tls_with(issue(&own), None)).is_err());
+        // A pin alone overrides [tls] client_ca (the certificate is named).
+        p.client_ca = None;
+        let pinned = issue(&own);
+        p.client_cert_sha256 = Some(sha256_hex(&pinned));
+        assert!(check(&p, &tls_with(pinned, Some(&global))).is_ok());
+
+        // An own CA file gone missing is our fault: ESID 08, retry later.
+        p.client_cert_sha256 = None;
+        p.client_ca = Some(dir.path().join("missing.pem"));
+        let (reason, why) = check(&p, &tls_with(issue(&own), None)).unwrap_err();
+        assert_eq!(reason, EndSessionReason::ResourcesNotAvailable);
+        assert!(why.contains("missing.pem"), "{why}");
+
+        // Not required and none presented: the CA does not demand one.
+        p.client_cert_required = false;
+        let plain = TransportInfo {
+            client_cert: None,
+            ..tls_with(issue(&own), None)
+        };
+        assert!(check(&p, &plain).is_ok());
+    }
 }

@@ -2,13 +2,16 @@
 //! only, optional client certificates, reloadable without dropping
 //! sessions.
 //!
-//! Client certificates: with `[tls] client_ca` they must chain to one of
-//! those CAs; without it any certificate is taken (its handshake signature
-//! is still verified) and only counts for a partner whose pinned SHA-256
-//! fingerprint it matches. Which partner needs one is decided after the
-//! SSID, in [`super::PartnerAuth`].
+//! Client certificates: the handshake takes any certificate whose
+//! handshake signature verifies (the client holds its key); whether it is
+//! good enough is decided after the SSID, in [`super::PartnerAuth`], once
+//! the daemon knows which partner it is talking to. A partner's own CA
+//! (`os4x partner set --client-ca`) replaces `[tls] client_ca` for that
+//! partner; a pinned SHA-256 fingerprint must match in addition. See
+//! [`ClientCa`] for the chain check and [`PartnerHints`] for what the
+//! server announces.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use rustls::client::danger::HandshakeSignatureValid;
@@ -70,18 +73,91 @@ fn certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>
     Ok(certs)
 }
 
+/// A set of CA certificates client certificates are checked against:
+/// `[tls] client_ca`, or a partner's own CA bundle.
+///
+/// The check is rustls' WebPKI client verification (chain to one of the
+/// CAs through the intermediates the client sent, validity at the time
+/// given, key usage for client authentication), the same the handshake
+/// would do; it is only run later, after the SSID.
+#[derive(Clone)]
+pub struct ClientCa {
+    verifier: Arc<dyn ClientCertVerifier>,
+}
+
+impl std::fmt::Debug for ClientCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCa")
+            .field("cas", &self.verifier.root_hint_subjects().len())
+            .finish()
+    }
+}
+
+impl ClientCa {
+    /// Reads a PEM bundle of CA certificates (`what` names it in errors).
+    /// Every certificate must be usable as a trust anchor.
+    pub fn from_pem_file(what: &'static str, path: &Path) -> Result<ClientCa, TlsError> {
+        let verifier_error = |message: String| TlsError::Verifier {
+            message,
+            path: path.to_owned(),
+        };
+        let mut roots = RootCertStore::empty();
+        for c in certs(what, path)? {
+            roots.add(c).map_err(|e| verifier_error(e.to_string()))?;
+        }
+        let verifier = WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(provider::default_provider()),
+        )
+        .build()
+        .map_err(|e| verifier_error(e.to_string()))?;
+        Ok(ClientCa { verifier })
+    }
+
+    /// Checks a client certificate chain as presented (end entity first,
+    /// then the intermediates the client sent) at `now`.
+    pub fn verify(&self, chain: &[CertificateDer<'_>], now: UnixTime) -> Result<(), rustls::Error> {
+        let Some((end_entity, intermediates)) = chain.split_first() else {
+            return Err(rustls::Error::NoCertificatesPresented);
+        };
+        self.verifier
+            .verify_client_cert(end_entity, intermediates, now)
+            .map(|_| ())
+    }
+
+    /// Distinguished names of the CAs (for the CertificateRequest).
+    pub fn subjects(&self) -> &[DistinguishedName] {
+        self.verifier.root_hint_subjects()
+    }
+}
+
+/// Partners' own CA bundles, announced in the handshake next to
+/// `[tls] client_ca`: `(Odette ID, path)` as in the partner table.
+pub type PartnerHints = [(String, PathBuf)];
+
 /// The server configuration as `[tls]` describes it now.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub server: Arc<ServerConfig>,
-    /// Whether presented client certificates were verified against
-    /// `[tls] client_ca`.
-    pub client_certs_verified: bool,
+    /// `[tls] client_ca`, if configured: what client certificates of
+    /// partners without their own CA must chain to.
+    pub client_ca: Option<ClientCa>,
 }
 
 /// Reads certificate, key and client CAs and builds the rustls
-/// configuration.
+/// configuration, announcing only `[tls] client_ca` to clients.
 pub fn load(cfg: &TlsConfig) -> Result<Snapshot, TlsError> {
+    load_with_partner_cas(cfg, &[])
+}
+
+/// Like [`load`]; the CertificateRequest also names the CAs of
+/// `partner_cas`. A partner bundle that cannot be read is logged and left
+/// out (that partner's sessions are refused at SSID time and say why);
+/// it never stops the daemon or a reload.
+pub fn load_with_partner_cas(
+    cfg: &TlsConfig,
+    partner_cas: &PartnerHints,
+) -> Result<Snapshot, TlsError> {
     let (Some(cert_path), Some(key_path)) = (&cfg.certificate, &cfg.private_key) else {
         return Err(TlsError::NotConfigured);
     };
@@ -92,39 +168,48 @@ pub fn load(cfg: &TlsConfig) -> Result<Snapshot, TlsError> {
         source,
     })?;
     let provider = Arc::new(provider::default_provider());
-    let verifier: Arc<dyn ClientCertVerifier> = match &cfg.client_ca {
-        Some(ca_path) => {
-            let mut roots = RootCertStore::empty();
-            for c in certs("client CA", ca_path)? {
-                roots.add(c).map_err(|e| TlsError::Verifier {
-                    message: e.to_string(),
-                    path: ca_path.clone(),
-                })?;
-            }
-            let builder =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-            let builder = if cfg.require_client_certificate {
-                builder
-            } else {
-                builder.allow_unauthenticated()
-            };
-            builder.build().map_err(|e| TlsError::Verifier {
-                message: e.to_string(),
-                path: ca_path.clone(),
-            })?
+    let client_ca = cfg
+        .client_ca
+        .as_deref()
+        .map(|path| ClientCa::from_pem_file("client CA", path))
+        .transpose()?;
+    let mut hints: Vec<DistinguishedName> = client_ca
+        .as_ref()
+        .map(|ca| ca.subjects().to_vec())
+        .unwrap_or_default();
+    for (partner, path) in partner_cas {
+        match ClientCa::from_pem_file("partner client CA", path) {
+            Ok(ca) => hints.extend(ca.subjects().iter().cloned()),
+            Err(e) => tracing::warn!(
+                partner = %partner,
+                error = %e,
+                "partner client CA not announced in the TLS handshake; fix it with `os4x partner set --client-ca`"
+            ),
         }
-        None => Arc::new(AnyClientCert {
-            provider: provider.clone(),
-            mandatory: cfg.require_client_certificate,
-        }),
-    };
+    }
+    let mut seen = std::collections::HashSet::new();
+    hints.retain(|dn| seen.insert(dn.as_ref().to_vec()));
+    // The chain is checked after the SSID, not here: which CA applies
+    // depends on the partner, and the SSID names the partner only after
+    // the handshake. Checking the union of all CAs here would still let a
+    // certificate from partner A's CA through for partner B (so the SSID
+    // check is needed anyway), would make a partner added with
+    // `--client-ca` fail every handshake until the next SIGHUP, and would
+    // turn a refusal into an anonymous TLS alert instead of an ESID 12
+    // logged with the partner. Before the SSID a session can do nothing
+    // but identify itself, so deferring lets nothing in.
+    let verifier = Arc::new(DeferredClientCert {
+        provider: provider.clone(),
+        mandatory: cfg.require_client_certificate,
+        hints,
+    });
     let server = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)?;
     Ok(Snapshot {
         server: Arc::new(server),
-        client_certs_verified: cfg.client_ca.is_some(),
+        client_ca,
     })
 }
 
@@ -150,24 +235,27 @@ impl Reloadable {
     }
 
     /// Re-reads the files; on error the old configuration stays.
-    pub fn reload(&self, cfg: &TlsConfig) -> Result<(), TlsError> {
-        let s = load(cfg)?;
+    pub fn reload(&self, cfg: &TlsConfig, partner_cas: &PartnerHints) -> Result<(), TlsError> {
+        let s = load_with_partner_cas(cfg, partner_cas)?;
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = s;
         Ok(())
     }
 }
 
 /// Takes any client certificate whose handshake signature is valid; the
-/// certificate itself is checked against a partner's pin later.
+/// certificate itself is checked once the partner is known (see
+/// [`load_with_partner_cas`]). Announces the CAs in `hints` so that
+/// clients choosing a certificate by issuer (Java, Go) find theirs.
 #[derive(Debug)]
-struct AnyClientCert {
+struct DeferredClientCert {
     provider: Arc<CryptoProvider>,
     mandatory: bool,
+    hints: Vec<DistinguishedName>,
 }
 
-impl ClientCertVerifier for AnyClientCert {
+impl ClientCertVerifier for DeferredClientCert {
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
+        &self.hints
     }
 
     fn client_auth_mandatory(&self) -> bool {

@@ -93,6 +93,17 @@ impl Shared {
     }
 }
 
+/// Uniform in `[0, 1)` from the system's random source, for backoff
+/// jitter (0.5 if it fails).
+pub fn jitter() -> f64 {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 4];
+    match ring::rand::SystemRandom::new().fill(&mut b) {
+        Ok(()) => f64::from(u32::from_le_bytes(b)) / (f64::from(u32::MAX) + 1.0),
+        Err(_) => 0.5,
+    }
+}
+
 /// Counters for systemd's STATUS= line.
 #[derive(Debug, Default)]
 pub struct Stats {
