@@ -563,7 +563,7 @@ impl Exchange {
         let dest = self
             .controllers
             .iter()
-            .position(|x| x.numbers.iter().any(|num| *num == called))
+            .position(|x| x.numbers.contains(&called))
             .map(|i| i as u32 + 1);
         let Some(d) = dest else {
             self.clear_call(plci, reason::UNALLOCATED_NUMBER, 0);

@@ -287,6 +287,8 @@ struct Call {
     /// Received blocks not yet fully written into the pipe: (handle, data).
     rx: VecDeque<(u16, Bytes)>,
     user_eof: bool,
+    /// DISCONNECT_IND seen; kept only until `rx` has reached the reader.
+    cleared: bool,
     read_buf: Vec<u8>,
 }
 
@@ -441,6 +443,7 @@ impl<T: Transport> Dispatcher<T> {
             next_handle: 0,
             rx: VecDeque::new(),
             user_eof: false,
+            cleared: false,
             read_buf: Vec::new(),
         })
     }
@@ -645,8 +648,8 @@ impl<T: Transport> Dispatcher<T> {
                     if call.pipe.is_some() && !call.rx.is_empty() {
                         call.phase = Phase::Down;
                         call.user_eof = true;
-                        call.info.plci = d.plci;
-                        self.calls_by_plci.insert(d.plci | 0x8000_0000, call);
+                        call.cleared = true;
+                        self.calls_by_plci.insert(d.plci, call);
                     }
                 }
             }
@@ -673,11 +676,11 @@ impl<T: Transport> Dispatcher<T> {
             match Pin::new(pipe).poll_write(cx, data) {
                 Poll::Ready(Ok(n)) => {
                     progress = true;
-                    let _ = bytes::Buf::advance(data, n);
+                    bytes::Buf::advance(data, n);
                     if data.is_empty() {
                         let handle = *handle;
                         call.rx.pop_front();
-                        if key & 0x8000_0000 == 0 {
+                        if !call.cleared {
                             puts.push(Params::DataB3Resp(DataB3Resp {
                                 ncci: call.info.ncci,
                                 handle,
@@ -689,7 +692,7 @@ impl<T: Transport> Dispatcher<T> {
                     // The reader is gone: discard, but keep the window open.
                     call.user_eof = true;
                     for (handle, _) in call.rx.drain(..) {
-                        if key & 0x8000_0000 == 0 {
+                        if !call.cleared {
                             puts.push(Params::DataB3Resp(DataB3Resp {
                                 ncci: call.info.ncci,
                                 handle,
@@ -705,9 +708,7 @@ impl<T: Transport> Dispatcher<T> {
         if matches!(call.phase, Phase::Down) && call.rx.is_empty() && call.pipe.is_some() {
             call.pipe = None;
             progress = true;
-            if key & 0x8000_0000 != 0 {
-                remove = true;
-            }
+            remove = call.cleared;
         }
         // Data to send.
         while call.phase == Phase::Up && !call.user_eof && call.in_flight < window {

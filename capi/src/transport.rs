@@ -8,8 +8,9 @@
 //! `CAPI_WAIT_FOR_SIGNAL` in `Future` form. Dropping the transport is
 //! `CAPI_RELEASE`.
 //!
-//! Implementations: [`crate::sim::SimTransport`] (the built-in exchange).
-//! A remote-CAPI TCP transport and `/dev/capi20` are not implemented yet.
+//! Implementations: [`crate::sim::SimTransport`] (the built-in exchange),
+//! [`crate::device::DeviceTransport`] (`/dev/capi20`). A remote-CAPI TCP
+//! transport is not implemented yet.
 
 use std::task::{Context, Poll};
 

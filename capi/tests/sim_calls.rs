@@ -450,3 +450,23 @@ async fn broken_line_ends_both_streams() {
     assert_eq!(got, b"AGAIN");
     callee.await.unwrap();
 }
+
+#[tokio::test]
+async fn absent_capi_device_is_reported_unavailable() {
+    let dir = std::env::temp_dir().join(format!("capi-absent-{}", std::process::id()));
+    let err = capi::device::DeviceTransport::open(&dir.join("capi20"), RegisterParams::default())
+        .unwrap_err();
+    assert!(
+        matches!(&err, capi::transport::TransportError::Unavailable(m) if m.contains("does not exist")),
+        "{err}"
+    );
+    // A file that is not a CAPI device: registration fails cleanly.
+    let f = std::env::temp_dir().join(format!("capi-not-a-device-{}", std::process::id()));
+    std::fs::write(&f, b"").unwrap();
+    let err = capi::device::DeviceTransport::open(&f, RegisterParams::default()).unwrap_err();
+    std::fs::remove_file(&f).unwrap();
+    assert!(
+        matches!(&err, capi::transport::TransportError::Unavailable(m) if m.contains("CAPI_REGISTER")),
+        "{err}"
+    );
+}

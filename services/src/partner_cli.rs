@@ -349,7 +349,7 @@ fn cert_column(p: &Partner) -> String {
 /// CAs the TLS daemon announces in its handshake waits for a reload.
 fn reload_hint() {
     eprintln!(
-        "note: run `systemctl kill --signal=HUP os4xrd-tls.service` (SIGHUP to os4xrd_tcpip_tls) so the TLS handshake \
+        "note: run `systemctl reload os4xrd-tls.service` (SIGHUP to os4xrd_tcpip_tls) so the TLS handshake \
          also announces this CA to the partner's client"
     );
 }
