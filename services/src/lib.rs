@@ -15,25 +15,24 @@
 //! - [`partner`], [`partner_cli`]: trading partners, `os4x partner`.
 //! - [`inbox`]: the durable inbox of received files, receipts due.
 //! - [`rd`]: the receive daemons `os4xrd_tcpip`, `os4xrd_tcpip_tls`, `os4xrd`.
+//! - [`queue`], [`sq`]: the send queue and its daemon `os4xsqd`.
 
-pub mod config;
-pub mod db;
-pub mod inbox;
-pub mod partner;
-pub mod partner_cli;
-pub mod rd;
-// issue 5: send queue, os4xsqd.
-pub mod queue;
-pub mod sq;
-pub mod station;
-pub mod daemon;
-pub mod exit;
-pub mod logging;
-pub mod pidctl;
-// issue 7: debug forwarding/os4xdebugd, os4xclientd, users, CLI parts.
 pub mod cli;
 pub mod client;
+pub mod config;
+pub mod daemon;
+pub mod db;
 pub mod debug;
+pub mod exit;
+pub mod inbox;
+pub mod logging;
+pub mod partner;
+pub mod partner_cli;
+pub mod pidctl;
+pub mod queue;
+pub mod rd;
+pub mod sq;
+pub mod station;
 pub mod users;
 
 /// Program names admins know, as used in `os4x_pids.program`.

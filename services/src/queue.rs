@@ -40,10 +40,11 @@ use crate::db::{unix_now, Db, DbError};
 pub const COMPONENT: &str = "os4x-queue";
 
 /// Schema steps of [`COMPONENT`].
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "send queue and partner send settings",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "send queue and partner send settings",
+        sql: "
 CREATE TABLE os4x_send_queue (
     id               INTEGER PRIMARY KEY,
     partner          TEXT NOT NULL COLLATE NOCASE,
@@ -105,7 +106,17 @@ CREATE TABLE os4x_send_routes (
     updated_at       INTEGER NOT NULL
 );
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        description: "send queue: claims per session",
+        sql: "
+-- The session that claimed an entry last: a session does not take an
+-- entry back that it already tried (e.g. refused with retry later).
+ALTER TABLE os4x_send_queue ADD COLUMN claim_token INTEGER;
+",
+    },
+];
 
 /// The state of a queue entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -690,7 +701,7 @@ impl QueueStore {
         let conn = self.db.lock();
         conn.execute(
             "UPDATE os4x_send_queue SET state = 'queued', attempts = 0, next_attempt_at = ?2, \
-             updated_at = ?2 WHERE id = ?1",
+             claim_token = NULL, updated_at = ?2 WHERE id = ?1",
             params![id, unix_now()],
         )
         .map_err(|e| self.sql(e))?;
@@ -736,23 +747,21 @@ impl QueueStore {
     }
 
     /// Claims the next due entry for `partner` (highest priority, then
-    /// oldest), marking it `sending` and counting the attempt.
-    pub fn claim_next(&self, partner: &str, skip: &[i64]) -> Result<Option<Entry>, QueueError> {
+    /// oldest), marking it `sending` and counting the attempt. Entries
+    /// claimed before under the same `token` (one per session) are not
+    /// taken again.
+    pub fn claim_next(&self, partner: &str, token: i64) -> Result<Option<Entry>, QueueError> {
         let conn = self.db.lock();
-        let skip_list = skip
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
         let sql = format!(
             "UPDATE os4x_send_queue SET state = 'sending', attempts = attempts + 1, \
-             owner = ?3, updated_at = ?2 WHERE id = (SELECT id FROM os4x_send_queue WHERE partner = ?1 \
-             AND state IN ('queued', 'retry') AND next_attempt_at <= ?2 AND id NOT IN ({skip_list}) \
+             owner = ?3, claim_token = ?4, updated_at = ?2 WHERE id = (SELECT id \
+             FROM os4x_send_queue WHERE partner = ?1 AND state IN ('queued', 'retry') \
+             AND next_attempt_at <= ?2 AND (claim_token IS NULL OR claim_token != ?4) \
              ORDER BY priority DESC, id LIMIT 1) RETURNING {ENTRY_COLUMNS}"
         );
         conn.query_row(
             &sql,
-            params![partner, unix_now(), self.owner],
+            params![partner, unix_now(), self.owner, token],
             entry_from_row,
         )
         .optional()
@@ -1162,7 +1171,7 @@ mod tests {
         let e2 = q.enqueue(&f, &local, &outbox).unwrap();
         assert_ne!(e.file_timestamp, e2.file_timestamp, "unique stamps");
 
-        let c = q.claim_next("o0013000000b", &[]).unwrap().unwrap();
+        let c = q.claim_next("o0013000000b", 1).unwrap().unwrap();
         assert_eq!((c.id, c.state, c.attempts), (e.id, EntryState::Sending, 1));
         q.sent(c.id).unwrap();
         let m = ReceiptMatch {
@@ -1215,23 +1224,23 @@ mod tests {
         let e = q.enqueue(&f, &local, &dir.path().join("outbox")).unwrap();
         let mut route = Route::new(&f.partner, "127.0.0.1", 1);
         route.max_attempts = 2;
-        q.claim_next(&route.partner, &[]).unwrap().unwrap();
+        q.claim_next(&route.partner, 1).unwrap().unwrap();
         assert_eq!(
             q.failed_attempt(e.id, &route, "lost", 0.0).unwrap(),
             EntryState::Retry
         );
         // Not due yet.
-        assert!(q.claim_next(&route.partner, &[]).unwrap().is_none());
+        assert!(q.claim_next(&route.partner, 1).unwrap().is_none());
         assert!(matches!(q.cancel(e.id + 100), Err(QueueError::NoEntry(_))));
         q.retry(e.id).unwrap();
-        let c = q.claim_next(&route.partner, &[]).unwrap().unwrap();
+        let c = q.claim_next(&route.partner, 1).unwrap().unwrap();
         assert!(matches!(q.cancel(c.id), Err(QueueError::WrongState { .. })));
         q.failed_attempt(c.id, &route, "lost", 0.0).unwrap();
-        q.claim_next(&route.partner, &[]).unwrap();
+        q.claim_next(&route.partner, 1).unwrap();
         // attempts was reset by retry: 1 then 2 → gives up.
         q.failed_attempt(c.id, &route, "lost again", 0.0).unwrap();
         let _ = q.retry(c.id);
-        let c = q.claim_next(&route.partner, &[]).unwrap().unwrap();
+        let c = q.claim_next(&route.partner, 1).unwrap().unwrap();
         route.max_attempts = 1;
         assert_eq!(
             q.failed_attempt(c.id, &route, "lost", 0.0).unwrap(),
@@ -1252,7 +1261,7 @@ mod tests {
         let mut route = Route::new(&f.partner, "127.0.0.1", 1);
         route.eerp_timeout = 3600;
         q.set_route(&route).unwrap();
-        q.claim_next(&e.partner, &[]).unwrap().unwrap();
+        q.claim_next(&e.partner, 1).unwrap().unwrap();
         q.sent(e.id).unwrap();
         assert!(q.flag_overdue().unwrap().is_empty(), "not yet");
         route.eerp_timeout = 0;
@@ -1275,13 +1284,25 @@ mod tests {
     }
 
     #[test]
+    fn a_session_does_not_take_back_its_own_claims() {
+        let (dir, q) = store();
+        let local = OdetteId::new("O0013000000A").unwrap();
+        let f = new_file(dir.path(), "T", b"t");
+        let e = q.enqueue(&f, &local, &dir.path().join("outbox")).unwrap();
+        q.claim_next(&e.partner, 5).unwrap().unwrap();
+        q.recover().unwrap(); // due again at once
+        assert!(q.claim_next(&e.partner, 5).unwrap().is_none());
+        assert_eq!(q.claim_next(&e.partner, 6).unwrap().unwrap().id, e.id);
+    }
+
+    #[test]
     fn recovery_is_per_server() {
         let (dir, q) = store();
         let local = OdetteId::new("O0013000000A").unwrap();
         let f = new_file(dir.path(), "S", b"s");
         let e = q.enqueue(&f, &local, &dir.path().join("outbox")).unwrap();
         let other = q.clone().for_server(7);
-        other.claim_next(&e.partner, &[]).unwrap().unwrap();
+        other.claim_next(&e.partner, 1).unwrap().unwrap();
         assert_eq!(q.recover().unwrap(), 0, "server 0 leaves server 7's claim");
         assert_eq!(other.recover().unwrap(), 1);
     }
@@ -1292,7 +1313,7 @@ mod tests {
         let local = OdetteId::new("O0013000000A").unwrap();
         let f = new_file(dir.path(), "BIG", &vec![7u8; 10_000]);
         let e = q.enqueue(&f, &local, &dir.path().join("outbox")).unwrap();
-        q.claim_next(&e.partner, &[]).unwrap().unwrap();
+        q.claim_next(&e.partner, 1).unwrap().unwrap();
         q.progress(e.id, 5_000).unwrap();
         q.progress(e.id, 3_000).unwrap();
         assert_eq!(q.recover().unwrap(), 1);

@@ -52,7 +52,7 @@ struct Tracker {
     /// Entry being transferred and its last checkpoint.
     current: Option<(i64, u64)>,
     /// Entries that reached a final outcome in this session.
-    settled: Vec<i64>,
+    settled: std::collections::HashSet<i64>,
 }
 
 /// Runs one session with `partner` over `route`.
@@ -181,6 +181,7 @@ pub struct Exchange {
     stats: Option<Arc<Shared>>,
     outcome: Outcome,
     end: Option<SessionEnd>,
+    token: i64,
 }
 
 impl std::fmt::Debug for Exchange {
@@ -212,6 +213,7 @@ impl Exchange {
             stats: None,
             outcome: Outcome::default(),
             end: None,
+            token: session_token(),
         }
     }
 
@@ -231,6 +233,7 @@ impl Exchange {
     pub fn outbox(&self) -> Box<dyn Outbox> {
         Box::new(QueueOutbox {
             queue: self.queue.clone(),
+            token: self.token,
             ctx: self.ctx.clone(),
             tracker: self.tracker.clone(),
             claimed: self.claimed.clone(),
@@ -314,7 +317,7 @@ impl Exchange {
         let settle = |tracker: &Mutex<Tracker>, file: &VirtualFileId| -> Option<i64> {
             let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
             let id = t.by_file.get(file).copied()?;
-            t.settled.push(id);
+            t.settled.insert(id);
             if t.current.map(|(c, _)| c) == Some(id) {
                 t.current = None;
             }
@@ -538,6 +541,8 @@ impl oftp2::session::Inbox for PolledInbox {
 /// files, claimed one at a time.
 struct QueueOutbox {
     queue: QueueStore,
+    /// Marks this session's claims.
+    token: i64,
     ctx: Arc<SessionContext>,
     tracker: Arc<Mutex<Tracker>>,
     claimed: Claimed,
@@ -550,8 +555,7 @@ impl Outbox for QueueOutbox {
             return None;
         }
         loop {
-            let skip = self.claimed.lock().map(|c| c.clone()).unwrap_or_default();
-            let entry = match self.queue.claim_next(partner.id.as_str(), &skip) {
+            let entry = match self.queue.claim_next(partner.id.as_str(), self.token) {
                 Ok(Some(e)) => e,
                 Ok(None) => return None,
                 Err(e) => {
@@ -572,7 +576,7 @@ impl Outbox for QueueOutbox {
                     tracing::error!(partner = %partner.id, entry = entry.id, error, "queued file cannot be sent; marked failed");
                     let _ = self.queue.failed(entry.id, &error);
                     if let Ok(mut t) = self.tracker.lock() {
-                        t.settled.push(entry.id);
+                        t.settled.insert(entry.id);
                     }
                 }
             }
@@ -582,6 +586,15 @@ impl Outbox for QueueOutbox {
     fn next_receipt(&mut self) -> Option<Receipt> {
         self.ctx.receipts.lock().ok()?.next_due()
     }
+}
+
+/// A token that tells this session's claims from others'.
+fn session_token() -> i64 {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 8];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    // Mixed with the clock and PID in case the random source failed.
+    i64::from_le_bytes(b) ^ i64::from(std::process::id()) ^ crate::db::unix_now()
 }
 
 /// The SFID and data of a queue entry.
