@@ -30,8 +30,10 @@ fn both_directions_several_files_per_session_with_eerps() {
     let back = content(777_777, 99);
     let back_id = b.send(&b.file("BTOA", &back), A, "BTOA");
 
+    // A's daemon alone first: had B's daemon run too, its session to A's
+    // os4xrd could take some of A's files (a calling partner gets its
+    // files), and "one session" would be a race.
     let _sqd_a = a.spawn(SQD);
-    let _sqd_b = b.spawn(SQD);
 
     for (id, (name, data)) in ids.iter().zip(&payloads) {
         let e = a.wait_state(*id, EntryState::Delivered, LONG);
@@ -40,15 +42,25 @@ fn both_directions_several_files_per_session_with_eerps() {
         let got = std::fs::read(b.inbox_from(A).join(name)).unwrap();
         assert!(got == *data, "{name} differs");
     }
+    // B's os4xrd handed A its file after the turn change, in A's session.
     let e = b.wait_state(back_id, EntryState::Delivered, LONG);
     assert_eq!(e.eerp, "eerp");
     assert!(std::fs::read(a.inbox_from(B).join("BTOA")).unwrap() == back);
 
     // All four files went in one session (they were queued before the
-    // daemon started), and the EERPs came back in it.
+    // daemon started), the EERPs came back in it, and B's file too.
     let log = a.log("os4xsqd");
-    assert!(log.contains("sent=4"), "{log}");
     assert_eq!(log.matches("starting session").count(), 1, "{log}");
+    assert!(log.contains("sent=4 received=1"), "{log}");
+
+    // B's own daemon delivers to A's os4xrd.
+    let back2 = content(123_456, 98);
+    let back2_id = b.send(&b.file("BTOA2", &back2), A, "BTOA2");
+    let _sqd_b = b.spawn(SQD);
+    let e = b.wait_state(back2_id, EntryState::Delivered, LONG);
+    assert_eq!((e.eerp.as_str(), e.attempts), ("eerp", 1));
+    assert!(std::fs::read(a.inbox_from(B).join("BTOA2")).unwrap() == back2);
+    assert!(b.log("os4xsqd").contains("sent=1"), "{}", b.log("os4xsqd"));
 
     // The receiver lists them with the EERP sent.
     let received = os4x::cli::received::list(&b.config, Some(A)).unwrap();
@@ -380,4 +392,75 @@ fn queue_and_route_commands() {
     let (code, _, err) = a.os4x(&["queue", "retry", "999"]);
     assert_eq!(code, 1);
     assert!(err.contains("does not exist"), "{err}");
+}
+
+// The shipped configuration files (`examples/os4x.toml`, the package's
+// `/etc/os4x/os4x.toml`) parse, and the `[sq]` values they document as
+// defaults are the defaults: uncommenting them changes nothing.
+
+fn shipped(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(name)
+}
+
+/// The `key = value` lines commented out in the `[sq]` section.
+fn documented_sq_keys(text: &str) -> Vec<String> {
+    let mut in_sq = false;
+    let mut keys = Vec::new();
+    for line in text.lines() {
+        let uncommented = line.trim_start_matches('#').trim();
+        if uncommented.starts_with('[') {
+            in_sq = uncommented == "[sq]";
+            continue;
+        }
+        if in_sq && line.starts_with('#') && uncommented.contains(" = ") {
+            keys.push(uncommented.to_owned());
+        }
+    }
+    keys
+}
+
+fn check(name: &str) {
+    let path = shipped(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let config =
+        os4x::config::Config::parse(&text, &path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let keys = documented_sq_keys(&text);
+    let names: Vec<&str> = keys
+        .iter()
+        .map(|k| k.split(" = ").next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "outbox_dir",
+            "max_sessions",
+            "scan_interval",
+            "connect_timeout",
+            "response_timeout"
+        ],
+        "{name} documents every [sq] key"
+    );
+    let explicit = format!(
+        "state_dir = {:?}\n[sq]\n{}\n",
+        config.state_dir.display().to_string(),
+        keys.join("\n")
+    );
+    let with_keys =
+        os4x::config::Config::parse(&explicit, &path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(
+        with_keys.sq, config.sq,
+        "{name}: the documented [sq] values are the defaults"
+    );
+}
+
+#[test]
+fn example_configuration_documents_sq_defaults() {
+    check("examples/os4x.toml");
+}
+
+#[test]
+fn packaged_configuration_documents_sq_defaults() {
+    check("packaging/os4x.toml");
 }

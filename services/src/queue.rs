@@ -890,6 +890,10 @@ impl QueueStore {
         self.receipt(m, "failed", "nerp", Some(text))
     }
 
+    /// Applies a receipt to its entry. The first receipt for a file is
+    /// final: a partner that repeats one (its RTR was lost) or contradicts
+    /// it (NERP after EERP) does not change the entry again; the id is
+    /// still returned, so the caller knows the file.
     fn receipt(
         &self,
         m: &ReceiptMatch,
@@ -899,27 +903,44 @@ impl QueueStore {
     ) -> Result<Option<i64>, QueueError> {
         let conn = self.db.lock();
         let now = unix_now();
-        conn.query_row(
-            "UPDATE os4x_send_queue SET state = ?5, eerp = ?6, eerp_text = ?7, \
-             last_error = COALESCE(?7, last_error), delivered_at = CASE WHEN ?5 = 'delivered' \
-             THEN ?8 ELSE delivered_at END, updated_at = ?8 \
-             WHERE id = (SELECT id FROM os4x_send_queue WHERE dataset_name = ?1 \
-             AND file_timestamp = ?2 AND originator = ?3 COLLATE NOCASE \
-             AND destination = ?4 COLLATE NOCASE ORDER BY id LIMIT 1) RETURNING id",
-            params![
-                m.dataset_name,
-                m.file_timestamp,
-                m.originator,
-                m.destination,
-                state,
-                eerp,
-                text,
-                now
-            ],
-            |r| r.get(0),
+        let found: Option<(i64, String)> = conn
+            .query_row(
+                "SELECT id, eerp FROM os4x_send_queue WHERE dataset_name = ?1 \
+                 AND file_timestamp = ?2 AND originator = ?3 COLLATE NOCASE \
+                 AND destination = ?4 COLLATE NOCASE ORDER BY id LIMIT 1",
+                params![
+                    m.dataset_name,
+                    m.file_timestamp,
+                    m.originator,
+                    m.destination
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        let Some((id, before)) = found else {
+            return Ok(None);
+        };
+        if before == "eerp" || before == "nerp" {
+            if before != eerp {
+                tracing::warn!(
+                    entry = id,
+                    file = %format!("{} {}", m.dataset_name, m.file_timestamp),
+                    first = %before,
+                    now = eerp,
+                    "partner sent a receipt contradicting its earlier one; the first stands"
+                );
+            }
+            return Ok(Some(id));
+        }
+        conn.execute(
+            "UPDATE os4x_send_queue SET state = ?2, eerp = ?3, eerp_text = ?4, \
+             last_error = COALESCE(?4, last_error), delivered_at = CASE WHEN ?2 = 'delivered' \
+             THEN ?5 ELSE delivered_at END, updated_at = ?5 WHERE id = ?1",
+            params![id, state, eerp, text, now],
         )
-        .optional()
-        .map_err(|e| self.sql(e))
+        .map_err(|e| self.sql(e))?;
+        Ok(Some(id))
     }
 
     /// Flags entries whose EERP is overdue by their partner's
@@ -1191,6 +1212,43 @@ mod tests {
             ..m
         };
         assert_eq!(q.eerp_received(&other).unwrap(), None);
+    }
+
+    #[test]
+    fn the_first_receipt_for_a_file_stands() {
+        let (dir, q) = store();
+        let local = OdetteId::new("O0013000000A").unwrap();
+        let f = new_file(dir.path(), "ONCE", b"1");
+        let e = q.enqueue(&f, &local, &dir.path().join("outbox")).unwrap();
+        q.claim_next(&e.partner, 1).unwrap().unwrap();
+        q.sent(e.id).unwrap();
+        let m = ReceiptMatch {
+            dataset_name: "ONCE".into(),
+            file_timestamp: e.file_timestamp.clone(),
+            originator: local.to_string(),
+            destination: f.partner.to_string(),
+        };
+        assert_eq!(q.eerp_received(&m).unwrap(), Some(e.id));
+        let delivered = q.get(e.id).unwrap().unwrap();
+        // Repeated, then contradicted: the entry stays delivered.
+        assert_eq!(q.eerp_received(&m).unwrap(), Some(e.id));
+        assert_eq!(q.nerp_received(&m, "NERP late").unwrap(), Some(e.id));
+        assert_eq!(q.get(e.id).unwrap().unwrap(), delivered);
+
+        let f = new_file(dir.path(), "NOPE", b"2");
+        let e = q.enqueue(&f, &local, &dir.path().join("outbox")).unwrap();
+        let m = ReceiptMatch {
+            dataset_name: "NOPE".into(),
+            file_timestamp: e.file_timestamp.clone(),
+            ..m
+        };
+        assert_eq!(q.nerp_received(&m, "NERP 34").unwrap(), Some(e.id));
+        assert_eq!(q.eerp_received(&m).unwrap(), Some(e.id));
+        let got = q.get(e.id).unwrap().unwrap();
+        assert_eq!(
+            (got.state, got.eerp.as_str(), got.last_error.as_deref()),
+            (EntryState::Failed, "nerp", Some("NERP 34"))
+        );
     }
 
     #[test]

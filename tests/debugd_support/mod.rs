@@ -17,6 +17,7 @@ use nix::unistd::Pid;
 
 pub const DEBUGD: &str = env!("CARGO_BIN_EXE_os4xdebugd");
 pub const CLIENTD: &str = env!("CARGO_BIN_EXE_os4xclientd");
+pub const OS4X: &str = env!("CARGO_BIN_EXE_os4x");
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A port that was free a moment ago.
@@ -183,6 +184,51 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs the real `os4x ARGS` with `inst`'s configuration, `stdin` as its
+/// standard input: exit code, stdout, stderr.
+pub fn os4x(inst: &Instance, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(OS4X)
+        .env_remove("OS4X_CONFIG")
+        .env_remove("OS4X_CLIENT_PASSWORD")
+        .env_remove("OS4X_CLIENT_USER")
+        .arg("--config")
+        .arg(&inst.config)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Adds partner `id` (both directions) to the database at `db`.
+pub fn add_partner(db: &Path, id: &str) {
+    use oftp2::value::{OdetteId, Password};
+    use os4x::partner::{Directions, Partner, PartnerStore};
+    let db = os4x::db::Db::open(db).unwrap();
+    // The queue migration creates the tables `send` needs.
+    os4x::queue::QueueStore::open(db.clone()).unwrap();
+    let mut p = Partner::new(
+        OdetteId::new(id).unwrap(),
+        Password::new("PWIN1234").unwrap(),
+        Password::new("PWOUT123").unwrap(),
+    );
+    p.directions = Directions::Both;
+    PartnerStore::new(db).add(&p).unwrap();
 }
 
 /// Polls `f` until it returns `Some`, at most [`PATIENCE`].

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use os4x::cli::{queue, received, route, send};
+use os4x::cli::{client, debug, queue, received, route, send, user};
 use os4x::config::{Config, ENV_VAR};
 use os4x::exit;
 use os4x::partner_cli::{self, Failure, PartnerCommand};
@@ -14,7 +14,7 @@ use os4x::partner_cli::{self, Failure, PartnerCommand};
 #[command(
     name = "os4x",
     version,
-    after_help = "EXIT STATUS:\n  0   success\n  1   the partner, entry or file does not exist, or the action is not possible in the entry's state\n  2   usage error\n  74  database error\n  78  configuration invalid"
+    after_help = "EXIT STATUS:\n  0   success\n  1   the partner, entry, user or file does not exist, the action is not possible in the entry's state, or os4xclientd refused or could not be reached\n  2   usage error\n  74  database error\n  78  configuration invalid"
 )]
 struct Cli {
     /// Configuration file [default: /etc/os4x/os4x.toml]
@@ -39,6 +39,44 @@ enum Command {
     /// How os4xsqd reaches partners: address, TLS, retries, polling
     #[command(subcommand)]
     Route(route::RouteCommand),
+    /// Users of os4xclientd: add, passwd, role, unlock, list, remove
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Debug forwarding to os4xdebugd (on/off/status) and problem-report
+    /// bundles
+    #[command(subcommand)]
+    Debug(debug::DebugCommand),
+    /// Talk to os4xclientd as a user (the reference client)
+    Client(client::ClientArgs),
+}
+
+/// Exit code for the commands that report errors through `anyhow`.
+fn anyhow_code(e: &anyhow::Error) -> u8 {
+    use os4x::client::remote::RemoteError;
+    use os4x::users::UserError;
+    for cause in e.chain() {
+        if let Some(u) = cause.downcast_ref::<UserError>() {
+            return match u {
+                UserError::Db(_) | UserError::Migrate(_) => exit::IOERR,
+                UserError::BadName(_)
+                | UserError::PasswordTooShort
+                | UserError::PasswordTooLong => exit::USAGE,
+                _ => exit::FAILURE,
+            };
+        }
+        if cause.downcast_ref::<RemoteError>().is_some() {
+            return exit::FAILURE;
+        }
+        if cause.downcast_ref::<rusqlite::Error>().is_some() {
+            return exit::IOERR;
+        }
+    }
+    exit::FAILURE
+}
+
+fn from_anyhow(r: anyhow::Result<ExitCode>) -> Result<(), Failure> {
+    r.map(drop)
+        .map_err(|e| Failure(anyhow_code(&e), format!("{e:#}")))
 }
 
 fn main() -> ExitCode {
@@ -56,6 +94,9 @@ fn main() -> ExitCode {
         Command::Queue(args) => queue::run(&config, args),
         Command::Received(args) => received::run(&config, args),
         Command::Route(cmd) => route::run(&config, cmd),
+        Command::User(cmd) => from_anyhow(user::run(&config, cmd)),
+        Command::Debug(cmd) => from_anyhow(debug::run(&config, cmd)),
+        Command::Client(args) => from_anyhow(client::run(&config, args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

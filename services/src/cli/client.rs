@@ -52,12 +52,74 @@ pub enum ClientCommand {
     Ack { file_id: i64 },
     /// The send queue
     Queue,
-    /// Enqueue a file that exists on the server
+    /// Queue a file for a partner (as `os4x send`): uploads the local
+    /// FILE, or with --server-path names a file on the server inside
+    /// `[client] allowed_paths`
     Send {
-        partner: String,
-        /// Path on the server (must be allowed by the configuration)
-        path: PathBuf,
+        /// Local file to upload (with --server-path: a path on the server)
+        file: PathBuf,
+        /// Odette ID of the partner
+        #[arg(long, value_name = "PARTNER")]
+        to: String,
+        /// FILE is a path on the server, not uploaded
+        #[arg(long)]
+        server_path: bool,
+        /// Virtual file dataset name [default: the file name]
+        #[arg(long, value_name = "NAME")]
+        dataset: Option<String>,
+        /// Record format: F, V, U or T
+        #[arg(long, default_value = "U")]
+        format: String,
+        /// Record length for F, maximum record length for V
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        record_size: u32,
+        /// Higher is sent first
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = 0,
+            allow_negative_numbers = true
+        )]
+        priority: i64,
+        /// SFIDUSER (up to 8 characters)
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        user_data: String,
+        /// SFIDDESC
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        description: String,
+        /// Final destination when it differs from the partner
+        #[arg(long, value_name = "ODETTE_ID")]
+        destination: Option<String>,
     },
+}
+
+/// Raw bytes per `upload.chunk`: about 256 KiB as base64, well inside the
+/// default 1 MiB request limit.
+const UPLOAD_CHUNK: usize = 192 << 10;
+
+/// Uploads `path` on the connection for a following `send`.
+fn upload(remote: &mut Remote, path: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let size = f.metadata()?.len();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    remote.call("upload.start", json!({"name": name, "size": size}))?;
+    let mut buf = vec![0; UPLOAD_CHUNK];
+    let mut offset = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let data = base64::engine::general_purpose::STANDARD.encode(&buf[..n]);
+        remote.call("upload.chunk", json!({"offset": offset, "data": data}))?;
+        offset += n as u64;
+    }
+    Ok(())
 }
 
 pub fn run(config: &Config, args: ClientArgs) -> anyhow::Result<ExitCode> {
@@ -86,8 +148,37 @@ pub fn run(config: &Config, args: ClientArgs) -> anyhow::Result<ExitCode> {
             print(&remote.call("received.ack", json!({"file_id": file_id}))?)?
         }
         ClientCommand::Queue => print(&remote.call("queue.list", json!({}))?)?,
-        ClientCommand::Send { partner, path } => {
-            print(&remote.call("send", json!({"partner": partner, "path": path}))?)?
+        ClientCommand::Send {
+            file,
+            to,
+            server_path,
+            dataset,
+            format,
+            record_size,
+            priority,
+            user_data,
+            description,
+            destination,
+        } => {
+            let mut req = json!({
+                "partner": to, "dataset": dataset, "format": format,
+                "record_size": record_size, "priority": priority, "user_data": user_data,
+                "description": description, "destination": destination,
+            });
+            if server_path {
+                req["path"] = json!(file);
+            } else {
+                upload(&mut remote, &file)?;
+                req["upload"] = json!(true);
+            }
+            let r = remote.call("send", req)?;
+            println!("{}", r["entry"]["id"]);
+            if r["has_route"] == json!(false) {
+                eprintln!(
+                    "os4x: note: partner {} has no route yet; os4xsqd sends once the admin sets one",
+                    r["entry"]["partner"].as_str().unwrap_or_default()
+                );
+            }
         }
         ClientCommand::Get { file_id, output } => {
             let tmp = output.with_extension("part");

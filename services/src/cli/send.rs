@@ -48,7 +48,8 @@ pub struct SendArgs {
     pub destination: Option<String>,
 }
 
-fn parse_format(s: &str) -> Result<RecordFormat, String> {
+/// Parses a record format letter (F, V, U, T; any case).
+pub fn parse_format(s: &str) -> Result<RecordFormat, String> {
     match s.as_bytes() {
         [b] => RecordFormat::from_byte(b.to_ascii_uppercase()),
         _ => None,
@@ -79,8 +80,29 @@ pub fn open_queue(config: &Config) -> Result<QueueStore, Failure> {
     QueueStore::open(db).map_err(|e| Failure(exit::IOERR, e.to_string()))
 }
 
+/// A queued file.
+#[derive(Debug)]
+pub struct Queued {
+    pub entry: crate::queue::Entry,
+    /// Whether the partner has a route (os4xsqd sends only then).
+    pub has_route: bool,
+}
+
 /// Queues the file; prints the entry id.
 pub fn run(config: &Config, a: SendArgs) -> Result<(), Failure> {
+    let q = enqueue(config, a)?;
+    println!("{}", q.entry.id);
+    if !q.has_route {
+        eprintln!(
+            "os4x: note: partner {p} has no route yet; os4xsqd sends once one is set with `os4x route set {p} --host HOST`",
+            p = q.entry.partner
+        );
+    }
+    Ok(())
+}
+
+/// What `os4x send` does, without printing (also used by `os4xclientd`).
+pub fn enqueue(config: &Config, a: SendArgs) -> Result<Queued, Failure> {
     let local = config
         .local
         .require_id()
@@ -132,12 +154,6 @@ pub fn run(config: &Config, a: SendArgs) -> Result<(), Failure> {
         destination,
     };
     let entry = queue.enqueue(&file, &local, &config.sq.outbox_dir)?;
-    println!("{}", entry.id);
-    if queue.route(partner.id.as_str())?.is_none() {
-        eprintln!(
-            "os4x: note: partner {} has no route yet; os4xsqd sends once one is set with `os4x route set {} --host HOST`",
-            partner.id, partner.id
-        );
-    }
-    Ok(())
+    let has_route = queue.route(partner.id.as_str())?.is_some();
+    Ok(Queued { entry, has_route })
 }

@@ -1,10 +1,11 @@
 //! What each client request does. Blocking (SQLite, argon2, file reads):
 //! the server runs these on tokio's blocking pool.
 //!
-//! Jobs whose backing does not exist yet answer `not_available` instead of
-//! pretending: enqueue and queue listing need the send queue (`os4xsqd`,
-//! not built yet); partner and received-file jobs need the tables of the
-//! receive daemons and say so if they are missing.
+//! `send` queues exactly as `os4x send` does ([`crate::cli::send::enqueue`]);
+//! the file comes from an upload on the connection ([`Upload`]) or a
+//! server-side path inside `[client] allowed_paths`. Partner and
+//! received-file jobs need the tables of the receive daemons and answer
+//! `not_available` if they are missing.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -17,7 +18,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::protocol::{ErrorBody, ErrorCode, Request};
+use super::upload::{allowed_source, Upload};
+use crate::cli::send::{self, SendArgs};
 use crate::config::Config;
+use crate::exit;
+use crate::partner_cli::Failure;
+use crate::queue::EntryState;
 use crate::users::{LockoutPolicy, Role, UserError, UserStore};
 
 /// Component name in `os4x_schema` (acknowledgements).
@@ -41,7 +47,9 @@ CREATE TABLE os4x_received_acks (
 pub fn required_role(op: &str) -> Option<Role> {
     Some(match op {
         "status" | "partners" | "received.list" | "queue.list" => Role::Viewer,
-        "received.download" | "received.ack" | "send" => Role::Operator,
+        "received.download" | "received.ack" | "send" | "upload.start" | "upload.chunk" => {
+            Role::Operator
+        }
         _ => return None,
     })
 }
@@ -106,8 +114,19 @@ impl Jobs {
         }
     }
 
-    /// Runs an authorized job for `user`.
-    pub fn run(&self, user: &str, req: &Request) -> Result<Value, ErrorBody> {
+    /// Where uploads wait until they are queued.
+    pub fn upload_dir(&self) -> PathBuf {
+        self.config.state_dir.join("client-uploads")
+    }
+
+    /// Runs an authorized job for `user`; `upload` is the connection's
+    /// upload in progress.
+    pub fn run(
+        &self,
+        user: &str,
+        req: &Request,
+        upload: &mut Option<Upload>,
+    ) -> Result<Value, ErrorBody> {
         match req.op.as_str() {
             "status" => crate::debug::bundle::status_document(&self.config)
                 .map_err(internal)
@@ -116,16 +135,112 @@ impl Jobs {
             "received.list" => self.received_list(req.params()?),
             "received.download" => self.download(req.params()?),
             "received.ack" => self.ack(user, req.params()?),
-            "send" | "queue.list" => Err(ErrorBody::new(
-                ErrorCode::NotAvailable,
-                "the send queue (os4xsqd) is not part of this os4x version yet; \
-                 enqueueing and queue listing will work once it is installed",
-            )),
+            "queue.list" => self.queue_list(req.params()?),
+            "upload.start" => {
+                let p: UploadStartParams = req.params()?;
+                // A new upload replaces (and removes) an unfinished one.
+                *upload = None;
+                let max = self.config.client.max_upload_bytes;
+                let u = Upload::start(&self.upload_dir(), &p.name, p.size, max)?;
+                tracing::info!(user, name = p.name, size = p.size, "upload started");
+                *upload = Some(u);
+                Ok(json!({ "offset": 0, "max_bytes": max }))
+            }
+            "upload.chunk" => {
+                let p: UploadChunkParams = req.params()?;
+                let u = upload.as_mut().ok_or_else(|| {
+                    ErrorBody::new(
+                        ErrorCode::BadRequest,
+                        "no upload in progress; send upload.start first",
+                    )
+                })?;
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(p.data.as_bytes())
+                    .map_err(|e| {
+                        ErrorBody::new(ErrorCode::BadRequest, format!("data is not base64: {e}"))
+                    })?;
+                let offset = u.append(p.offset, &data, self.config.client.max_upload_bytes)?;
+                Ok(json!({ "offset": offset }))
+            }
+            "send" => self.send(user, req.params()?, upload),
             other => Err(ErrorBody::new(
                 ErrorCode::UnknownOp,
                 format!("unknown op {other:?}"),
             )),
         }
+    }
+
+    fn queue_list(&self, p: QueueListParams) -> Result<Value, ErrorBody> {
+        let states = p
+            .state
+            .iter()
+            .map(|s| s.parse::<EntryState>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ErrorBody::new(ErrorCode::BadRequest, e))?;
+        let queue = send::open_queue(&self.config).map_err(failure)?;
+        let entries = queue.list(&states).map_err(|e| failure(Failure::from(e)))?;
+        // The document of `os4x queue --json`.
+        Ok(json!({ "version": 1, "entries": entries }))
+    }
+
+    fn send(
+        &self,
+        user: &str,
+        p: SendParams,
+        upload: &mut Option<Upload>,
+    ) -> Result<Value, ErrorBody> {
+        let (file, dataset) = match (&p.path, p.upload) {
+            (Some(path), false) => {
+                let real = allowed_source(&self.config.client.allowed_paths, path)?;
+                // The name the client used, not the link target's.
+                let dataset = p
+                    .dataset
+                    .clone()
+                    .or_else(|| path.file_name().map(|n| n.to_string_lossy().into_owned()));
+                (real, dataset)
+            }
+            (None, true) => {
+                let u = upload.as_mut().ok_or_else(|| {
+                    ErrorBody::new(ErrorCode::BadRequest, "no upload in progress; send upload.start and upload.chunk first")
+                })?;
+                (u.finish()?.to_owned(), p.dataset.clone())
+            }
+            _ => {
+                return Err(ErrorBody::new(
+                    ErrorCode::BadRequest,
+                    "give either \"path\" (a file on the server) or \"upload\": true (the file uploaded on this connection)",
+                ))
+            }
+        };
+        let format = send::parse_format(p.format.as_deref().unwrap_or("U"))
+            .map_err(|e| ErrorBody::new(ErrorCode::BadRequest, format!("format: {e}")))?;
+        let args = SendArgs {
+            file,
+            to: p.partner.clone(),
+            dataset,
+            format,
+            record_size: p.record_size.unwrap_or(0),
+            priority: p.priority.unwrap_or(0),
+            user_data: p.user_data.clone().unwrap_or_default(),
+            description: p.description.clone().unwrap_or_default(),
+            destination: p.destination.clone(),
+        };
+        let source = args.file.clone();
+        let q = send::enqueue(&self.config, args).map_err(failure)?;
+        if p.upload {
+            // Queued (copied into the outbox): the upload is done.
+            *upload = None;
+        }
+        tracing::info!(
+            user,
+            partner = q.entry.partner,
+            entry = q.entry.id,
+            dataset = q.entry.dataset_name,
+            bytes = q.entry.size,
+            source = %source.display(),
+            "file queued by client"
+        );
+        Ok(json!({ "entry": q.entry, "has_route": q.has_route }))
     }
 
     fn partners(&self) -> Result<Value, ErrorBody> {
@@ -279,6 +394,58 @@ impl Jobs {
         tracing::info!(file_id = p.file_id, user, "received file acknowledged");
         Ok(json!({ "file_id": p.file_id, "acked_by": by, "acked_at": at }))
     }
+}
+
+/// A failure of the `os4x` command behind a job, as a protocol error.
+fn failure(Failure(code, message): Failure) -> ErrorBody {
+    let code = match code {
+        exit::USAGE => ErrorCode::BadRequest,
+        exit::FAILURE => ErrorCode::Refused,
+        exit::CONFIG => ErrorCode::NotAvailable,
+        _ => {
+            tracing::error!(error = message, "job failed");
+            ErrorCode::Internal
+        }
+    };
+    ErrorBody::new(code, message)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueListParams {
+    #[serde(default)]
+    state: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadStartParams {
+    name: String,
+    size: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadChunkParams {
+    offset: u64,
+    data: String,
+}
+
+/// `send`: the options of `os4x send`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendParams {
+    partner: String,
+    path: Option<PathBuf>,
+    #[serde(default)]
+    upload: bool,
+    dataset: Option<String>,
+    format: Option<String>,
+    record_size: Option<u32>,
+    priority: Option<i64>,
+    user_data: Option<String>,
+    description: Option<String>,
+    destination: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

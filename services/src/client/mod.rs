@@ -5,6 +5,7 @@
 //! - [`jobs`]: what each request does, against the database.
 //! - [`server`]: connections: limits, login, role checks.
 //! - [`remote`]: a blocking client, used by `os4x client`.
+//! - [`upload`]: files for `send`: uploads and allowed server paths.
 //! - [`settings`]: the `[client]` configuration section.
 
 pub mod jobs;
@@ -12,3 +13,4 @@ pub mod protocol;
 pub mod remote;
 pub mod server;
 pub mod settings;
+pub mod upload;

@@ -30,6 +30,15 @@ pub enum ErrorCode {
     /// Too many failed logins; `retry_after` seconds in the message.
     Locked,
     NotFound,
+    /// `send` with a server-side path that is not a file inside
+    /// `[client] allowed_paths`.
+    PathNotAllowed,
+    /// An upload would exceed `[client] max_upload_bytes`.
+    TooLarge,
+    /// The job was understood but cannot be done as asked (e.g. unknown
+    /// partner, partner configured for receiving only, file does not fit
+    /// its record format); the message says what to change.
+    Refused,
     /// The job's backing (e.g. the send queue) is not built in this version.
     NotAvailable,
     /// Too many connections, or login/idle timeout.

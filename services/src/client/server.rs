@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use super::jobs::{required_role, Jobs};
 use super::protocol::{self, ErrorBody, ErrorCode, Request};
 use super::settings::ClientConfig;
+use super::upload::Upload;
 use crate::daemon::Shutdown;
 use crate::users::Role;
 
@@ -81,6 +82,8 @@ struct LoginParams {
 struct Session {
     user: String,
     role: Role,
+    /// The upload in progress for `send` (removed with the session).
+    upload: Option<Upload>,
 }
 
 async fn connection(
@@ -189,6 +192,7 @@ async fn handle(
                     *session = Some(Session {
                         user: user.clone(),
                         role,
+                        upload: None,
                     });
                     (Ok(json!({"user": user, "role": role})), false)
                 }
@@ -206,7 +210,7 @@ async fn handle(
             (Ok(json!({})), false)
         }
         op => {
-            let Some(s) = session.as_ref() else {
+            let Some(s) = session.as_mut() else {
                 return (
                     Err(ErrorBody::new(
                         ErrorCode::Unauthenticated,
@@ -243,10 +247,22 @@ async fn handle(
             let j = jobs.clone();
             let user = s.user.clone();
             let req = req.clone();
-            let result = tokio::task::spawn_blocking(move || j.run(&user, &req))
-                .await
-                .unwrap_or_else(|e| Err(ErrorBody::new(ErrorCode::Internal, e.to_string())));
-            (result, false)
+            let mut upload = s.upload.take();
+            let result = tokio::task::spawn_blocking(move || {
+                let r = j.run(&user, &req, &mut upload);
+                (r, upload)
+            })
+            .await;
+            match result {
+                Ok((r, upload)) => {
+                    s.upload = upload;
+                    (r, false)
+                }
+                Err(e) => (
+                    Err(ErrorBody::new(ErrorCode::Internal, e.to_string())),
+                    false,
+                ),
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `[client]`: the client/job service `os4xclientd`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -9,6 +10,9 @@ use crate::config::ConfigError;
 
 /// Default `[client] listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:60000";
+
+/// Default `[client] max_upload_bytes`: 4 GiB.
+pub const DEFAULT_MAX_UPLOAD: u64 = 4 << 30;
 
 /// `[client]` as written in the file.
 #[derive(Debug, Default, Deserialize)]
@@ -21,6 +25,8 @@ pub struct ClientFile {
     idle_timeout: Option<u64>,
     max_failed_logins: Option<u32>,
     lockout: Option<u64>,
+    allowed_paths: Option<Vec<PathBuf>>,
+    max_upload_bytes: Option<u64>,
 }
 
 /// `[client]`, validated.
@@ -41,6 +47,11 @@ pub struct ClientConfig {
     pub max_failed_logins: u32,
     /// First lockout; doubles with every further failure (at most 1 h).
     pub lockout: Duration,
+    /// Directories whose files `send` may reference by server-side path
+    /// (after resolving symlinks and `..`); empty: uploads only.
+    pub allowed_paths: Vec<PathBuf>,
+    /// Largest file a client may upload for `send`.
+    pub max_upload_bytes: u64,
 }
 
 /// Validates `[client]`.
@@ -97,6 +108,22 @@ pub fn resolve(
         1000,
     )?;
     let lockout = range("client.lockout", file.lockout.unwrap_or(60), 1, 86_400)?;
+    let allowed_paths = file.allowed_paths.unwrap_or_default();
+    if let Some(p) = allowed_paths.iter().find(|p| !p.is_absolute()) {
+        return Err(bad(
+            "client.allowed_paths",
+            format!(
+                "{:?} is not an absolute directory path",
+                p.display().to_string()
+            ),
+        ));
+    }
+    let max_upload_bytes = range(
+        "client.max_upload_bytes",
+        file.max_upload_bytes.unwrap_or(DEFAULT_MAX_UPLOAD),
+        1024,
+        1 << 40,
+    )?;
     Ok(ClientConfig {
         listen,
         max_connections: max_connections as u32,
@@ -105,5 +132,7 @@ pub fn resolve(
         idle_timeout: Duration::from_secs(idle_timeout),
         max_failed_logins: max_failed_logins as u32,
         lockout: Duration::from_secs(lockout),
+        allowed_paths,
+        max_upload_bytes,
     })
 }
