@@ -93,8 +93,8 @@ pub enum ClientCommand {
     },
 }
 
-/// Raw bytes per `upload.chunk`: about 256 KiB as base64, well inside the
-/// default 1 MiB request limit.
+/// Raw bytes per `upload.chunk` at most (about 256 KiB as base64); less if
+/// the server's request limit (`chunk_bytes` of `upload.start`) says so.
 const UPLOAD_CHUNK: usize = 192 << 10;
 
 /// Uploads `path` on the connection for a following `send`.
@@ -107,8 +107,13 @@ fn upload(remote: &mut Remote, path: &std::path::Path) -> anyhow::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    remote.call("upload.start", json!({"name": name, "size": size}))?;
-    let mut buf = vec![0; UPLOAD_CHUNK];
+    let started = remote.call("upload.start", json!({"name": name, "size": size}))?;
+    let chunk = started["chunk_bytes"]
+        .as_u64()
+        .and_then(|c| usize::try_from(c).ok())
+        .filter(|c| *c > 0)
+        .map_or(UPLOAD_CHUNK, |c| c.min(UPLOAD_CHUNK));
+    let mut buf = vec![0; chunk];
     let mut offset = 0u64;
     loop {
         let n = f.read(&mut buf)?;

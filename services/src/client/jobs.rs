@@ -144,7 +144,11 @@ impl Jobs {
                 let u = Upload::start(&self.upload_dir(), &p.name, p.size, max)?;
                 tracing::info!(user, name = p.name, size = p.size, "upload started");
                 *upload = Some(u);
-                Ok(json!({ "offset": 0, "max_bytes": max }))
+                // Largest raw chunk whose base64 fits a request line,
+                // with room for the rest of the request.
+                let line = self.config.client.max_request_bytes;
+                let chunk = line.saturating_sub(512) / 4 * 3;
+                Ok(json!({ "offset": 0, "max_bytes": max, "chunk_bytes": chunk }))
             }
             "upload.chunk" => {
                 let p: UploadChunkParams = req.params()?;

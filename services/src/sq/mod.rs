@@ -46,7 +46,6 @@ pub struct Shared {
     pub partners: PartnerStore,
     pub inbox: Arc<InboxStore>,
     pub stats: Stats,
-    rng: ring::rand::SystemRandom,
 }
 
 impl std::fmt::Debug for Shared {
@@ -77,19 +76,8 @@ impl Shared {
             partners: PartnerStore::new(db),
             inbox,
             stats: Stats::default(),
-            rng: ring::rand::SystemRandom::new(),
             config,
         }))
-    }
-
-    /// Uniform in `[0, 1)`, for backoff jitter.
-    pub fn random(&self) -> f64 {
-        use ring::rand::SecureRandom;
-        let mut b = [0u8; 4];
-        match self.rng.fill(&mut b) {
-            Ok(()) => f64::from(u32::from_le_bytes(b)) / (f64::from(u32::MAX) + 1.0),
-            Err(_) => 0.5,
-        }
     }
 }
 
@@ -371,10 +359,10 @@ fn after_session(shared: &Shared, route: &Route, outcome: &session::Outcome) {
         .route_timing(&route.partner)
         .map(|(_, _, f)| f)
         .unwrap_or(0);
-    let delay = route.backoff(failures + 1, shared.random());
+    let delay = route.backoff(failures + 1, jitter());
     if !outcome.connected {
         // Nothing was claimed: every due file counts this attempt.
-        let mut rnd = || shared.random();
+        let mut rnd = jitter;
         match q.partner_unreachable(route, &error, &mut rnd) {
             Ok(n) => {
                 tracing::warn!(partner = %route.partner, files = n, retry_in = ?delay, error, "partner not reachable")

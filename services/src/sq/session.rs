@@ -124,13 +124,12 @@ where
     if let Ok(mut q) = ctx.receipts.lock() {
         shared.inbox.load_due(&partner.id, &mut q);
     }
-    let rng = shared.clone();
     let mut exchange = Exchange::new(
         shared.queue.clone(),
         shared.inbox.clone(),
         ctx.clone(),
         claimed,
-        Arc::new(move || rng.random()),
+        Arc::new(super::jitter),
     )
     .with_route(route)
     .with_stats(shared.clone());
