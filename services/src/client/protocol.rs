@@ -39,7 +39,8 @@ pub enum ErrorCode {
     /// partner, partner configured for receiving only, file does not fit
     /// its record format); the message says what to change.
     Refused,
-    /// The job's backing (e.g. the send queue) is not built in this version.
+    /// The job's backing is missing on this server (e.g. no partner table
+    /// yet, `[local] odette_id` not configured for `send`).
     NotAvailable,
     /// Too many connections, or login/idle timeout.
     Busy,
