@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::client::remote::Remote;
+use crate::client::remote::{Remote, Tls};
 use crate::config::Config;
 
 #[derive(Debug, clap::Args)]
@@ -17,6 +17,17 @@ pub struct ClientArgs {
     /// os4xclientd address [default: `[client] listen`]
     #[arg(long)]
     pub address: Option<SocketAddr>,
+    /// Connect over TLS (os4xclientd with `[client] tls_certificate`)
+    #[arg(long, requires = "tls_ca")]
+    pub tls: bool,
+    /// PEM file with the CA certificate(s) that issued os4xclientd's
+    /// certificate, or that self-signed certificate itself
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub tls_ca: Option<PathBuf>,
+    /// Name the server certificate must be valid for [default: the IP
+    /// address of --address]
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub tls_server_name: Option<String>,
     /// User name
     #[arg(long, short, env = "OS4X_CLIENT_USER")]
     pub user: String,
@@ -129,6 +140,16 @@ fn upload(remote: &mut Remote, path: &std::path::Path) -> anyhow::Result<()> {
 
 pub fn run(config: &Config, args: ClientArgs) -> anyhow::Result<ExitCode> {
     let addr = args.address.unwrap_or(config.client.listen);
+    let tls = match &args.tls_ca {
+        Some(ca) if args.tls => {
+            let name = args
+                .tls_server_name
+                .clone()
+                .unwrap_or_else(|| addr.ip().to_string());
+            Some(Tls::with_ca_file(ca, &name)?)
+        }
+        _ => None,
+    };
     let password = match std::env::var("OS4X_CLIENT_PASSWORD") {
         Ok(p) if !args.password_stdin => p,
         _ => super::read_password(
@@ -137,7 +158,7 @@ pub fn run(config: &Config, args: ClientArgs) -> anyhow::Result<ExitCode> {
             false,
         )?,
     };
-    let mut remote = Remote::connect(addr, Duration::from_secs(30))?;
+    let mut remote = Remote::connect(addr, tls.as_ref(), Duration::from_secs(30))?;
     remote.call("login", json!({"user": args.user, "password": password}))?;
     let print = |v: &Value| -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(v)?);

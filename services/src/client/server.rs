@@ -1,5 +1,6 @@
-//! `os4xclientd`'s connections: greeting, bounded request lines, login
-//! with per-connection backoff, role checks, jobs on the blocking pool.
+//! `os4xclientd`'s connections: optional TLS, greeting, bounded request
+//! lines, login with per-connection backoff, role checks, jobs on the
+//! blocking pool.
 //!
 //! Jobs run as tasks inside this process (no child processes), so nothing
 //! but the listener holds a listening socket; tokio opens every socket
@@ -10,10 +11,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 
 use super::jobs::{required_role, Jobs};
 use super::protocol::{self, ErrorBody, ErrorCode, Request};
@@ -29,46 +31,98 @@ const FAILURES_PER_CONNECTION: u32 = 3;
 const FAILURE_DELAY: Duration = Duration::from_millis(500);
 /// Concurrent argon2 checks (each takes ~19 MiB for a moment).
 const CONCURRENT_LOGINS: usize = 4;
+/// How long a connection refused as `busy` may take to be told so
+/// (including its TLS handshake).
+const BUSY_ANSWER: Duration = Duration::from_secs(2);
 
-/// Accepts connections until shutdown.
+/// Accepts connections until shutdown. With `tls` (from `[client]
+/// tls_certificate`/`tls_private_key`) every connection must complete a
+/// TLS handshake, within the login timeout, before it is greeted.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     jobs: Arc<Jobs>,
     cfg: ClientConfig,
     mut shutdown: Shutdown,
 ) {
+    let tls = tls.map(TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(cfg.max_connections as usize));
     let logins = Arc::new(Semaphore::new(CONCURRENT_LOGINS));
     loop {
-        tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = shutdown.wait() => return,
             accepted = listener.accept() => match accepted {
-                Ok((mut stream, peer)) => {
-                    let Ok(permit) = slots.clone().try_acquire_owned() else {
-                        tracing::warn!(%peer, max = cfg.max_connections, "too many client connections; refusing");
-                        tokio::spawn(async move {
-                            let line = protocol::response(&Value::Null, Err(ErrorBody::new(ErrorCode::Busy, "too many connections; try again later")));
-                            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&line)).await;
-                        });
-                        continue;
-                    };
-                    let jobs = jobs.clone();
-                    let cfg = cfg.clone();
-                    let logins = logins.clone();
-                    tokio::spawn(async move {
-                        tracing::debug!(%peer, "client connected");
-                        if let Err(e) = connection(stream, &jobs, &cfg, &logins).await {
-                            tracing::debug!(%peer, error = %e, "client connection ended");
-                        }
-                        drop(permit);
-                    });
-                }
+                Ok(a) => a,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
                 }
             },
+        };
+        let tls = tls.clone();
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, max = cfg.max_connections, "too many client connections; refusing");
+            tokio::spawn(refuse_busy(stream, tls));
+            continue;
+        };
+        let jobs = jobs.clone();
+        let cfg = cfg.clone();
+        let logins = logins.clone();
+        tokio::spawn(async move {
+            accepted(stream, peer, tls, &jobs, &cfg, &logins).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Tells a connection over `[client] max_connections` so (after its TLS
+/// handshake: a TLS client could not read it otherwise) and closes it.
+async fn refuse_busy(stream: TcpStream, tls: Option<TlsAcceptor>) {
+    let line = protocol::response(
+        &Value::Null,
+        Err(ErrorBody::new(
+            ErrorCode::Busy,
+            "too many connections; try again later",
+        )),
+    );
+    let tell = async {
+        match tls {
+            Some(tls) => say_and_close(tls.accept(stream).await?, &line).await,
+            None => say_and_close(stream, &line).await,
         }
+    };
+    let _ = tokio::time::timeout(BUSY_ANSWER, tell).await;
+}
+
+/// One accepted connection: the TLS handshake if configured (it counts
+/// against the login timeout), then the exchange.
+async fn accepted(
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    tls: Option<TlsAcceptor>,
+    jobs: &Arc<Jobs>,
+    cfg: &ClientConfig,
+    logins: &Arc<Semaphore>,
+) {
+    tracing::debug!(%peer, tls = tls.is_some(), "client connected");
+    let login_deadline = Instant::now() + cfg.login_timeout;
+    let ended = match tls {
+        None => connection(stream, peer, login_deadline, jobs, cfg, logins).await,
+        Some(tls) => match tokio::time::timeout_at(login_deadline, tls.accept(stream)).await {
+            Ok(Ok(stream)) => connection(stream, peer, login_deadline, jobs, cfg, logins).await,
+            Ok(Err(e)) => {
+                tracing::info!(%peer, error = %e, "client TLS handshake failed (a client without TLS?)");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%peer, "client TLS handshake not completed within the login timeout");
+                return;
+            }
+        },
+    };
+    if let Err(e) = ended {
+        tracing::debug!(%peer, error = %e, "client connection ended");
     }
 }
 
@@ -86,19 +140,58 @@ struct Session {
     upload: Option<Upload>,
 }
 
-async fn connection(
-    stream: TcpStream,
+/// One connection, plain or TLS, from the greeting on; it must log in by
+/// `login_deadline`.
+async fn connection<S: AsyncRead + AsyncWrite>(
+    stream: S,
+    peer: std::net::SocketAddr,
+    login_deadline: Instant,
     jobs: &Arc<Jobs>,
     cfg: &ClientConfig,
     logins: &Arc<Semaphore>,
 ) -> std::io::Result<()> {
-    let peer = stream.peer_addr()?;
-    let (rd, mut wr) = stream.into_split();
-    let mut rd = BufReader::new(rd);
-    wr.write_all(&protocol::greeting()).await?;
+    let (rd, mut wr) = tokio::io::split(stream);
+    let result = exchange(
+        BufReader::new(rd),
+        &mut wr,
+        peer,
+        login_deadline,
+        jobs,
+        cfg,
+        logins,
+    )
+    .await;
+    // Ends TLS with close_notify, so the client can tell a complete
+    // answer from a cut connection.
+    let _ = wr.shutdown().await;
+    result
+}
+
+/// Writes `line` and sends it at once (TLS buffers until flushed).
+async fn send<W: AsyncWrite + Unpin>(wr: &mut W, line: &[u8]) -> std::io::Result<()> {
+    wr.write_all(line).await?;
+    wr.flush().await
+}
+
+/// Sends one line to a connection that is refused, then closes it.
+async fn say_and_close<S: AsyncWrite + Unpin>(mut stream: S, line: &[u8]) -> std::io::Result<()> {
+    send(&mut stream, line).await?;
+    stream.shutdown().await
+}
+
+/// Greeting, then requests and responses until either side ends.
+async fn exchange<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    mut rd: BufReader<R>,
+    wr: &mut W,
+    peer: std::net::SocketAddr,
+    login_deadline: Instant,
+    jobs: &Arc<Jobs>,
+    cfg: &ClientConfig,
+    logins: &Arc<Semaphore>,
+) -> std::io::Result<()> {
+    send(wr, &protocol::greeting()).await?;
     let mut session: Option<Session> = None;
     let mut failures = 0u32;
-    let login_deadline = Instant::now() + cfg.login_timeout;
     let limit = cfg.max_request_bytes as u64;
     let mut line = Vec::new();
     loop {
@@ -118,12 +211,11 @@ async fn connection(
                 } else {
                     "idle timeout"
                 };
-                let _ = wr
-                    .write_all(&protocol::response(
-                        &Value::Null,
-                        Err(ErrorBody::new(ErrorCode::Timeout, why)),
-                    ))
-                    .await;
+                let _ = send(
+                    wr,
+                    &protocol::response(&Value::Null, Err(ErrorBody::new(ErrorCode::Timeout, why))),
+                )
+                .await;
                 return Ok(());
             }
         };
@@ -136,8 +228,7 @@ async fn connection(
                 ErrorCode::RequestTooLarge,
                 format!("request longer than {limit} bytes ([client] max_request_bytes); closing the connection"),
             );
-            wr.write_all(&protocol::response(&Value::Null, Err(err)))
-                .await?;
+            send(wr, &protocol::response(&Value::Null, Err(err))).await?;
             return Ok(());
         }
         let text = line.strip_suffix(b"\n").unwrap_or(&line);
@@ -148,12 +239,12 @@ async fn connection(
         let req = match protocol::parse_request(text) {
             Ok(r) => r,
             Err((id, err)) => {
-                wr.write_all(&protocol::response(&id, Err(err))).await?;
+                send(wr, &protocol::response(&id, Err(err))).await?;
                 continue;
             }
         };
         let (answer, close) = handle(&req, &mut session, &mut failures, jobs, logins, peer).await;
-        wr.write_all(&protocol::response(&req.id, answer)).await?;
+        send(wr, &protocol::response(&req.id, answer)).await?;
         if close {
             return Ok(());
         }

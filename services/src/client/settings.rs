@@ -27,6 +27,8 @@ pub struct ClientFile {
     lockout: Option<u64>,
     allowed_paths: Option<Vec<PathBuf>>,
     max_upload_bytes: Option<u64>,
+    tls_certificate: Option<PathBuf>,
+    tls_private_key: Option<PathBuf>,
 }
 
 /// `[client]`, validated.
@@ -52,6 +54,17 @@ pub struct ClientConfig {
     pub allowed_paths: Vec<PathBuf>,
     /// Largest file a client may upload for `send`.
     pub max_upload_bytes: u64,
+    /// Certificate and key: every connection is TLS; `None`: plain TCP.
+    pub tls: Option<ClientTls>,
+}
+
+/// `[client] tls_certificate` and `tls_private_key` (both set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTls {
+    /// Server certificate chain (PEM).
+    pub certificate: PathBuf,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub private_key: PathBuf,
 }
 
 /// Validates `[client]`.
@@ -124,6 +137,35 @@ pub fn resolve(
         1024,
         1 << 40,
     )?;
+    let absolute = |key: &str, p: Option<PathBuf>| match p {
+        Some(p) if !p.is_absolute() => Err(bad(
+            key,
+            format!("{:?} is not an absolute path", p.display().to_string()),
+        )),
+        p => Ok(p),
+    };
+    let tls = match (
+        absolute("client.tls_certificate", file.tls_certificate)?,
+        absolute("client.tls_private_key", file.tls_private_key)?,
+    ) {
+        (Some(certificate), Some(private_key)) => Some(ClientTls {
+            certificate,
+            private_key,
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(bad(
+                "client.tls_private_key",
+                "not set, but client.tls_certificate is; set both (PEM files) for TLS, or neither for plain TCP".into(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(bad(
+                "client.tls_certificate",
+                "not set, but client.tls_private_key is; set both (PEM files) for TLS, or neither for plain TCP".into(),
+            ))
+        }
+    };
     Ok(ClientConfig {
         listen,
         max_connections: max_connections as u32,
@@ -134,5 +176,6 @@ pub fn resolve(
         lockout: Duration::from_secs(lockout),
         allowed_paths,
         max_upload_bytes,
+        tls,
     })
 }

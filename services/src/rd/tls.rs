@@ -54,7 +54,9 @@ pub enum TlsError {
     },
 }
 
-fn certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+/// Reads the certificates of a PEM file (`what` names it in errors); at
+/// least one must be there.
+pub fn certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = |source| TlsError::Pem {
         what,
         path: path.to_owned(),
@@ -161,12 +163,7 @@ pub fn load_with_partner_cas(
     let (Some(cert_path), Some(key_path)) = (&cfg.certificate, &cfg.private_key) else {
         return Err(TlsError::NotConfigured);
     };
-    let chain = certs("server certificate", cert_path)?;
-    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|source| TlsError::Pem {
-        what: "private key",
-        path: key_path.clone(),
-        source,
-    })?;
+    let (chain, key) = identity(cert_path, key_path)?;
     let provider = Arc::new(provider::default_provider());
     let client_ca = cfg
         .client_ca
@@ -204,13 +201,46 @@ pub fn load_with_partner_cas(
         hints,
     });
     let server = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_protocol_versions(PROTOCOL_VERSIONS)?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)?;
     Ok(Snapshot {
         server: Arc::new(server),
         client_ca,
     })
+}
+
+/// TLS 1.3 and 1.2; nothing older.
+const PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// Reads a server certificate chain and its private key (PEM files).
+fn identity(
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let chain = certs("server certificate", cert_path)?;
+    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|source| TlsError::Pem {
+        what: "private key",
+        path: key_path.to_owned(),
+        source,
+    })?;
+    Ok((chain, key))
+}
+
+/// A server configuration like [`load`]'s (same provider and protocol
+/// versions) that asks for no client certificate: for services whose
+/// clients authenticate inside the protocol (`os4xclientd`).
+pub fn server_without_client_auth(
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let (chain, key) = identity(cert_path, key_path)?;
+    let server = ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
+        .with_protocol_versions(PROTOCOL_VERSIONS)?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    Ok(Arc::new(server))
 }
 
 /// The configuration in use, swapped on SIGHUP. Handshakes take the
