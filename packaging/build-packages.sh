@@ -20,6 +20,8 @@ done
 
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
 arch=$(dpkg --print-architecture 2>/dev/null || uname -m)
+# Binaries come from cargo's target directory, wherever CARGO_TARGET_DIR puts it.
+release=${CARGO_TARGET_DIR:-target}/release
 out=target/os4x-pkg
 root=$out/root
 daemons=(os4xrd os4xrd_tcpip os4xrd_tcpip_tls os4xsqd os4xclientd os4xdebugd)
@@ -34,8 +36,8 @@ rm -rf "$root" && mkdir -p "$root"
 inst() { install -D -m "$1" "$2" "$root$3"; }
 # Daemons in /usr/sbin (os4xrd starts its children from its own directory),
 # admin tools in /usr/bin. Debug info stays out of the package.
-for b in "${daemons[@]}"; do inst 0755 "target/release/$b" "/usr/sbin/$b"; done
-for b in "${tools[@]}"; do inst 0755 "target/release/$b" "/usr/bin/$b"; done
+for b in "${daemons[@]}"; do inst 0755 "$release/$b" "/usr/sbin/$b"; done
+for b in "${tools[@]}"; do inst 0755 "$release/$b" "/usr/bin/$b"; done
 strip --strip-debug "$root"/usr/sbin/* "$root"/usr/bin/*
 for u in units/*.service units/*.socket units/*.target; do
     inst 0644 "$u" "/usr/lib/systemd/system/$(basename "$u")"
@@ -49,7 +51,7 @@ inst 0644 packaging/debian/copyright /usr/share/doc/os4x/copyright
 # Man pages and completions, rendered from the programs' clap definitions.
 docs=$out/docs
 rm -rf "$docs"
-target/release/os4x-gen-docs "$docs"
+"$release/os4x-gen-docs" "$docs"
 for sec in 1 8; do
     for p in "$docs/man$sec"/*."$sec"; do
         [ -e "$p" ] || continue
