@@ -1,4 +1,5 @@
-//! os4xdebugd with real daemons: records arrive from two daemons, the
+//! os4xdebugd with real daemons: records arrive from several daemons
+//! (two os4xclientd instances and an os4xsqd), the
 //! runtime switch, daemons unaffected by a dead os4xdebugd (drops counted),
 //! and a bundle without secrets.
 
@@ -24,7 +25,7 @@ fn records_from_two_daemons_survive_debugd_death_and_bundle_has_no_secrets() {
     let secret = "S3CRETPW";
     let i0 = env.instance(
         0,
-        "enable = [\"os4xclientd\"]\nframe_timeout = 2",
+        "enable = [\"os4xclientd\", \"os4xsqd\"]\nframe_timeout = 2",
         "",
         &format!("[local]\nodette_id = \"O0013000000TEST\"\npassword = \"{secret}\"\n"),
     );
@@ -43,6 +44,31 @@ fn records_from_two_daemons_survive_debugd_death_and_bundle_has_no_secrets() {
             .any(from(c0.pid()))
             .then_some(())
     });
+    // A daemon of another program forwards too: os4xsqd of instance 0.
+    // Started without NOTIFY_SOCKET: its STATUS= updates must not reach
+    // the harness's readiness socket.
+    let mut sqd = std::process::Command::new(env!("CARGO_BIN_EXE_os4xsqd"))
+        .arg("--config")
+        .arg(&i0.config)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("OS4X_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let sqd_pid = sqd.id();
+    let sqd_records = eventually("records from os4xsqd", || {
+        let n = ring_records(&env.state)
+            .iter()
+            .filter(|r| r.pid == sqd_pid && r.program == "os4xsqd")
+            .count();
+        (n > 0).then_some(n)
+    });
+    assert!(sqd_records > 0);
+    let _ = sqd.kill();
+    let _ = sqd.wait();
+
     poke(i1.client_addr);
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(
