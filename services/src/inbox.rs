@@ -305,8 +305,15 @@ impl InboxStore {
         }
     }
 
-    /// The partner acknowledged receipt `id` (RTR).
-    pub fn receipt_sent(&self, id: i64) {
+    /// The partner acknowledged `receipt` (RTR) in the session of `ctx`:
+    /// if it was one of the EERPs due from us, it is no longer due.
+    pub fn receipt_sent(&self, ctx: &SessionContext, receipt: &Receipt) {
+        let id = ctx
+            .receipts
+            .lock()
+            .ok()
+            .and_then(|mut q| q.acknowledged(receipt));
+        let Some(id) = id else { return };
         let conn = self.db.lock();
         if let Err(e) = conn.execute(
             "UPDATE os4x_receipts_due SET state = 'sent', sent_at = ?2 WHERE id = ?1",

@@ -464,14 +464,7 @@ impl Server {
                 tracing::warn!(partner = %partner_of(&ctx), session, file = %file, reason = %reason, text, "file refused");
             }
             Event::ReceiptSent(receipt) => {
-                let id = ctx
-                    .receipts
-                    .lock()
-                    .ok()
-                    .and_then(|mut q| q.acknowledged(&receipt));
-                if let Some(id) = id {
-                    self.inbox.receipt_sent(id);
-                }
+                self.inbox.receipt_sent(&ctx, &receipt);
                 if let Receipt::Eerp(e) = &receipt {
                     tracing::info!(partner = %partner_of(&ctx), session, file = %format!("{} {}", e.dataset_name, e.timestamp), "EERP delivered");
                 }

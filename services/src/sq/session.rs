@@ -439,15 +439,7 @@ impl Exchange {
             }
             Event::ReceiptReceived(receipt) => self.receipt_received(&partner, &receipt),
             Event::ReceiptSent(receipt) => {
-                let id = self
-                    .ctx
-                    .receipts
-                    .lock()
-                    .ok()
-                    .and_then(|mut q| q.acknowledged(&receipt));
-                if let Some(id) = id {
-                    self.inbox.receipt_sent(id);
-                }
+                self.inbox.receipt_sent(&self.ctx, &receipt);
                 tracing::info!(partner, session = session_no, ?receipt, "receipt delivered");
             }
             Event::Deviation(d) => {
