@@ -209,27 +209,14 @@ impl PartnerStore {
     /// Adds a new partner.
     pub fn add(&self, p: &Partner) -> Result<(), PartnerError> {
         let conn = self.db.lock();
-        let now = unix_now();
-        let result = conn.execute(
+        let result = execute_row(
+            &conn,
             &format!(
                 "INSERT INTO os4x_partners ({COLUMNS}, created_at, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)"
             ),
-            params![
-                p.id.as_str(),
-                p.name,
-                p.password_in.as_str(),
-                p.password_out.as_str(),
-                p.directions.as_str(),
-                p.tls_required,
-                p.client_cert_required,
-                p.client_cert_sha256,
-                p.post_receive,
-                p.enabled,
-                client_ca_text(p)?,
-                now
-            ],
-        );
+            p,
+        )?;
         match result {
             Ok(_) => Ok(()),
             Err(rusqlite::Error::SqliteFailure(e, _))
@@ -244,29 +231,16 @@ impl PartnerStore {
     /// Replaces the stored values of partner `p.id`.
     pub fn update(&self, p: &Partner) -> Result<(), PartnerError> {
         let conn = self.db.lock();
-        let n = conn
-            .execute(
-                "UPDATE os4x_partners SET name = ?2, password_in = ?3, password_out = ?4, \
-                 direction = ?5, tls_required = ?6, client_cert_required = ?7, \
-                 client_cert_sha256 = ?8, post_receive = ?9, enabled = ?10, client_ca = ?11, \
-                 updated_at = ?12 \
-                 WHERE odette_id = ?1",
-                params![
-                    p.id.as_str(),
-                    p.name,
-                    p.password_in.as_str(),
-                    p.password_out.as_str(),
-                    p.directions.as_str(),
-                    p.tls_required,
-                    p.client_cert_required,
-                    p.client_cert_sha256,
-                    p.post_receive,
-                    p.enabled,
-                    client_ca_text(p)?,
-                    unix_now()
-                ],
-            )
-            .map_err(|e| self.db.error(e))?;
+        let n = execute_row(
+            &conn,
+            "UPDATE os4x_partners SET name = ?2, password_in = ?3, password_out = ?4, \
+             direction = ?5, tls_required = ?6, client_cert_required = ?7, \
+             client_cert_sha256 = ?8, post_receive = ?9, enabled = ?10, client_ca = ?11, \
+             updated_at = ?12 \
+             WHERE odette_id = ?1",
+            p,
+        )?
+        .map_err(|e| self.db.error(e))?;
         if n == 0 {
             return Err(PartnerError::NotFound(p.id.to_string()));
         }
@@ -287,6 +261,35 @@ impl PartnerStore {
 }
 
 /// The CA path as stored: SQLite TEXT holds UTF-8 only.
+/// Runs `sql` with `p` bound as ?1..?11 in [`COLUMNS`] order and the
+/// current time as ?12: the one place that maps a partner to its row, for
+/// both insert and update. The outer error is a partner that cannot be
+/// stored; the inner one is SQLite's, for the caller to interpret.
+fn execute_row(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    p: &Partner,
+) -> Result<rusqlite::Result<usize>, PartnerError> {
+    let client_ca = client_ca_text(p)?;
+    Ok(conn.execute(
+        sql,
+        params![
+            p.id.as_str(),
+            p.name,
+            p.password_in.as_str(),
+            p.password_out.as_str(),
+            p.directions.as_str(),
+            p.tls_required,
+            p.client_cert_required,
+            p.client_cert_sha256,
+            p.post_receive,
+            p.enabled,
+            client_ca,
+            unix_now()
+        ],
+    ))
+}
+
 fn client_ca_text(p: &Partner) -> Result<Option<&str>, PartnerError> {
     p.client_ca
         .as_deref()
