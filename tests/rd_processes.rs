@@ -1,6 +1,8 @@
 //! The receive daemons as real processes: socket activation and the
 //! `os4xrd` master.
 
+#[path = "notify_support/mod.rs"]
+mod notify;
 mod rd_support;
 
 use std::os::fd::AsRawFd;
@@ -128,7 +130,7 @@ impl NotifySocket {
         let m = messages.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
-            while let Ok(n) = sock.recv(&mut buf) {
+            while let Ok(n) = notify::recv(&sock, &mut buf) {
                 for line in String::from_utf8_lossy(&buf[..n]).lines() {
                     m.lock().unwrap().push(line.to_owned());
                 }

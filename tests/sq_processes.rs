@@ -3,6 +3,8 @@
 //! `os4xrd_tcpip` / `os4xrd_tcpip_tls` processes of a second station (own
 //! state directory, own Odette ID) over 127.0.0.1.
 
+#[path = "notify_support/mod.rs"]
+mod notify;
 mod sq_support;
 
 use std::time::Duration;
@@ -279,7 +281,7 @@ fn notifies_systemd_and_claims_its_pid_entry() {
     let (mut ready, mut status) = (false, None::<String>);
     let mut buf = [0u8; 4096];
     while !(ready && status.is_some()) {
-        let n = sock.recv(&mut buf).expect("sd_notify message");
+        let n = notify::recv(&sock, &mut buf).expect("sd_notify message");
         let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
         ready |= msg.lines().any(|l| l == "READY=1");
         if let Some(l) = msg.lines().find(|l| l.starts_with("STATUS=")) {

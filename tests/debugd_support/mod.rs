@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+#[path = "../notify_support/mod.rs"]
+mod notify;
+
 pub const DEBUGD: &str = env!("CARGO_BIN_EXE_os4xdebugd");
 pub const CLIENTD: &str = env!("CARGO_BIN_EXE_os4xclientd");
 pub const OS4X: &str = env!("CARGO_BIN_EXE_os4x");
@@ -116,7 +119,7 @@ impl Env {
             .unwrap();
         let d = Daemon { child, log };
         let mut buf = [0u8; 4096];
-        let got = self.notify.recv(&mut buf).expect("no sd_notify message");
+        let got = notify::recv(&self.notify, &mut buf).expect("no sd_notify message");
         let msg = String::from_utf8_lossy(&buf[..got]).to_string();
         assert!(
             msg.contains("READY=1"),

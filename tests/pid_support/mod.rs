@@ -11,6 +11,9 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
+
+#[path = "../notify_support/mod.rs"]
+mod notify;
 use nix::unistd::Pid;
 
 pub const DEBUGD: &str = env!("CARGO_BIN_EXE_os4xdebugd");
@@ -121,7 +124,7 @@ impl Env {
 
     pub fn next_notification(&self) -> String {
         let mut buf = [0u8; 4096];
-        let n = self.notify.recv(&mut buf).expect("no sd_notify message");
+        let n = notify::recv(&self.notify, &mut buf).expect("no sd_notify message");
         String::from_utf8_lossy(&buf[..n]).trim_end().to_owned()
     }
 
