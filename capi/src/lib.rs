@@ -4,14 +4,22 @@
 //!   listening, calling, accepting, B3 connections, data and disconnects,
 //!   with their structs), sans-IO and panic-free on any input.
 //! * [`transport`]: the trait every way of reaching a controller implements.
+//! * [`remote`]: remote CAPI over TCP (rcapid / FRITZ!Box framing), client
+//!   transport and a server that serves the simulator to other processes.
 //! * [`device`]: the Linux `/dev/capi20` transport.
+//! * [`config`]: choosing a transport and the B3 mode from configuration.
+//! * [`x25`]: the ISO 8208 (X.25) side of RFC 5024 Appendix D: call
+//!   facilities in the NCPI, M-bit packet sequences ⇄ OFTP exchange buffers.
 //! * [`sim`]: a built-in ISDN exchange connecting simulated controllers, so
 //!   tests and demos run without ISDN hardware.
 //! * [`stream`]: an established B3 connection as an `AsyncRead +
 //!   AsyncWrite` byte stream, which the `oftp2` driver runs over as on TCP.
 
+pub mod config;
 pub mod device;
 pub mod message;
+pub mod remote;
 pub mod sim;
 pub mod stream;
 pub mod transport;
+pub mod x25;

@@ -462,6 +462,12 @@ impl BProtocol {
         }
     }
 
+    /// RFC 5024 Appendix D.1 exactly: HDLC, X.75 SLP (modulo 8, window 7),
+    /// ISO 8208 with first LCN 1, one LCN, modulo 8, window 7.
+    pub fn odette_iso8208() -> Self {
+        Self::x75_iso8208(&X75Config::odette(), &Iso8208Config::odette())
+    }
+
     fn decode(s: &[u8]) -> Result<Option<Self>, DecodeError> {
         if s.is_empty() {
             return Ok(None);
@@ -536,6 +542,14 @@ impl Default for X75Config {
 }
 
 impl X75Config {
+    /// Appendix D.1: ISO 7776, level-2 window 7 (modulo 8, addresses A=3/B=1).
+    pub fn odette() -> Self {
+        X75Config {
+            window: crate::x25::ODETTE_WINDOW,
+            ..X75Config::default()
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut v = vec![self.address_a, self.address_b, self.modulo, self.window];
         // XID longer than a struct can hold is cut: it cannot be sent anyway.
@@ -601,6 +615,21 @@ impl Default for Iso8208Config {
 }
 
 impl Iso8208Config {
+    /// Appendix D.1: first LCN 1, one LCN (a two-way channel), modulo 8,
+    /// level-3 window 7.
+    pub fn odette() -> Self {
+        Iso8208Config {
+            lic: 0,
+            hic: 0,
+            ltc: 1,
+            htc: 1,
+            loc: 0,
+            hoc: 0,
+            modulo: 8,
+            window: u16::from(crate::x25::ODETTE_WINDOW),
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(16);
         for w in [
@@ -652,6 +681,22 @@ pub struct X25Ncpi {
 }
 
 impl X25Ncpi {
+    /// NCPI for an X.25 call on `channel` (group 0), D-bit not used
+    /// (Appendix D.4.3), with the call's address block and facilities.
+    pub fn for_call(channel: u8, call: &crate::x25::X25Call) -> Result<Self, crate::x25::X25Error> {
+        Ok(X25Ncpi {
+            flags: 0,
+            group: 0,
+            channel,
+            contents: call.encode()?,
+        })
+    }
+
+    /// The contents read as an X.25 call packet.
+    pub fn call(&self) -> Result<crate::x25::X25Call, crate::x25::X25Error> {
+        crate::x25::X25Call::decode(&self.contents)
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut v = vec![self.flags, self.group, self.channel];
         v.extend_from_slice(&self.contents);

@@ -45,6 +45,9 @@ pub mod reason {
     pub const INCOMPATIBLE_DESTINATION: u16 = 0x34D8;
     /// Reason B3 / reason: protocol error layer 1 (line broken).
     pub const LAYER1_ERROR: u16 = 0x3301;
+    /// Reason B3: protocol error layer 3 (e.g. the two ends run different
+    /// B3 protocols).
+    pub const LAYER3_ERROR: u16 = 0x3303;
 }
 
 /// `info` values in confirmations.
@@ -98,6 +101,18 @@ enum B3State {
     Active,
 }
 
+/// A block (transparent B3) or packet (ISO 8208) on its way.
+#[derive(Debug)]
+struct Block {
+    /// Sender's NCCI and handle, for its DATA_B3_CONF.
+    from: u32,
+    from_handle: u16,
+    flags: u16,
+    data: Bytes,
+    /// Last packet of the sender's block: confirm it when taken.
+    confirm: bool,
+}
+
 #[derive(Debug)]
 struct Plci {
     app: u16,
@@ -107,8 +122,14 @@ struct Plci {
     b3: B3State,
     /// Channel taken on the controller (released once).
     holds_channel: bool,
-    /// Blocks waiting for this side's application: (sender NCCI, sender handle, flags, data).
-    rx_pending: VecDeque<(u32, u16, u16, Bytes)>,
+    /// Blocks waiting for this side's application.
+    rx_pending: VecDeque<Block>,
+    /// B3 protocol this side chose (CONNECT_REQ / CONNECT_RESP B protocol).
+    b3_protocol: B3Protocol,
+    /// ISO 8208: facilities of our call request (caller side).
+    x25_requested: crate::x25::Facilities,
+    /// ISO 8208: largest packet this side may send (0: no packet layer).
+    tx_packet: usize,
     /// DATA_B3_IND outstanding at this side's application: our handle → nothing.
     rx_outstanding: usize,
     next_handle: u16,
@@ -128,6 +149,15 @@ fn ncci_of(plci: u32) -> u32 {
     plci | 0x0001_0000
 }
 
+/// The B3 protocol of a B protocol struct; absent means CAPI's default
+/// (transparent).
+fn b3_of(b: &Option<BProtocol>) -> B3Protocol {
+    b.as_ref().map_or(B3Protocol::Transparent, |b| b.b3)
+}
+
+/// CAPI info: illegal message parameter coding.
+const ILLEGAL_PARAMETER: u16 = 0x2007;
+
 impl Exchange {
     pub fn new() -> Self {
         Exchange::default()
@@ -144,6 +174,25 @@ impl Exchange {
             next_plci: 1,
         });
         self.controllers.len() as u32
+    }
+
+    /// Controllers connected so far (numbered 1 ..= count).
+    pub fn controller_count(&self) -> usize {
+        self.controllers.len()
+    }
+
+    /// B channels of `controller`, `None` if there is no such controller.
+    pub fn b_channels(&self, controller: u32) -> Option<usize> {
+        self.controllers
+            .get((controller as usize).checked_sub(1)?)
+            .map(|c| c.b_channels)
+    }
+
+    /// B channels of `controller` in use by calls (for status displays).
+    pub fn channels_in_use(&self, controller: u32) -> Option<usize> {
+        self.controllers
+            .get((controller as usize).checked_sub(1)?)
+            .map(|c| c.in_use)
     }
 
     /// `CAPI_REGISTER`: a new application id.
@@ -256,6 +305,9 @@ impl Exchange {
                     b3: B3State::Idle,
                     holds_channel: false,
                     rx_pending: VecDeque::new(),
+                    b3_protocol: B3Protocol::Transparent,
+                    x25_requested: crate::x25::Facilities::default(),
+                    tx_packet: 0,
                     rx_outstanding: 0,
                     next_handle: 0,
                     called,
@@ -384,6 +436,62 @@ impl Exchange {
                     p.app == app && p.state == CallState::Active && p.b3 == B3State::Idle
                 });
                 let peer = self.plcis.get(&plci).and_then(|p| p.peer);
+                let own_b3 = self.plcis.get(&plci).map(|p| p.b3_protocol);
+                let peer_b3 = peer.and_then(|x| self.plcis.get(&x)).map(|p| p.b3_protocol);
+                if ok && own_b3 == Some(B3Protocol::Iso8208) {
+                    // The controller builds a call request packet from the
+                    // NCPI: it must be readable.
+                    let call = X25Ncpi::decode(&m.ncpi).map_err(|_| ()).and_then(|n| {
+                        n.map_or(Ok(crate::x25::X25Call::default()), |n| n.call().map_err(|_| ()))
+                    });
+                    match call {
+                        Ok(c) => {
+                            if let Some(p) = self.plcis.get_mut(&plci) {
+                                p.x25_requested = c.facilities;
+                            }
+                        }
+                        Err(()) => {
+                            self.send(
+                                app,
+                                n,
+                                Params::ConnectB3Conf(IdentInfo {
+                                    id: plci,
+                                    info: ILLEGAL_PARAMETER,
+                                }),
+                            );
+                            return Ok(());
+                        }
+                    }
+                }
+                if ok && peer.is_some() && own_b3 != peer_b3 {
+                    // Different B3 protocols at the two ends: the packet
+                    // layer never comes up (layer 3 protocol error).
+                    tracing::info!(?own_b3, ?peer_b3, "sim: B3 protocols differ; B3 connection fails");
+                    self.send(
+                        app,
+                        n,
+                        Params::ConnectB3Conf(IdentInfo {
+                            id: ncci_of(plci),
+                            info: info::OK,
+                        }),
+                    );
+                    if let Some(p) = self.plcis.get_mut(&plci) {
+                        p.b3 = B3State::Offered;
+                    }
+                    self.send(
+                        app,
+                        None,
+                        Params::DisconnectB3Ind(DisconnectB3Ind {
+                            ncci: ncci_of(plci),
+                            reason_b3: reason::LAYER3_ERROR,
+                            ncpi: vec![],
+                        }),
+                    );
+                    if let Some(p) = self.plcis.get_mut(&plci) {
+                        p.b3 = B3State::Idle;
+                    }
+                    return Ok(());
+                }
                 match (ok, peer) {
                     (true, Some(peer)) => {
                         self.send(
@@ -444,16 +552,39 @@ impl Exchange {
                     }
                     return Ok(());
                 }
+                if self.plcis.get(&plci).map(|p| p.b3_protocol) == Some(B3Protocol::Iso8208) {
+                    // Call accepted → call connected: the X.25 packet sizes
+                    // are now fixed for both directions.
+                    let connected = X25Ncpi::decode(&m.ncpi)
+                        .ok()
+                        .flatten()
+                        .and_then(|n| n.call().ok())
+                        .map(|c| c.facilities)
+                        .unwrap_or_default();
+                    let requested = peer
+                        .and_then(|x| self.plcis.get(&x))
+                        .map(|p| p.x25_requested.clone())
+                        .unwrap_or_default();
+                    let caller = crate::x25::caller_negotiated(&requested, &connected);
+                    if let Some(p) = self.plcis.get_mut(&plci) {
+                        p.tx_packet = usize::from(caller.rx_packet);
+                    }
+                    if let Some(p) = peer.and_then(|x| self.plcis.get_mut(&x)) {
+                        p.tx_packet = usize::from(caller.tx_packet);
+                    }
+                }
                 for side in [Some(plci), peer].into_iter().flatten() {
                     if let Some(p) = self.plcis.get_mut(&side) {
                         p.b3 = B3State::Active;
                         let a = p.app;
+                        // The caller sees the call connected packet.
+                        let ncpi = if side == plci { vec![] } else { m.ncpi.clone() };
                         self.send(
                             a,
                             None,
                             Params::ConnectB3ActiveInd(IdentNcpi {
                                 id: ncci_of(side),
-                                ncpi: vec![],
+                                ncpi,
                             }),
                         );
                     }
@@ -544,6 +675,9 @@ impl Exchange {
             self.send(app, n, Params::ConnectConf(ConnectConf { plci: c, info }));
             return;
         };
+        if let Some(p) = self.plcis.get_mut(&plci) {
+            p.b3_protocol = b3_of(&m.b_protocol);
+        }
         self.send(
             app,
             n,
@@ -644,6 +778,9 @@ impl Exchange {
             self.clear_call(m.plci, reason::NORMAL, to_caller);
             return;
         }
+        if let Some(p) = self.plcis.get_mut(&m.plci) {
+            p.b3_protocol = b3_of(&m.b_protocol);
+        }
         for side in [Some(m.plci), peer].into_iter().flatten() {
             if let Some(p) = self.plcis.get_mut(&side) {
                 p.state = CallState::Active;
@@ -673,10 +810,27 @@ impl Exchange {
             .and_then(|x| self.plcis.get(&x))
             .and_then(|p| self.apps.get(&p.app))
             .map_or(0, |a| usize::from(a.params.max_b_data_len));
+        let tx_packet = self.plcis.get(&plci).map_or(0, |p| p.tx_packet);
+        // ISO 8208: the controller cuts a block into packets of the
+        // negotiated size; each must fit the receiver's blocks.
+        let unit = if tx_packet > 0 {
+            tx_packet
+        } else {
+            m.data.len()
+        };
+        let more = m.flags & crate::x25::flags::MORE_DATA != 0;
         let info = if !ok || peer.is_none() {
             info::WRONG_STATE
-        } else if m.data.len() > peer_max {
+        } else if unit.min(m.data.len()) > peer_max {
             info::DATA_LENGTH
+        } else if tx_packet > 0 && more && m.data.len() % tx_packet != 0 {
+            // X.25: only a full packet may carry the M-bit.
+            tracing::info!(
+                len = m.data.len(),
+                packet = tx_packet,
+                "sim: M-bit on a block that does not fill its last packet"
+            );
+            ILLEGAL_PARAMETER
         } else {
             info::OK
         };
@@ -694,8 +848,33 @@ impl Exchange {
         }
         let Some(peer) = peer else { return };
         if let Some(p) = self.plcis.get_mut(&peer) {
-            p.rx_pending
-                .push_back((m.ncci, m.handle, m.flags, m.data.clone()));
+            if tx_packet == 0 || m.data.len() <= tx_packet {
+                p.rx_pending.push_back(Block {
+                    from: m.ncci,
+                    from_handle: m.handle,
+                    flags: m.flags,
+                    data: m.data.clone(),
+                    confirm: true,
+                });
+            } else {
+                let mut data = m.data.clone();
+                while !data.is_empty() {
+                    let chunk = data.split_to(tx_packet.min(data.len()));
+                    let last = data.is_empty();
+                    let flags = if last {
+                        m.flags
+                    } else {
+                        m.flags | crate::x25::flags::MORE_DATA
+                    };
+                    p.rx_pending.push_back(Block {
+                        from: m.ncci,
+                        from_handle: m.handle,
+                        flags,
+                        data: chunk,
+                        confirm: last,
+                    });
+                }
+            }
         }
         self.pump(peer);
     }
@@ -714,7 +893,14 @@ impl Exchange {
             if p.b3 != B3State::Active || p.rx_outstanding >= window {
                 return;
             }
-            let Some((from, from_handle, flags, data)) = p.rx_pending.pop_front() else {
+            let Some(Block {
+                from,
+                from_handle,
+                flags,
+                data,
+                confirm,
+            }) = p.rx_pending.pop_front()
+            else {
                 return;
             };
             p.rx_outstanding += 1;
@@ -730,7 +916,7 @@ impl Exchange {
                     data,
                 }),
             );
-            if let Some(s) = self.plcis.get(&plci_of(from)) {
+            if let Some(s) = self.plcis.get(&plci_of(from)).filter(|_| confirm) {
                 let sapp = s.app;
                 self.send(
                     sapp,

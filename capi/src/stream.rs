@@ -36,8 +36,10 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::config::B3Mode;
 use crate::message::*;
 use crate::transport::{Transport, TransportError};
+use crate::x25::{self, Negotiated, Reassembler, Received, Segmenter, X25Call};
 
 /// Why a call did not get through or ended.
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +150,26 @@ enum Command {
     },
 }
 
+/// Settings of an [`Application`] beyond its transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// ISO 8208: the largest packet size accepted when a caller asks for
+    /// more than 128 (never more than the registered `max_b_data_len`).
+    /// Appendix D.1 recommends 128.
+    pub max_packet: u16,
+    /// ISO 8208: the largest window accepted in negotiation.
+    pub max_window: u8,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_packet: x25::ODETTE_PACKET_SIZE,
+            max_window: x25::ODETTE_WINDOW,
+        }
+    }
+}
+
 /// A CAPI application: the handle to its dispatcher task.
 #[derive(Debug)]
 pub struct Application {
@@ -159,12 +181,18 @@ pub struct Application {
 impl Application {
     /// Starts the dispatcher task for `transport` (needs a tokio runtime).
     pub fn start<T: Transport>(transport: T) -> Application {
+        Self::start_with(transport, Options::default())
+    }
+
+    /// [`Application::start`] with non-default [`Options`].
+    pub fn start_with<T: Transport>(transport: T, options: Options) -> Application {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (calls_tx, calls_rx) = mpsc::unbounded_channel();
         let mut d = Dispatcher {
             max_len: usize::from(transport.params().max_b_data_len.max(1)),
             window: usize::from(transport.params().max_b_data_blocks.clamp(1, 7)),
             t: transport,
+            options,
             cmd: cmd_rx,
             cmd_tx: cmd_tx.clone(),
             calls: calls_tx,
@@ -221,11 +249,26 @@ pub struct B3Stream {
     inner: DuplexStream,
     info: CallInfo,
     reason: Arc<Mutex<Option<u16>>>,
+    x25: Option<Negotiated>,
 }
 
 impl B3Stream {
     pub fn info(&self) -> &CallInfo {
         &self.info
+    }
+
+    /// The B3 protocol the connection runs.
+    pub fn b3_mode(&self) -> B3Mode {
+        if self.x25.is_some() {
+            B3Mode::Iso8208
+        } else {
+            B3Mode::Transparent
+        }
+    }
+
+    /// Packet sizes and windows of the X.25 call (ISO 8208 mode only).
+    pub fn x25(&self) -> Option<Negotiated> {
+        self.x25
     }
 
     /// The `DISCONNECT_IND` reason once the call is cleared.
@@ -290,10 +333,42 @@ struct Call {
     /// DISCONNECT_IND seen; kept only until `rx` has reached the reader.
     cleared: bool,
     read_buf: Vec<u8>,
+    /// ISO 8208 B3 (RFC 5024 Appendix D); `None`: transparent B3.
+    x25: Option<X25Link>,
+}
+
+/// The X.25 side of a call in ISO 8208 mode.
+struct X25Link {
+    /// Facilities our call request asked for (caller only).
+    requested: x25::Facilities,
+    neg: Negotiated,
+    seg: Segmenter,
+    reasm: Reassembler,
+}
+
+impl X25Link {
+    fn new() -> Self {
+        X25Link {
+            requested: x25::Facilities::default(),
+            neg: Negotiated::default(),
+            seg: Segmenter::new(x25::ODETTE_PACKET_SIZE),
+            reasm: Reassembler::new(),
+        }
+    }
+
+    fn set(&mut self, neg: Negotiated) {
+        self.neg = neg;
+        self.seg = Segmenter::new(neg.tx_packet);
+    }
+}
+
+fn is_iso8208(b: &BProtocol) -> bool {
+    b.b3 == B3Protocol::Iso8208
 }
 
 struct Dispatcher<T> {
     t: T,
+    options: Options,
     max_len: usize,
     window: usize,
     cmd: mpsc::UnboundedReceiver<Command>,
@@ -391,6 +466,9 @@ impl<T: Transport> Dispatcher<T> {
             } => match self.calls_by_plci.get_mut(&plci) {
                 Some(call) if call.reply.is_none() && call.phase == Phase::Connecting => {
                     call.reply = Some(reply);
+                    if is_iso8208(&b_protocol) {
+                        call.x25 = Some(X25Link::new());
+                    }
                     self.put(Params::ConnectResp(ConnectResp {
                         plci,
                         reject: reject::ACCEPT,
@@ -445,6 +523,7 @@ impl<T: Transport> Dispatcher<T> {
             user_eof: false,
             cleared: false,
             read_buf: Vec::new(),
+            x25: None,
         })
     }
 
@@ -483,6 +562,9 @@ impl<T: Transport> Dispatcher<T> {
                             },
                         );
                         call.reply = Some(reply);
+                        if is_iso8208(&dial.b_protocol) {
+                            call.x25 = Some(X25Link::new());
+                        }
                     }
                 }
             }
@@ -517,18 +599,29 @@ impl<T: Transport> Dispatcher<T> {
             }
             Params::ConnectActiveInd(c) => {
                 self.reply_to(number, Params::ConnectActiveResp(Ident { id: c.plci }))?;
-                let outgoing = match self.calls_by_plci.get_mut(&c.plci) {
-                    Some(call) => {
-                        call.phase = Phase::B3Connecting;
-                        call.outgoing
+                let mut b3_req = None;
+                if let Some(call) = self.calls_by_plci.get_mut(&c.plci) {
+                    call.phase = Phase::B3Connecting;
+                    if call.outgoing {
+                        b3_req = Some(match call.x25.as_mut() {
+                            None => Vec::new(),
+                            Some(link) => {
+                                // Appendix D.1: explicit packet size and
+                                // window, no call user data.
+                                let x = X25Call::odette(
+                                    call.info.called.as_deref().unwrap_or(""),
+                                    call.info.calling.as_deref().unwrap_or(""),
+                                );
+                                link.requested = x.facilities.clone();
+                                X25Ncpi::for_call(x25::ODETTE_LCN, &x)
+                                    .map(|n| n.encode())
+                                    .unwrap_or_default()
+                            }
+                        });
                     }
-                    None => false,
-                };
-                if outgoing {
-                    self.put(Params::ConnectB3Req(IdentNcpi {
-                        id: c.plci,
-                        ncpi: vec![],
-                    }))?;
+                }
+                if let Some(ncpi) = b3_req {
+                    self.put(Params::ConnectB3Req(IdentNcpi { id: c.plci, ncpi }))?;
                 }
             }
             Params::ConnectB3Conf(c) => {
@@ -549,12 +642,55 @@ impl<T: Transport> Dispatcher<T> {
                 }
             }
             Params::ConnectB3Ind(c) => {
+                let (max_packet, max_window) = (
+                    self.options.max_packet.min(self.max_len as u16),
+                    self.options.max_window,
+                );
+                let mut ncpi = Vec::new();
+                if let Some(link) = self
+                    .calls_by_plci
+                    .get_mut(&plci_of(c.id))
+                    .and_then(|call| call.x25.as_mut())
+                {
+                    let (ind, call) = match X25Ncpi::decode(&c.ncpi) {
+                        Ok(Some(n)) => {
+                            let call = n.call().unwrap_or_else(|e| {
+                                tracing::warn!(error = %e, "capi: X.25 incoming call facilities unreadable; Appendix D defaults used");
+                                X25Call::default()
+                            });
+                            (n, call)
+                        }
+                        _ => (X25Ncpi::default(), X25Call::default()),
+                    };
+                    if !call.user_data.is_empty() {
+                        tracing::info!(
+                            octets = call.user_data.len(),
+                            "capi: X.25 call user data ignored (RFC 5024 Appendix C.1)"
+                        );
+                    }
+                    let (fac, neg) = x25::negotiate(&call.facilities, max_packet, max_window);
+                    tracing::debug!(?neg, called = %call.called, calling = %call.calling, "capi: X.25 incoming call");
+                    link.set(neg);
+                    if !fac.is_empty() {
+                        let accepted = X25Call {
+                            facilities: fac,
+                            ..X25Call::default()
+                        };
+                        ncpi = X25Ncpi {
+                            flags: 0,
+                            group: ind.group,
+                            channel: ind.channel,
+                            contents: accepted.encode().unwrap_or_default(),
+                        }
+                        .encode();
+                    }
+                }
                 self.reply_to(
                     number,
                     Params::ConnectB3Resp(ConnectB3Resp {
                         ncci: c.id,
                         reject: 0,
-                        ncpi: vec![],
+                        ncpi,
                     }),
                 )?;
             }
@@ -564,12 +700,23 @@ impl<T: Transport> Dispatcher<T> {
                 if let Some(call) = self.calls_by_plci.get_mut(&plci_of(c.id)) {
                     call.info.ncci = c.id;
                     call.phase = Phase::Up;
+                    if let (true, Some(link)) = (call.outgoing, call.x25.as_mut()) {
+                        let connected = X25Ncpi::decode(&c.ncpi)
+                            .ok()
+                            .flatten()
+                            .and_then(|n| n.call().ok())
+                            .map(|c| c.facilities)
+                            .unwrap_or_default();
+                        let neg = x25::caller_negotiated(&link.requested, &connected);
+                        link.set(neg);
+                    }
                     let (mine, theirs) = tokio::io::duplex(pipe_size);
                     call.pipe = Some(mine);
                     let stream = B3Stream {
                         inner: theirs,
                         info: call.info.clone(),
                         reason: call.reason.clone(),
+                        x25: call.x25.as_ref().map(|l| l.neg),
                     };
                     tracing::info!(plci = call.info.plci, ncci = c.id, "capi: B3 connection up");
                     if let Some(r) = call.reply.take() {
@@ -582,8 +729,26 @@ impl<T: Transport> Dispatcher<T> {
             Params::DataB3Ind(d) => {
                 if let Some(call) = self.calls_by_plci.get_mut(&plci_of(d.ncci)) {
                     if call.pipe.is_some() {
-                        call.rx.push_back((d.handle, d.data));
-                        return Ok(());
+                        let Some(link) = call.x25.as_mut() else {
+                            call.rx.push_back((d.handle, d.data));
+                            return Ok(());
+                        };
+                        match link.reasm.packet(&d.data, d.flags) {
+                            // The reader's pace is kept per exchange buffer:
+                            // the last packet is answered once it is read.
+                            Ok(Received::Complete(stb)) => {
+                                call.rx.push_back((d.handle, stb));
+                                return Ok(());
+                            }
+                            Ok(Received::Partial) => {}
+                            Ok(Received::Ignored(why)) => {
+                                tracing::warn!(ncci = d.ncci, why, "capi: X.25 packet dropped");
+                            }
+                            Err(e) => {
+                                tracing::warn!(ncci = d.ncci, error = %e, "capi: clearing the X.25 call");
+                                call.user_eof = true;
+                            }
+                        }
                     }
                 }
                 // Nobody reads this connection: answer so the window stays open.
@@ -613,7 +778,10 @@ impl<T: Transport> Dispatcher<T> {
                 let plci = plci_of(d.ncci);
                 let mut clear = false;
                 if let Some(call) = self.calls_by_plci.get_mut(&plci) {
-                    clear = call.phase == Phase::Closing;
+                    // Our clearing, or a B3 connection that never came up
+                    // (e.g. the partner runs another B3 protocol): clear
+                    // the call so the dial/accept fails with the reason.
+                    clear = matches!(call.phase, Phase::Closing | Phase::B3Connecting);
                     call.phase = Phase::Down;
                     if d.reason_b3 != 0 {
                         *call.reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(d.reason_b3);
@@ -711,7 +879,25 @@ impl<T: Transport> Dispatcher<T> {
             remove = call.cleared;
         }
         // Data to send.
-        while call.phase == Phase::Up && !call.user_eof && call.in_flight < window {
+        while call.phase == Phase::Up && call.in_flight < window {
+            if let Some(link) = call.x25.as_mut() {
+                // ISO 8208: queued packets first, then more stream octets.
+                if let Some((packet, more)) = link.seg.next_packet() {
+                    progress = true;
+                    call.next_handle = call.next_handle.wrapping_add(1);
+                    call.in_flight += 1;
+                    puts.push(Params::DataB3Req(DataB3 {
+                        ncci: call.info.ncci,
+                        handle: call.next_handle,
+                        flags: if more { x25::flags::MORE_DATA } else { 0 },
+                        data: packet,
+                    }));
+                    continue;
+                }
+            }
+            if call.user_eof {
+                break;
+            }
             let Some(pipe) = call.pipe.as_mut() else {
                 break;
             };
@@ -724,6 +910,17 @@ impl<T: Transport> Dispatcher<T> {
                     if n == 0 {
                         call.user_eof = true;
                         break;
+                    }
+                    if let Some(link) = call.x25.as_mut() {
+                        if let Err(e) = link.seg.push(rb.filled()) {
+                            tracing::warn!(
+                                ncci = call.info.ncci,
+                                error = %e,
+                                "capi: ISO 8208 stream carries STB-framed OFTP only; clearing"
+                            );
+                            call.user_eof = true;
+                        }
+                        continue;
                     }
                     call.next_handle = call.next_handle.wrapping_add(1);
                     call.in_flight += 1;
@@ -742,7 +939,14 @@ impl<T: Transport> Dispatcher<T> {
             }
         }
         // The user closed its side: clear once everything is confirmed.
-        if call.phase == Phase::Up && call.user_eof && call.in_flight == 0 {
+        let queued = call.x25.as_ref().map_or(0, |l| l.seg.queued());
+        if call.phase == Phase::Up && call.user_eof && call.in_flight == 0 && queued == 0 {
+            if let Some(l) = call.x25.as_ref().filter(|l| l.seg.partial() > 0) {
+                tracing::warn!(
+                    octets = l.seg.partial(),
+                    "capi: stream closed inside an exchange buffer; the rest is not sent"
+                );
+            }
             call.phase = Phase::Closing;
             progress = true;
             puts.push(Params::DisconnectB3Req(IdentNcpi {

@@ -9,8 +9,10 @@
 //! `CAPI_RELEASE`.
 //!
 //! Implementations: [`crate::sim::SimTransport`] (the built-in exchange),
-//! [`crate::device::DeviceTransport`] (`/dev/capi20`). A remote-CAPI TCP
-//! transport is not implemented yet.
+//! [`crate::remote::RemoteTransport`] (remote CAPI over TCP),
+//! [`crate::device::DeviceTransport`] (`/dev/capi20`). `Box<dyn Transport>`
+//! is a transport too, so the kind can be chosen at run time
+//! ([`crate::config::TransportConfig::connect`]).
 
 use std::task::{Context, Poll};
 
@@ -66,4 +68,19 @@ pub trait Transport: Send + 'static {
     fn put_message(&mut self, msg: &Message) -> Result<(), TransportError>;
     /// `CAPI_GET_MESSAGE`: the next confirmation or indication.
     fn poll_get_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, TransportError>>;
+}
+
+impl Transport for Box<dyn Transport> {
+    fn app_id(&self) -> u16 {
+        (**self).app_id()
+    }
+    fn params(&self) -> RegisterParams {
+        (**self).params()
+    }
+    fn put_message(&mut self, msg: &Message) -> Result<(), TransportError> {
+        (**self).put_message(msg)
+    }
+    fn poll_get_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, TransportError>> {
+        (**self).poll_get_message(cx)
+    }
 }

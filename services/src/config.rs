@@ -49,6 +49,12 @@ pub struct Config {
     pub rd: crate::rd::settings::RdConfig,
     /// `[sq]`: the send-queue daemon and `os4x send`.
     pub sq: crate::sq::settings::SqConfig,
+    /// `[security]`: our key pairs, partner CAs, CRL cache.
+    pub security: crate::security::settings::SecurityConfig,
+    /// `[web]`: the web administration service `os4x-web`.
+    pub web: crate::web_settings::WebConfig,
+    /// `[isdn]`: ISDN controllers (`os4xrd_capi_<n>`, dialling by `os4xsqd`).
+    pub isdn: crate::isdn::settings::IsdnConfig,
 }
 
 /// Where the os4x database lives.
@@ -136,6 +142,12 @@ struct FileConfig {
     tls: crate::rd::settings::TlsFile,
     #[serde(default)]
     sq: crate::sq::settings::SqFile,
+    #[serde(default)]
+    security: crate::security::settings::SecurityFile,
+    #[serde(default)]
+    web: crate::web_settings::WebFile,
+    #[serde(default)]
+    isdn: crate::isdn::settings::IsdnFile,
 }
 
 impl Config {
@@ -229,6 +241,9 @@ impl Config {
         let local = crate::station::resolve(file.local, &bad)?;
         let rd = crate::rd::settings::resolve(file.rd, file.tcp, file.tls, &state_dir, &bad)?;
         let sq = crate::sq::settings::resolve(file.sq, &state_dir, &bad)?;
+        let security = crate::security::settings::resolve(file.security, &state_dir, &bad)?;
+        let web = crate::web_settings::resolve(file.web, &bad)?;
+        let isdn = crate::isdn::settings::resolve(file.isdn, &bad)?;
         Ok(Config {
             source: Some(path.to_owned()),
             server_id: file.server_id.unwrap_or(0),
@@ -241,6 +256,9 @@ impl Config {
             local,
             rd,
             sq,
+            security,
+            web,
+            isdn,
         })
     }
 }

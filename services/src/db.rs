@@ -102,6 +102,77 @@ CREATE INDEX os4x_receipts_due_partner ON os4x_receipts_due (partner, state);
 ALTER TABLE os4x_partners ADD COLUMN client_ca TEXT;
 ",
     },
+    Migration {
+        version: 3,
+        description: "OFTP2 security: partner certificates and policies, signed receipts, NERPs, rejected files",
+        sql: "
+-- Absolute path of the partner's certificate (PEM or DER), read at session
+-- time: signatures on its files and receipts, encryption to it, secure
+-- authentication.
+ALTER TABLE os4x_partners ADD COLUMN certificate TEXT;
+-- Outgoing file services for this partner (RFC 5024 section 6) and SFIDCIPH.
+ALTER TABLE os4x_partners ADD COLUMN sign_files INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE os4x_partners ADD COLUMN encrypt_files INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE os4x_partners ADD COLUMN compress_files INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE os4x_partners ADD COLUMN signed_eerp INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE os4x_partners ADD COLUMN cipher_suite INTEGER NOT NULL DEFAULT 2;
+-- SSIDAUTH: secure authentication (AUCH/AURP) with this partner.
+ALTER TABLE os4x_partners ADD COLUMN secure_auth INTEGER NOT NULL DEFAULT 0;
+
+-- Receipts: EERPHSH/NERPHSH, the file's cipher suite, whether the partner
+-- asked for a signed receipt (SFIDSIGN), and for NERPs reason and text.
+ALTER TABLE os4x_receipts_due ADD COLUMN file_hash BLOB;
+ALTER TABLE os4x_receipts_due ADD COLUMN cipher_suite INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE os4x_receipts_due ADD COLUMN signed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE os4x_receipts_due ADD COLUMN nerp_reason INTEGER;
+ALTER TABLE os4x_receipts_due ADD COLUMN nerp_text TEXT;
+
+-- Received files gain the state 'rejected' (transferred, but the file
+-- services failed: bad signature, cannot decrypt...; a NERP is due and
+-- nothing was delivered). SQLite cannot change a CHECK constraint, so the
+-- table is rebuilt (https://sqlite.org/lang_altertable.html, 12 steps).
+CREATE TABLE os4x_received_files_v3 (
+    id               INTEGER PRIMARY KEY,
+    partner          TEXT NOT NULL,
+    dataset_name     TEXT NOT NULL,
+    file_timestamp   TEXT NOT NULL,
+    originator       TEXT NOT NULL,
+    destination      TEXT NOT NULL,
+    user_data        TEXT NOT NULL DEFAULT '',
+    format           TEXT NOT NULL,
+    max_record_size  INTEGER NOT NULL,
+    file_size_1k     INTEGER NOT NULL,
+    description      TEXT NOT NULL DEFAULT '',
+    state            TEXT NOT NULL CHECK (state IN ('partial', 'received', 'rejected')),
+    partial_path     TEXT NOT NULL,
+    final_path       TEXT,
+    restart_offset   INTEGER NOT NULL DEFAULT 0,
+    records          INTEGER,
+    units            INTEGER,
+    peer             TEXT,
+    started_at       INTEGER NOT NULL,
+    received_at      INTEGER,
+    action_exit      INTEGER,
+    action_at        INTEGER,
+    -- What the file services found: e.g. 'signed+encrypted+compressed by CN=...'.
+    security         TEXT,
+    -- Why a file was rejected.
+    security_error   TEXT,
+    UNIQUE (partner, dataset_name, file_timestamp, originator, destination)
+);
+INSERT INTO os4x_received_files_v3 (id, partner, dataset_name, file_timestamp, originator,
+    destination, user_data, format, max_record_size, file_size_1k, description, state,
+    partial_path, final_path, restart_offset, records, units, peer, started_at, received_at,
+    action_exit, action_at)
+SELECT id, partner, dataset_name, file_timestamp, originator, destination, user_data, format,
+    max_record_size, file_size_1k, description, state, partial_path, final_path, restart_offset,
+    records, units, peer, started_at, received_at, action_exit, action_at
+FROM os4x_received_files;
+DROP TABLE os4x_received_files;
+ALTER TABLE os4x_received_files_v3 RENAME TO os4x_received_files;
+CREATE INDEX os4x_received_files_received_at ON os4x_received_files (received_at);
+",
+    },
 ];
 
 /// The database could not be used.

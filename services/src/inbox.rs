@@ -30,16 +30,19 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use oftp2::codec::{Eerp, Sfid};
+use oftp2::codec::{Eerp, Nerp, Sfid};
+use oftp2::security::file::{self as file_services, ReceivePolicy};
 use oftp2::record::{self, Counts, Layout, RestartPoint};
 use oftp2::session::{Accepted, FileOffer, Inbox, IncomingFile, Receipt, Refusal};
 use oftp2::value::{
-    EndFileRefusal, FileCompression, FileEnvelope, OdetteId, SecurityLevel, StartFileRefusal,
+    CipherSuite, EndFileRefusal, FileCompression, FileEnvelope, NerpReason, OdetteId,
+    SecurityLevel, StartFileRefusal,
 };
 use rusqlite::{params, OptionalExtension};
 
 use crate::db::{unix_now, Db};
 use crate::partner::Partner;
+use crate::security::Security;
 
 /// How much is written between two durable restart checkpoints.
 pub const CHECKPOINT_BYTES: u64 = 64 << 20;
@@ -205,6 +208,10 @@ pub struct InboxStore {
     /// Rows being received right now: a second session offering the same
     /// virtual file must not write into the same partial file.
     receiving: Mutex<std::collections::HashSet<i64>>,
+    /// Keys and partner certificates for the file services and signed
+    /// receipts ([`InboxStore::set_security`]); without them secured
+    /// files are refused.
+    security: OnceLock<Arc<Security>>,
 }
 
 impl std::fmt::Debug for InboxStore {
@@ -240,7 +247,53 @@ impl InboxStore {
             local_id,
             actions,
             receiving: Mutex::default(),
+            security: OnceLock::new(),
         })
+    }
+
+    /// Undo file services and sign receipts with `security` (set once,
+    /// at daemon start).
+    pub fn set_security(&self, security: Arc<Security>) {
+        let _ = self.security.set(security);
+    }
+
+    /// The receipt a due row stands for, signed when the partner asked
+    /// for a signed receipt (SFIDSIGN) and we have a signing key.
+    fn build_receipt(&self, row: &DueRow) -> Result<Receipt, oftp2::value::ValueError> {
+        let mut receipt = match row.nerp_reason {
+            None => Receipt::Eerp(Eerp {
+                dataset_name: row.dataset_name.parse()?,
+                timestamp: row.file_timestamp.parse()?,
+                user_data: row.user_data.parse()?,
+                destination: row.destination.parse()?,
+                originator: row.originator.parse()?,
+                hash: Bytes::new(),
+                signature: Bytes::new(),
+            }),
+            Some(reason) => Receipt::Nerp(Nerp {
+                dataset_name: row.dataset_name.parse()?,
+                timestamp: row.file_timestamp.parse()?,
+                destination: row.destination.parse()?,
+                originator: row.originator.parse()?,
+                creator: self.local_id,
+                reason: NerpReason::from_code(reason),
+                text: row.nerp_text.clone(),
+                hash: Bytes::new(),
+                signature: Bytes::new(),
+            }),
+        };
+        if row.signed {
+            let suite = CipherSuite::from_code(row.cipher_suite);
+            match (self.security.get().and_then(|s| s.signing()), &row.file_hash) {
+                (Some(key), Some(hash)) => {
+                    if let Err(e) = oftp2::security::receipt::sign_receipt(&mut receipt, hash, key, suite) {
+                        tracing::warn!(receipt = row.id, error = %e, "cannot sign the receipt; sending it unsigned");
+                    }
+                }
+                _ => tracing::warn!(receipt = row.id, "partner asked for a signed receipt but [security] has no signing key (or the file hash is unknown); sending it unsigned"),
+            }
+        }
+        Ok(receipt)
     }
 
     pub fn root(&self) -> &Path {
@@ -257,20 +310,26 @@ impl InboxStore {
         let conn = self.db.lock();
         let rows = conn
             .prepare(
-                "SELECT id, dataset_name, file_timestamp, user_data, destination, originator \
-                 FROM os4x_receipts_due WHERE partner = ?1 AND state = 'due' AND kind = 'EERP' \
-                 ORDER BY id",
+                "SELECT id, dataset_name, file_timestamp, user_data, destination, originator, \
+                 file_hash, cipher_suite, signed, nerp_reason, nerp_text \
+                 FROM os4x_receipts_due WHERE partner = ?1 AND state = 'due' \
+                 AND kind IN ('EERP', 'NERP') ORDER BY id",
             )
             .and_then(|mut stmt| {
                 stmt.query_map([partner.as_str()], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
-                        r.get::<_, String>(5)?,
-                    ))
+                    Ok(DueRow {
+                        id: r.get(0)?,
+                        dataset_name: r.get(1)?,
+                        file_timestamp: r.get(2)?,
+                        user_data: r.get(3)?,
+                        destination: r.get(4)?,
+                        originator: r.get(5)?,
+                        file_hash: r.get(6)?,
+                        cipher_suite: r.get(7)?,
+                        signed: r.get(8)?,
+                        nerp_reason: r.get(9)?,
+                        nerp_text: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
+                    })
                 })?
                 .collect::<Result<Vec<_>, _>>()
             });
@@ -281,25 +340,15 @@ impl InboxStore {
                 return;
             }
         };
-        for (id, dsn, ts, user, dest, orig) in rows {
-            let eerp = (|| {
-                Ok::<_, oftp2::value::ValueError>(Eerp {
-                    dataset_name: dsn.parse()?,
-                    timestamp: ts.parse()?,
-                    user_data: user.parse()?,
-                    destination: dest.parse()?,
-                    originator: orig.parse()?,
-                    hash: Bytes::new(),
-                    signature: Bytes::new(),
-                })
-            })();
-            match eerp {
-                Ok(eerp) => queue.push(DueReceipt {
-                    id,
-                    receipt: Receipt::Eerp(eerp),
+        drop(conn);
+        for row in rows {
+            match self.build_receipt(&row) {
+                Ok(receipt) => queue.push(DueReceipt {
+                    id: row.id,
+                    receipt,
                 }),
                 Err(e) => {
-                    tracing::warn!(partner = %partner, receipt = id, error = %e, "queued EERP cannot be rebuilt; left for the send side")
+                    tracing::warn!(partner = %partner, receipt = row.id, error = %e, "queued receipt cannot be rebuilt; left for the send side")
                 }
             }
         }
@@ -331,7 +380,7 @@ impl InboxStore {
         }
     }
 
-    fn queue_receipt_if_none(&self, row: i64, partner: &OdetteId, sfid: &Sfid) -> Option<i64> {
+    fn queue_receipt_if_none(&self, row: i64, partner: &OdetteId, sfid: &Sfid) -> Option<DueReceipt> {
         let conn = self.db.lock();
         let existing: Option<i64> = conn
             .query_row(
@@ -342,11 +391,70 @@ impl InboxStore {
             .optional()
             .ok()
             .flatten();
-        if existing.is_some() {
-            return existing;
-        }
-        insert_receipt(&conn, row, partner, sfid).ok()
+        let id = match existing {
+            Some(id) => id,
+            None => insert_receipt(&conn, row, partner, sfid, &ReceiptFields::default()).ok()?,
+        };
+        drop(conn);
+        self.due_receipt(id)
     }
+
+    /// A due row as the receipt to send.
+    fn due_receipt(&self, id: i64) -> Option<DueReceipt> {
+        let row = {
+            let conn = self.db.lock();
+            conn.query_row(
+                "SELECT id, dataset_name, file_timestamp, user_data, destination, originator, \
+                 file_hash, cipher_suite, signed, nerp_reason, nerp_text \
+                 FROM os4x_receipts_due WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(DueRow {
+                        id: r.get(0)?,
+                        dataset_name: r.get(1)?,
+                        file_timestamp: r.get(2)?,
+                        user_data: r.get(3)?,
+                        destination: r.get(4)?,
+                        originator: r.get(5)?,
+                        file_hash: r.get(6)?,
+                        cipher_suite: r.get(7)?,
+                        signed: r.get(8)?,
+                        nerp_reason: r.get(9)?,
+                        nerp_text: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
+                    })
+                },
+            )
+            .ok()?
+        };
+        let receipt = self.build_receipt(&row).ok()?;
+        Some(DueReceipt { id, receipt })
+    }
+}
+
+/// A row of `os4x_receipts_due` as read back.
+#[derive(Debug)]
+struct DueRow {
+    id: i64,
+    dataset_name: String,
+    file_timestamp: String,
+    user_data: String,
+    destination: String,
+    originator: String,
+    file_hash: Option<Vec<u8>>,
+    cipher_suite: u8,
+    signed: bool,
+    /// `Some`: a NERP with this reason.
+    nerp_reason: Option<u8>,
+    nerp_text: String,
+}
+
+/// What a due receipt carries beyond the file's identity.
+#[derive(Debug, Default)]
+struct ReceiptFields {
+    /// EERPHSH / NERPHSH (hash of the transmitted file).
+    file_hash: Option<Vec<u8>>,
+    /// `Some`: a NERP with this reason and text.
+    nerp: Option<(NerpReason, String)>,
 }
 
 fn insert_receipt(
@@ -354,10 +462,17 @@ fn insert_receipt(
     row: i64,
     partner: &OdetteId,
     sfid: &Sfid,
+    fields: &ReceiptFields,
 ) -> rusqlite::Result<i64> {
+    let (kind, reason, text) = match &fields.nerp {
+        None => ("EERP", None, None),
+        Some((reason, text)) => ("NERP", Some(reason.code()), Some(text.as_str())),
+    };
     conn.execute(
         "INSERT INTO os4x_receipts_due (received_id, partner, kind, dataset_name, file_timestamp, \
-         user_data, destination, originator, created_at) VALUES (?1, ?2, 'EERP', ?3, ?4, ?5, ?6, ?7, ?8)",
+         user_data, destination, originator, created_at, file_hash, cipher_suite, signed, \
+         nerp_reason, nerp_text) \
+         VALUES (?1, ?2, ?9, ?3, ?4, ?5, ?6, ?7, ?8, ?10, ?11, ?12, ?13, ?14)",
         params![
             row,
             partner.as_str(),
@@ -366,7 +481,13 @@ fn insert_receipt(
             sfid.user_data.as_str(),
             sfid.originator.as_str(),
             sfid.destination.as_str(),
-            unix_now()
+            unix_now(),
+            kind,
+            fields.file_hash,
+            sfid.cipher_suite.code(),
+            sfid.signed_eerp,
+            reason,
+            text
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -386,13 +507,18 @@ pub fn eerp_for(sfid: &Sfid) -> Eerp {
     }
 }
 
+/// Whether file services were applied (signed, encrypted, compressed or
+/// enveloped).
+fn transfer_layout_enveloped(sfid: &Sfid) -> bool {
+    sfid.security != SecurityLevel::None
+        || sfid.compression != FileCompression::None
+        || sfid.envelope != FileEnvelope::None
+}
+
 /// The layout of the Virtual File as transmitted (5.3.3 SFIDFMT): secured,
 /// compressed or enveloped files travel as U.
 fn transfer_layout(sfid: &Sfid) -> Result<Layout, record::RecordError> {
-    if sfid.security != SecurityLevel::None
-        || sfid.compression != FileCompression::None
-        || sfid.envelope != FileEnvelope::None
-    {
+    if transfer_layout_enveloped(sfid) {
         Ok(Layout::unstructured())
     } else {
         Layout::new(sfid.format, sfid.max_record_size)
@@ -421,6 +547,46 @@ fn access_failure(what: &str, e: impl std::fmt::Display) -> Refusal<StartFileRef
         .with_text(format!("{what}: {e}"))
 }
 
+impl SessionInbox {
+    /// SFID security fields against what we support and hold keys for:
+    /// an encrypted file needs our decryption key, a signed one the
+    /// partner's certificate (checked, not revoked), so that a file is
+    /// refused at SFID rather than transferred in vain.
+    fn check_security(&self, partner: &Partner, sfid: &Sfid) -> SfnaResult<()> {
+        file_services::check_offer(sfid, &ReceivePolicy::default())?;
+        let encrypted = matches!(
+            sfid.security,
+            SecurityLevel::Encrypted | SecurityLevel::EncryptedAndSigned
+        );
+        let signed = matches!(
+            sfid.security,
+            SecurityLevel::Signed | SecurityLevel::EncryptedAndSigned
+        );
+        if !(encrypted || signed) {
+            return Ok(());
+        }
+        let Some(security) = self.store.security.get() else {
+            return Err(Refusal::new(if encrypted {
+                StartFileRefusal::EncryptedFileNotAllowed
+            } else {
+                StartFileRefusal::SignedFileNotAllowed
+            })
+            .with_text("this station has no [security] keys for secured files"));
+        };
+        if encrypted && security.decryption().is_none() {
+            return Err(Refusal::new(StartFileRefusal::EncryptedFileNotAllowed)
+                .with_text("this station has no decryption key configured"));
+        }
+        if signed {
+            if let Err(e) = security.partner_certificate(partner) {
+                return Err(Refusal::new(StartFileRefusal::SignedFileNotAllowed)
+                    .with_text(format!("your signature cannot be verified here: {e}")));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Inbox for SessionInbox {
     fn accept(&mut self, offer: &FileOffer<'_>) -> SfnaResult<Accepted> {
         let store = &self.store;
@@ -446,6 +612,9 @@ impl Inbox for SessionInbox {
                 )),
             );
         }
+        self.check_security(partner, sfid).inspect_err(|r| {
+            tracing::warn!(partner = %partner.id, session, file, reason = %r.reason, text = %r.text, "refusing file: file services");
+        })?;
         let layout = transfer_layout(sfid)
             .map_err(|e| Refusal::new(e.sfna_reason()).with_text(e.to_string()))?;
         let dir = store.partner_dir(&partner.id);
@@ -491,12 +660,9 @@ impl Inbox for SessionInbox {
             Some((row, state, _, _)) if state == "received" => {
                 // The partner did not see our EFPA (or lost track): the
                 // file is safe here; make sure it gets its EERP.
-                if let Some(id) = store.queue_receipt_if_none(row, &partner.id, sfid) {
+                if let Some(due) = store.queue_receipt_if_none(row, &partner.id, sfid) {
                     if let Ok(mut q) = self.ctx.receipts.lock() {
-                        q.push(DueReceipt {
-                            id,
-                            receipt: Receipt::Eerp(eerp_for(sfid)),
-                        });
+                        q.push(due);
                     }
                 }
                 tracing::info!(partner = %partner.id, session, file, "refusing duplicate file; EERP queued again");
@@ -666,8 +832,8 @@ impl ReceivingFile {
         format!("{} {}", self.sfid.dataset_name, self.sfid.timestamp)
     }
 
-    /// Links the partial file to a free final name.
-    fn publish(&self) -> io::Result<PathBuf> {
+    /// Links `from` to a free final name.
+    fn publish(&self, from: &Path) -> io::Result<PathBuf> {
         let base = safe_file_name(self.sfid.dataset_name.as_bytes());
         let ts = self.sfid.timestamp.to_string();
         let candidates = [base.clone(), format!("{base}.{ts}")]
@@ -675,7 +841,7 @@ impl ReceivingFile {
             .chain((1..=1000).map(|n| format!("{base}.{ts}.{n}")));
         for name in candidates {
             let target = self.dir.join(name);
-            match self.store.storage.link(&self.partial_path, &target) {
+            match self.store.storage.link(from, &target) {
                 Ok(()) => return Ok(target),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
@@ -684,14 +850,157 @@ impl ReceivingFile {
         Err(io::Error::other("no free file name for this dataset"))
     }
 
-    fn commit_inner(&mut self, counts: Counts) -> Result<PathBuf, Refusal<EndFileRefusal>> {
+    /// Whether the file travels with file services (or with a signed
+    /// EERP request, which needs the hash of what was transmitted).
+    fn secured(&self) -> bool {
+        transfer_layout_enveloped(&self.sfid) || self.sfid.signed_eerp
+    }
+
+    /// The transmitted file, read back from the partial file.
+    fn read_transmitted(&self) -> io::Result<Vec<u8>> {
+        let mut f = self.store.storage.open(&self.partial_path)?;
+        f.seek(SeekFrom::Start(0))?;
+        let mut data = Vec::new();
+        f.read_to_end(&mut data)?;
+        Ok(data)
+    }
+
+    /// Undoes the file services: `Ok(Ok(plain file, summary))`, or
+    /// `Ok(Err(reason, text))` when the file is rejected (NERP).
+    fn unwrap_services(
+        &self,
+        transmitted: &[u8],
+    ) -> io::Result<Result<(PathBuf, String), (NerpReason, String)>> {
+        let Some(security) = self.store.security.get() else {
+            return Ok(Err((
+                NerpReason::FileProcessingFailed,
+                "no [security] keys at the receiver".into(),
+            )));
+        };
+        let partner = self.ctx.partner.get();
+        let signers = match partner.map(|p| security.partner_certificate(p)) {
+            Some(Ok(c)) => vec![c],
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "partner certificate unusable for the file signature");
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        let plain = match file_services::unprotect(
+            transmitted,
+            &self.sfid,
+            security.decryption(),
+            &signers,
+        ) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err((e.nerp_reason(), e.to_string()))),
+        };
+        let mut summary = Vec::new();
+        if let Some(c) = &plain.cipher {
+            summary.push(format!("decrypted ({c:?})"));
+        }
+        if self.sfid.compression != FileCompression::None {
+            summary.push("decompressed".to_owned());
+        }
+        if let Some(signer) = &plain.signer {
+            summary.push(format!("signature verified ({})", signer.subject()));
+        }
+        let path = self.partial_path.with_extension("plain");
+        let mut out = self.store.storage.open(&path)?;
+        out.set_len(0)?;
+        out.write_all(&plain.data)?;
+        out.sync()?;
+        Ok(Ok((path, summary.join(", "))))
+    }
+
+    /// The file failed its file services: nothing is delivered, the row
+    /// is `rejected` and a NERP is due.
+    fn reject(&mut self, counts: Counts, hash: Option<Vec<u8>>, reason: NerpReason, text: &str) {
+        let partner = self
+            .ctx
+            .partner
+            .get()
+            .map(|p| p.id)
+            .unwrap_or(self.sfid.originator);
+        let recorded = (|| {
+            let mut conn = self.store.db.lock();
+            let tx = conn.transaction()?;
+            tx.execute(
+                "UPDATE os4x_received_files SET state = 'rejected', security_error = ?2, \
+                 records = ?3, units = ?4, received_at = ?5, restart_offset = 0 WHERE id = ?1",
+                params![
+                    self.row,
+                    text,
+                    i64::try_from(counts.records).unwrap_or(i64::MAX),
+                    i64::try_from(counts.units).unwrap_or(i64::MAX),
+                    unix_now()
+                ],
+            )?;
+            let fields = ReceiptFields {
+                file_hash: hash,
+                nerp: Some((reason, text.to_owned())),
+            };
+            let id = insert_receipt(&tx, self.row, &partner, &self.sfid, &fields)?;
+            tx.commit()?;
+            Ok::<_, rusqlite::Error>(id)
+        })();
+        let _ = self.store.storage.remove(&self.partial_path);
+        match recorded {
+            Ok(id) => {
+                if let Some(due) = self.store.due_receipt(id) {
+                    if let Ok(mut q) = self.ctx.receipts.lock() {
+                        q.push(due);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record the rejected file; its NERP is not queued")
+            }
+        }
+        tracing::warn!(
+            partner = %partner,
+            session = self.ctx.session,
+            file = %self.file_label(),
+            reason = %reason,
+            text,
+            "file rejected by the file services: nothing delivered; NERP due"
+        );
+    }
+
+    fn commit_inner(&mut self, counts: Counts) -> Result<Option<PathBuf>, Refusal<EndFileRefusal>> {
         let fail = |what: &str, e: &dyn std::fmt::Display| {
             Refusal::new(EndFileRefusal::AccessMethodFailure).with_text(format!("{what}: {e}"))
         };
         self.checkpoint()
             .map_err(|e| fail("cannot store the file durably", &e))?;
+        let mut fields = ReceiptFields::default();
+        let mut source = self.partial_path.clone();
+        let mut security_summary: Option<String> = None;
+        if self.secured() {
+            let transmitted = self
+                .read_transmitted()
+                .map_err(|e| fail("cannot read the received file back", &e))?;
+            fields.file_hash =
+                file_services::file_hash(&transmitted, self.sfid.cipher_suite).ok();
+            if transfer_layout_enveloped(&self.sfid) {
+                match self
+                    .unwrap_services(&transmitted)
+                    .map_err(|e| fail("cannot store the unwrapped file", &e))?
+                {
+                    Ok((plain, summary)) => {
+                        source = plain;
+                        security_summary = Some(summary);
+                    }
+                    Err((reason, text)) => {
+                        self.out = None;
+                        self.reject(counts, fields.file_hash.take(), reason, &text);
+                        return Ok(None);
+                    }
+                }
+            }
+        }
         let target = self
-            .publish()
+            .publish(&source)
             .map_err(|e| fail("cannot move the file into the inbox", &e))?;
         if let Err(e) = self.store.storage.sync_dir(&self.dir) {
             let _ = self.store.storage.remove(&target);
@@ -708,16 +1017,18 @@ impl ReceivingFile {
             let tx = conn.transaction()?;
             tx.execute(
                 "UPDATE os4x_received_files SET state = 'received', final_path = ?2, records = ?3, \
-                 units = ?4, received_at = ?5, restart_offset = 0 WHERE id = ?1",
+                 units = ?4, received_at = ?5, restart_offset = 0, security = ?6, \
+                 security_error = NULL WHERE id = ?1",
                 params![
                     self.row,
                     target.to_string_lossy(),
                     i64::try_from(counts.records).unwrap_or(i64::MAX),
                     i64::try_from(counts.units).unwrap_or(i64::MAX),
-                    unix_now()
+                    unix_now(),
+                    security_summary
                 ],
             )?;
-            let receipt = insert_receipt(&tx, self.row, &partner, &self.sfid)?;
+            let receipt = insert_receipt(&tx, self.row, &partner, &self.sfid, &fields)?;
             tx.commit()?;
             Ok::<_, rusqlite::Error>(receipt)
         })();
@@ -734,16 +1045,18 @@ impl ReceivingFile {
         if let Err(e) = self.store.storage.remove(&self.partial_path) {
             tracing::warn!(path = %self.partial_path.display(), error = %e, "cannot remove the partial file");
         }
+        if source != self.partial_path {
+            let _ = self.store.storage.remove(&source);
+        }
         if let Some(dir) = self.partial_path.parent() {
             let _ = self.store.storage.sync_dir(dir);
         }
-        if let Ok(mut q) = self.ctx.receipts.lock() {
-            q.push(DueReceipt {
-                id: receipt_id,
-                receipt: Receipt::Eerp(eerp_for(&self.sfid)),
-            });
+        if let Some(due) = self.store.due_receipt(receipt_id) {
+            if let Ok(mut q) = self.ctx.receipts.lock() {
+                q.push(due);
+            }
         }
-        Ok(target)
+        Ok(Some(target))
     }
 }
 
@@ -772,7 +1085,9 @@ impl IncomingFile for ReceivingFile {
             .map(|p| p.id.to_string())
             .unwrap_or_default();
         match self.commit_inner(counts) {
-            Ok(path) => {
+            // Rejected: logged, NERP due; the transfer itself succeeded.
+            Ok(None) => Ok(()),
+            Ok(Some(path)) => {
                 tracing::info!(
                     partner = %partner,
                     session = self.ctx.session,

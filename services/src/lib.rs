@@ -16,6 +16,10 @@
 //! - [`inbox`]: the durable inbox of received files, receipts due.
 //! - [`rd`]: the receive daemons `os4xrd_tcpip`, `os4xrd_tcpip_tls`, `os4xrd`.
 //! - [`queue`], [`sq`]: the send queue and its daemon `os4xsqd`.
+//! - [`security`]: OFTP2 security in the daemons: key pairs, partner
+//!   certificates, CRLs, file services, signed receipts.
+//! - [`isdn`]: ISDN over CAPI: `os4xrd_capi_<n>`, the simulator line.
+//! - [`web_settings`]: `[web]`, the web administration service `os4x-web`.
 
 pub mod cli;
 pub mod client;
@@ -25,15 +29,18 @@ pub mod db;
 pub mod debug;
 pub mod exit;
 pub mod inbox;
+pub mod isdn;
 pub mod logging;
 pub mod partner;
 pub mod partner_cli;
 pub mod pidctl;
 pub mod queue;
 pub mod rd;
+pub mod security;
 pub mod sq;
 pub mod station;
 pub mod users;
+pub mod web_settings;
 
 /// Program names admins know, as used in `os4x_pids.program`.
 pub mod programs {

@@ -7,7 +7,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use oftp2::value::{OdetteId, Password};
+use oftp2::security::file::FilePolicy;
+use oftp2::value::{CipherSuite, OdetteId, Password};
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
@@ -94,6 +95,71 @@ pub struct Partner {
     /// Shell command run after a file from this partner was stored.
     pub post_receive: Option<String>,
     pub enabled: bool,
+    /// The partner's X.509 certificate (absolute path, PEM or DER), read
+    /// at session time: it verifies the partner's signed files and
+    /// receipts, files for the partner are encrypted to it, and secure
+    /// authentication challenges the partner with it.
+    pub certificate: Option<PathBuf>,
+    /// File services for files we send the partner, and the secure
+    /// authentication requirement.
+    pub security: SecurityPolicy,
+}
+
+/// What a partner's sessions and outgoing files get (RFC 5024 sections
+/// 4.2.3 and 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SecurityPolicy {
+    /// Sign outgoing files with our key (CMS SignedData).
+    pub sign: bool,
+    /// Encrypt outgoing files to the partner's certificate.
+    pub encrypt: bool,
+    /// Compress outgoing files (CMS CompressedData, zlib).
+    pub compress: bool,
+    /// Ask the partner for signed EERPs (SFIDSIGN).
+    pub signed_eerp: bool,
+    /// SFIDCIPH for signed/encrypted files: 01 3DES/SHA-1, 02
+    /// AES-256/SHA-1, 03 AES-256/SHA-256.
+    #[serde(serialize_with = "ser_suite")]
+    pub cipher_suite: CipherSuite,
+    /// Secure authentication (SSIDAUTH, AUCH/AURP) in every session.
+    pub secure_auth: bool,
+}
+
+impl Default for SecurityPolicy {
+    /// Nothing: plain files, no secure authentication; suite 02 when
+    /// services are switched on.
+    fn default() -> Self {
+        SecurityPolicy {
+            sign: false,
+            encrypt: false,
+            compress: false,
+            signed_eerp: false,
+            cipher_suite: CipherSuite::Aes256RsaSha1,
+            secure_auth: false,
+        }
+    }
+}
+
+impl SecurityPolicy {
+    /// The file services for one outgoing file.
+    pub fn file_policy(&self) -> FilePolicy {
+        FilePolicy {
+            sign: self.sign,
+            compress: self.compress,
+            encrypt: self.encrypt,
+            suite: self.cipher_suite,
+            signed_eerp: self.signed_eerp,
+        }
+    }
+
+    /// Whether our key pair or the partner's certificate is needed.
+    pub fn needs_keys(&self) -> bool {
+        self.sign || self.encrypt || self.signed_eerp || self.secure_auth
+    }
+}
+
+fn ser_suite<S: serde::Serializer>(v: &CipherSuite, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{:02}", v.code()))
 }
 
 fn ser_display<T: fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -110,6 +176,8 @@ impl fmt::Debug for Partner {
             .field("client_cert_required", &self.client_cert_required)
             .field("client_ca", &self.client_ca)
             .field("enabled", &self.enabled)
+            .field("certificate", &self.certificate)
+            .field("security", &self.security)
             .finish_non_exhaustive()
     }
 }
@@ -130,6 +198,8 @@ impl Partner {
             client_ca: None,
             post_receive: None,
             enabled: true,
+            certificate: None,
+            security: SecurityPolicy::default(),
         }
     }
 
@@ -166,7 +236,8 @@ pub struct PartnerStore {
 }
 
 const COLUMNS: &str = "odette_id, name, password_in, password_out, direction, tls_required, \
-     client_cert_required, client_cert_sha256, post_receive, enabled, client_ca";
+     client_cert_required, client_cert_sha256, post_receive, enabled, client_ca, certificate, \
+     sign_files, encrypt_files, compress_files, signed_eerp, cipher_suite, secure_auth";
 
 impl PartnerStore {
     pub fn new(db: Db) -> PartnerStore {
@@ -213,7 +284,8 @@ impl PartnerStore {
             &conn,
             &format!(
                 "INSERT INTO os4x_partners ({COLUMNS}, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, ?14, ?15, ?16, \
+                 ?17, ?18, ?19, ?12, ?12)"
             ),
             p,
         )?;
@@ -236,7 +308,8 @@ impl PartnerStore {
             "UPDATE os4x_partners SET name = ?2, password_in = ?3, password_out = ?4, \
              direction = ?5, tls_required = ?6, client_cert_required = ?7, \
              client_cert_sha256 = ?8, post_receive = ?9, enabled = ?10, client_ca = ?11, \
-             updated_at = ?12 \
+             updated_at = ?12, certificate = ?13, sign_files = ?14, encrypt_files = ?15, \
+             compress_files = ?16, signed_eerp = ?17, cipher_suite = ?18, secure_auth = ?19 \
              WHERE odette_id = ?1",
             p,
         )?
@@ -261,8 +334,8 @@ impl PartnerStore {
 }
 
 /// The CA path as stored: SQLite TEXT holds UTF-8 only.
-/// Runs `sql` with `p` bound as ?1..?11 in [`COLUMNS`] order and the
-/// current time as ?12: the one place that maps a partner to its row, for
+/// Runs `sql` with `p` bound as ?1..?11 in [`COLUMNS`] order, the
+/// current time as ?12 and the security columns as ?13..?19: the one place that maps a partner to its row, for
 /// both insert and update. The outer error is a partner that cannot be
 /// stored; the inner one is SQLite's, for the caller to interpret.
 fn execute_row(
@@ -270,7 +343,9 @@ fn execute_row(
     sql: &str,
     p: &Partner,
 ) -> Result<rusqlite::Result<usize>, PartnerError> {
-    let client_ca = client_ca_text(p)?;
+    let client_ca = path_text(p, "client CA", p.client_ca.as_deref())?;
+    let certificate = path_text(p, "certificate", p.certificate.as_deref())?;
+    let sec = &p.security;
     Ok(conn.execute(
         sql,
         params![
@@ -285,24 +360,33 @@ fn execute_row(
             p.post_receive,
             p.enabled,
             client_ca,
-            unix_now()
+            unix_now(),
+            certificate,
+            sec.sign,
+            sec.encrypt,
+            sec.compress,
+            sec.signed_eerp,
+            sec.cipher_suite.code(),
+            sec.secure_auth
         ],
     ))
 }
 
-fn client_ca_text(p: &Partner) -> Result<Option<&str>, PartnerError> {
-    p.client_ca
-        .as_deref()
-        .map(|path| {
-            path.to_str().ok_or_else(|| PartnerError::Invalid {
-                id: p.id.to_string(),
-                message: format!(
-                    "client CA path {} is not UTF-8; give the file a UTF-8 name",
-                    path.display()
-                ),
-            })
+fn path_text<'a>(
+    p: &Partner,
+    what: &str,
+    path: Option<&'a std::path::Path>,
+) -> Result<Option<&'a str>, PartnerError> {
+    path.map(|path| {
+        path.to_str().ok_or_else(|| PartnerError::Invalid {
+            id: p.id.to_string(),
+            message: format!(
+                "{what} path {} is not UTF-8; give the file a UTF-8 name",
+                path.display()
+            ),
         })
-        .transpose()
+    })
+    .transpose()
 }
 
 fn from_row(r: &Row<'_>) -> Result<Partner, PartnerError> {
@@ -336,6 +420,17 @@ fn from_row(r: &Row<'_>) -> Result<Partner, PartnerError> {
         post_receive: opt(8)?,
         enabled: flag(9)?,
         client_ca: opt(10)?.map(PathBuf::from),
+        certificate: opt(11)?.map(PathBuf::from),
+        security: SecurityPolicy {
+            sign: flag(12)?,
+            encrypt: flag(13)?,
+            compress: flag(14)?,
+            signed_eerp: flag(15)?,
+            cipher_suite: CipherSuite::from_code(
+                r.get::<_, u8>(16).map_err(|e| corrupt(e.to_string()))?,
+            ),
+            secure_auth: flag(17)?,
+        },
     })
 }
 
@@ -380,6 +475,10 @@ mod tests {
         p.name = "Partner One".into();
         p.client_cert_sha256 = normalize_sha256(&"AB".repeat(32));
         p.client_ca = Some(PathBuf::from("/etc/os4x/tls/partner1-ca.pem"));
+        p.certificate = Some(PathBuf::from("/etc/os4x/partners/partner1.pem"));
+        p.security.sign = true;
+        p.security.signed_eerp = true;
+        p.security.cipher_suite = CipherSuite::Other(3);
         store.add(&p).unwrap();
         assert!(matches!(store.add(&p), Err(PartnerError::Exists(_))));
         let got = store.get("o0013000000partner1").unwrap().unwrap();

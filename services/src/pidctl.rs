@@ -46,6 +46,9 @@ pub struct ProgramJson {
     /// running; `null` when not running or unreadable (see `listening_error`).
     pub listening: Option<Vec<String>>,
     pub listening_error: Option<String>,
+    /// For a running `os4xrd_capi_<n>`: its ISDN controller's state
+    /// (instead of listening sockets); `null` otherwise.
+    pub isdn: Option<crate::isdn::state::ControllerState>,
     /// Seconds since the process started, when running.
     pub uptime_seconds: Option<u64>,
     /// Program name of the recorded process (argv\[0\] base name).
@@ -261,6 +264,7 @@ pub fn status_document(
                 },
                 listening,
                 listening_error,
+                isdn: isdn_state(s),
                 uptime_seconds: s.uptime.map(|u| u.as_secs()),
                 executable: record.and_then(|r| r.executable.clone()),
                 written_at: record.and_then(|r| r.written_at),
@@ -291,6 +295,14 @@ pub fn format_duration(d: Duration) -> String {
     } else {
         format!("{secs}s")
     }
+}
+
+/// The controller state a running CAPI daemon published beside its PID file.
+fn isdn_state(s: &ProgramStatus) -> Option<crate::isdn::state::ControllerState> {
+    if !matches!(s.liveness, Liveness::Running(_)) {
+        return None;
+    }
+    crate::isdn::state::read_beside(s.pid_file_path.as_deref()?, &s.program)
 }
 
 fn listening_text(l: &Listening) -> String {
@@ -344,7 +356,7 @@ pub fn status_table_with_systemd(
                 s.liveness.to_string(),
                 s.pid_file.to_string(),
                 s.uptime.map_or_else(|| "-".into(), format_duration),
-                listening_text(&s.listening),
+                isdn_state(s).map_or_else(|| listening_text(&s.listening), |i| i.summary()),
             ];
             if let Some(views) = views {
                 match views.get(i).and_then(Option::as_ref) {

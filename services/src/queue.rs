@@ -116,6 +116,23 @@ CREATE TABLE os4x_send_routes (
 ALTER TABLE os4x_send_queue ADD COLUMN claim_token INTEGER;
 ",
     },
+    Migration {
+        version: 3,
+        description: "send queue: file services and receipt verification",
+        sql: "
+-- The file as transmitted after signing/compression/encryption (written
+-- once, so every attempt and restart sends the same octets), its hash
+-- (EERPHSH must match it) and SFIDCIPH / SFIDSIGN as sent.
+ALTER TABLE os4x_send_queue ADD COLUMN protected_path TEXT;
+ALTER TABLE os4x_send_queue ADD COLUMN file_hash BLOB;
+ALTER TABLE os4x_send_queue ADD COLUMN cipher_suite INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE os4x_send_queue ADD COLUMN signed_eerp INTEGER NOT NULL DEFAULT 0;
+-- What the check of the received EERP/NERP found: 'unsigned', 'valid'
+-- or 'invalid', with the signer or the error.
+ALTER TABLE os4x_send_queue ADD COLUMN receipt_verification TEXT;
+ALTER TABLE os4x_send_queue ADD COLUMN receipt_verification_text TEXT;
+",
+    },
 ];
 
 /// The state of a queue entry.
@@ -213,12 +230,19 @@ pub struct Entry {
     pub updated_at: i64,
     pub sent_at: Option<i64>,
     pub delivered_at: Option<i64>,
+    /// The receipt's signature check: `unsigned`, `valid` or `invalid`.
+    pub receipt_verification: Option<String>,
+    /// The signer (valid) or the error (invalid).
+    pub receipt_verification_text: Option<String>,
+    /// Hash of the file as transmitted (lowercase hex), when it was
+    /// protected with file services or a signed EERP was requested.
+    pub file_hash: Option<String>,
 }
 
 const ENTRY_COLUMNS: &str = "id, partner, dataset_name, file_timestamp, user_data, originator, \
     destination, format, max_record_size, description, priority, source_path, outbox_path, size, \
     state, attempts, next_attempt_at, last_error, sent_units, eerp, eerp_text, created_at, \
-    updated_at, sent_at, delivered_at";
+    updated_at, sent_at, delivered_at, receipt_verification, receipt_verification_text, file_hash";
 
 fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<Entry> {
     let state: String = r.get(14)?;
@@ -250,6 +274,11 @@ fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<Entry> {
         updated_at: r.get(22)?,
         sent_at: r.get(23)?,
         delivered_at: r.get(24)?,
+        receipt_verification: r.get(25)?,
+        receipt_verification_text: r.get(26)?,
+        file_hash: r
+            .get::<_, Option<Vec<u8>>>(27)?
+            .map(|h| h.iter().map(|b| format!("{b:02x}")).collect()),
     })
 }
 
@@ -436,6 +465,32 @@ pub struct ReceiptMatch {
     pub originator: String,
     /// The file's destination (EERPORIG / NERPORIG).
     pub destination: String,
+}
+
+/// What was done to a queued file (file services) and requested for its
+/// receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Protection {
+    /// The queue entry.
+    pub id: i64,
+    /// Hash of the transmitted file (EERPHSH must equal it).
+    pub file_hash: Option<Vec<u8>>,
+    /// SFIDCIPH as sent.
+    pub cipher_suite: u8,
+    /// SFIDSIGN as sent.
+    pub signed_eerp_requested: bool,
+    /// The transmitted (protected) file, if file services were applied.
+    pub protected_path: Option<String>,
+}
+
+fn protection_from_row(r: &Row<'_>) -> rusqlite::Result<Protection> {
+    Ok(Protection {
+        id: r.get(0)?,
+        file_hash: r.get(1)?,
+        cipher_suite: r.get(2)?,
+        signed_eerp_requested: r.get(3)?,
+        protected_path: r.get(4)?,
+    })
 }
 
 /// The send queue and routes in the os4x database.
@@ -878,6 +933,79 @@ impl QueueStore {
             self.failed_attempt(id, route, error, random())?;
         }
         Ok(ids.len())
+    }
+
+    /// The protection of entry `id` as stored when it was first sent.
+    pub fn protection_of(&self, id: i64) -> Result<Option<Protection>, QueueError> {
+        let conn = self.db.lock();
+        conn.query_row(
+            "SELECT id, file_hash, cipher_suite, signed_eerp, protected_path \
+             FROM os4x_send_queue WHERE id = ?1",
+            [id],
+            protection_from_row,
+        )
+        .optional()
+        .map_err(|e| self.sql(e))
+    }
+
+    /// The protection of the entry a receipt answers.
+    pub fn protection(&self, m: &ReceiptMatch) -> Result<Option<Protection>, QueueError> {
+        let conn = self.db.lock();
+        conn.query_row(
+            "SELECT id, file_hash, cipher_suite, signed_eerp, protected_path \
+             FROM os4x_send_queue WHERE dataset_name = ?1 \
+             AND file_timestamp = ?2 AND originator = ?3 COLLATE NOCASE \
+             AND destination = ?4 COLLATE NOCASE ORDER BY id LIMIT 1",
+            params![
+                m.dataset_name,
+                m.file_timestamp,
+                m.originator,
+                m.destination
+            ],
+            protection_from_row,
+        )
+        .optional()
+        .map_err(|e| self.sql(e))
+    }
+
+    /// Records the file services applied to entry `id` (once, before its
+    /// first transmission).
+    pub fn set_protection(&self, p: &Protection) -> Result<(), QueueError> {
+        let conn = self.db.lock();
+        conn.execute(
+            "UPDATE os4x_send_queue SET file_hash = ?2, cipher_suite = ?3, signed_eerp = ?4, \
+             protected_path = ?5, updated_at = ?6 WHERE id = ?1",
+            params![
+                p.id,
+                p.file_hash,
+                p.cipher_suite,
+                p.signed_eerp_requested,
+                p.protected_path,
+                unix_now()
+            ],
+        )
+        .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Records the outcome of checking a received receipt's signature.
+    /// A receipt that does not verify also sets `last_error`.
+    pub fn set_receipt_verification(
+        &self,
+        id: i64,
+        status: &str,
+        text: &str,
+    ) -> Result<(), QueueError> {
+        let conn = self.db.lock();
+        conn.execute(
+            "UPDATE os4x_send_queue SET receipt_verification = ?2, \
+             receipt_verification_text = NULLIF(?3, ''), \
+             last_error = CASE WHEN ?2 = 'invalid' THEN 'receipt signature invalid: ' || ?3 \
+             ELSE last_error END, updated_at = ?4 WHERE id = ?1",
+            params![id, status, text, unix_now()],
+        )
+        .map_err(|e| self.sql(e))?;
+        Ok(())
     }
 
     /// An EERP arrived: the matching entry is delivered. Returns its id.

@@ -36,6 +36,16 @@ pub trait Authenticator: Send {
     fn answer_password(&mut self, _partner: &Ssid) -> Option<Password> {
         None
     }
+
+    /// Responder only, after [`Self::authenticate`] accepted the partner:
+    /// whether secure authentication (SSIDAUTH) is required with this
+    /// partner, when that is a per-partner setting. `None` keeps
+    /// [`super::Config::secure_authentication`]. `Some(true)` needs
+    /// [`super::Config::authentication_keys`]; without them the session
+    /// ends with ESID 12.
+    fn secure_authentication(&mut self, _partner: &Ssid) -> Option<bool> {
+        None
+    }
 }
 
 /// Where incoming virtual files go (F_START_FILE_IND / F_START_FILE_RS).

@@ -574,6 +574,19 @@ impl Session {
             let text = format!("initiator {} refused by local authorisation", ssid.id);
             return self.abort_local(reason, text);
         }
+        if let Some(required) = self.handlers.authenticator.secure_authentication(&ssid) {
+            if required && self.config.authentication_keys.is_none() {
+                let text = format!(
+                    "secure authentication is required with {} but no key pair is configured",
+                    ssid.id
+                );
+                return self.abort_local(
+                    EndSessionReason::SecureAuthenticationRequirementsIncompatible,
+                    text,
+                );
+            }
+            self.config.secure_authentication = required;
+        }
         let negotiated = match self.negotiate(&ssid) {
             Ok(n) => n,
             Err((reason, text)) => return self.abort_local(reason, text),

@@ -79,19 +79,24 @@ pub fn run(config: &Config, a: QueueArgs) -> Result<(), Failure> {
                 return Ok(());
             }
             println!(
-                "{:<7} {:<20} {:<26} {:<18} {:<30} {:>3} {:<8} ERROR",
+                "{:<7} {:<20} {:<26} {:<18} {:<30} {:>3} {:<17} ERROR",
                 "ID", "PARTNER", "DATASET", "STAMP", "STATE", "TRY", "EERP"
             );
             for e in entries {
                 println!(
-                    "{:<7} {:<20} {:<26} {:<18} {:<30} {:>3} {:<8} {}",
+                    "{:<7} {:<20} {:<26} {:<18} {:<30} {:>3} {:<17} {}",
                     e.id,
                     e.partner,
                     e.dataset_name,
                     e.file_timestamp,
                     state_text(&e),
                     e.attempts,
-                    e.eerp,
+                    // The receipt and, when checked, its signature:
+                    // `eerp(valid)`, `eerp(unsigned)`, `awaiting(invalid)`.
+                    match &e.receipt_verification {
+                        Some(v) => format!("{}({v})", e.eerp),
+                        None => e.eerp.clone(),
+                    },
                     e.last_error.as_deref().unwrap_or("")
                 );
             }

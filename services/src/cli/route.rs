@@ -13,6 +13,7 @@ use crate::exit;
 use crate::partner::{normalize_sha256, PartnerStore};
 use crate::partner_cli::Failure;
 use crate::queue::{QueueError, Route};
+use crate::sq::isdn::IsdnRoutes;
 
 /// Manage partner routes (send side)
 #[derive(Debug, Subcommand)]
@@ -70,6 +71,15 @@ pub struct RouteArgs {
     /// Flag sent files without EERP after this many seconds
     #[arg(long, value_name = "SECONDS")]
     pub eerp_timeout: Option<u64>,
+    /// Reach the partner over ISDN: the number to dial (digits; calls
+    /// from this number are accepted as the partner's); "" goes back to
+    /// TCP
+    #[arg(long, value_name = "NUMBER")]
+    pub isdn_number: Option<String>,
+    /// ISDN controller to dial through ([[isdn.controller]] number)
+    /// [default: 0]
+    #[arg(long, value_name = "N")]
+    pub isdn_controller: Option<u32>,
 }
 
 fn usage(msg: String) -> Failure {
@@ -90,12 +100,18 @@ pub fn set(config: &Config, a: RouteArgs) -> Result<Route, Failure> {
     let mut r = match queue.route(partner.id.as_str())? {
         Some(r) => r,
         None => {
-            let host = a.host.clone().ok_or_else(|| {
-                usage(format!(
-                    "partner {} has no route yet; give --host",
-                    partner.id
-                ))
-            })?;
+            // An ISDN-only partner needs no host; "-" is never dialled.
+            let isdn_only = a.isdn_number.as_deref().is_some_and(|n| !n.is_empty());
+            let host = a
+                .host
+                .clone()
+                .or_else(|| isdn_only.then(|| "-".to_owned()))
+                .ok_or_else(|| {
+                    usage(format!(
+                        "partner {} has no route yet; give --host (or --isdn-number)",
+                        partner.id
+                    ))
+                })?;
             let port = if a.tls == Some(true) { 6619 } else { 3305 };
             Route::new(&partner.id, &host, port)
         }
@@ -157,26 +173,87 @@ pub fn set(config: &Config, a: RouteArgs) -> Result<Route, Failure> {
         )));
     }
     queue.set_route(&r)?;
+    set_isdn(&queue, &r.partner, a.isdn_number, a.isdn_controller)?;
     Ok(r)
+}
+
+fn db_failure(e: crate::db::DbError) -> Failure {
+    QueueError::Db(e).into()
+}
+
+/// Applies `--isdn-number` / `--isdn-controller` (sq/isdn.rs).
+fn set_isdn(
+    queue: &crate::queue::QueueStore,
+    partner: &str,
+    number: Option<String>,
+    controller: Option<u32>,
+) -> Result<(), Failure> {
+    if number.is_none() && controller.is_none() {
+        return Ok(());
+    }
+    let isdn = IsdnRoutes::open(queue.db().clone()).map_err(db_failure)?;
+    let current = isdn.get(partner).map_err(db_failure)?;
+    let number = match number {
+        Some(n) if n.is_empty() => return isdn.set(partner, None).map_err(db_failure),
+        Some(n) => {
+            let d = crate::isdn::settings::digits(&n);
+            if d.is_empty()
+                || d.len()
+                    != n.chars()
+                        .filter(|c| !matches!(c, ' ' | '-' | '/' | '+' | '(' | ')'))
+                        .count()
+            {
+                return Err(usage(format!(
+                    "--isdn-number {n:?}: expected digits (spaces, -, /, +, parentheses allowed)"
+                )));
+            }
+            d
+        }
+        None => match &current {
+            Some(c) => c.number.clone(),
+            None => {
+                return Err(usage(format!(
+                    "partner {partner} has no ISDN number; give --isdn-number"
+                )))
+            }
+        },
+    };
+    let controller = controller.or(current.map(|c| c.controller)).unwrap_or(0);
+    isdn.set(partner, Some((&number, controller)))
+        .map_err(db_failure)
 }
 
 pub fn run(config: &Config, cmd: RouteCommand) -> Result<(), Failure> {
     match cmd {
         RouteCommand::Set(a) => {
             let r = set(config, a)?;
-            println!(
-                "route to {} set: {}:{}{}",
-                r.partner,
-                r.host,
-                r.port,
-                if r.tls { " (TLS)" } else { "" }
-            );
+            let queue = super::send::open_queue(config)?;
+            match IsdnRoutes::open(queue.db().clone())
+                .and_then(|i| i.get(&r.partner))
+                .map_err(db_failure)?
+            {
+                Some(i) => println!(
+                    "route to {} set: ISDN {} via controller {}",
+                    r.partner, i.number, i.controller
+                ),
+                None => println!(
+                    "route to {} set: {}:{}{}",
+                    r.partner,
+                    r.host,
+                    r.port,
+                    if r.tls { " (TLS)" } else { "" }
+                ),
+            }
         }
         RouteCommand::List { json } => {
             let queue = super::send::open_queue(config)?;
             let routes = queue.routes()?;
+            let isdn = IsdnRoutes::open(queue.db().clone())
+                .and_then(|i| i.list())
+                .map_err(db_failure)?;
+            let isdn_of = |p: &str| isdn.iter().find(|i| i.partner.eq_ignore_ascii_case(p));
             if json {
-                let v = serde_json::json!({ "version": 1, "routes": routes });
+                let v = serde_json::json!({ "version": 1, "routes": routes, "isdn": isdn });
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
                 println!(
@@ -187,7 +264,10 @@ pub fn run(config: &Config, cmd: RouteCommand) -> Result<(), Failure> {
                     println!(
                         "{:<20} {:<30} {:<5} {:>4} {:>5} {:>6} {:>6} {:>6}",
                         r.partner,
-                        format!("{}:{}", r.host, r.port),
+                        match isdn_of(&r.partner) {
+                            Some(i) => format!("isdn:{} ctrl {}", i.number, i.controller),
+                            None => format!("{}:{}", r.host, r.port),
+                        },
                         if r.tls { "yes" } else { "no" },
                         r.max_sessions,
                         r.max_attempts,
@@ -206,6 +286,9 @@ pub fn run(config: &Config, cmd: RouteCommand) -> Result<(), Failure> {
             if !queue.remove_route(id.as_str())? {
                 return Err(Failure(exit::FAILURE, format!("partner {id} has no route")));
             }
+            IsdnRoutes::open(queue.db().clone())
+                .and_then(|i| i.set(id.as_str(), None))
+                .map_err(db_failure)?;
             println!("route to {id} removed");
         }
     }

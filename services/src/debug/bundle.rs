@@ -191,10 +191,43 @@ pub fn status_json(config: &Config) -> anyhow::Result<String> {
     Ok(serde_json::to_string_pretty(&doc)?)
 }
 
-/// What `os4x-pidctl status --json` prints, computed in-process.
+/// What `os4x-pidctl status --json` prints, computed in-process (without
+/// systemd's view; see [`status_document_with_systemd`]).
 pub fn status_document(config: &Config) -> anyhow::Result<crate::pidctl::StatusDocument> {
+    let (exists, rows) = status_rows(config)?;
+    Ok(crate::pidctl::status_document(
+        config.server_id,
+        config.database.sqlite_path(),
+        exists,
+        &rows,
+        &config.required_daemons,
+    ))
+}
+
+/// [`status_document`] plus, when systemd is the service manager, each
+/// program's unit and its state: exactly `os4x-pidctl status --json`.
+pub fn status_document_with_systemd(
+    config: &Config,
+) -> anyhow::Result<crate::pidctl::StatusDocument> {
+    let (exists, rows) = status_rows(config)?;
+    let mut doc = crate::pidctl::status_document(
+        config.server_id,
+        config.database.sqlite_path(),
+        exists,
+        &rows,
+        &config.required_daemons,
+    );
+    if let Some(views) = crate::pidctl::systemd_views(&rows) {
+        crate::pidctl::attach_systemd(&mut doc, &views);
+    }
+    Ok(doc)
+}
+
+/// The status rows of `config`'s server id, and whether the database
+/// exists (a missing one is not created: every program is stopped).
+pub fn status_rows(config: &Config) -> anyhow::Result<(bool, Vec<pidstore::ProgramStatus>)> {
     let db = config.database.sqlite_path();
-    let (exists, rows) = match pidstore::PidStore::open_existing(db)? {
+    Ok(match pidstore::PidStore::open_existing(db)? {
         Some(store) => (
             true,
             store.status(config.server_id, &config.required_daemons, &config.tmp_dir)?,
@@ -216,14 +249,7 @@ pub fn status_document(config: &Config) -> anyhow::Result<crate::pidctl::StatusD
                 .collect::<Result<Vec<_>, _>>()?;
             (false, rows)
         }
-    };
-    Ok(crate::pidctl::status_document(
-        config.server_id,
-        db,
-        exists,
-        &rows,
-        &config.required_daemons,
-    ))
+    })
 }
 
 /// Whether a key or column name suggests a secret.

@@ -311,7 +311,7 @@ impl Server {
                     tls: true,
                     client_cert,
                     tls_version: conn.protocol_version().and_then(|v| v.as_str()),
-                    peer,
+                    peer: peer.to_string(),
                 };
                 Some((tls, info))
             }
@@ -333,7 +333,7 @@ impl Server {
                     tls: false,
                     client_cert: None,
                     tls_version: None,
-                    peer,
+                    peer: peer.to_string(),
                 };
                 self.drive(stream, info, session).await;
             }
@@ -345,14 +345,36 @@ impl Server {
         }
     }
 
+    /// Serves one OFTP session over an established byte stream that is
+    /// not one of our TCP connections (an ISDN B channel, see
+    /// [`crate::isdn`]): the same partner checks, inbox and receipts as
+    /// over TCP. `peer` names the caller in logs (`isdn:<number>`).
+    pub async fn serve_stream<S>(self: Arc<Self>, io: S, peer: String)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let session = self.next_session.fetch_add(1, Ordering::Relaxed);
+        self.stats.active.fetch_add(1, Ordering::Relaxed);
+        self.stats.changed.notify_one();
+        let info = TransportInfo {
+            tls: false,
+            client_cert: None,
+            tls_version: None,
+            peer,
+        };
+        self.drive(io, info, session).await;
+        self.stats.active.fetch_sub(1, Ordering::Relaxed);
+        self.stats.changed.notify_one();
+    }
+
     async fn drive<S>(&self, io: S, info: TransportInfo, session: u64)
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let peer = info.peer;
+        let peer = info.peer.clone();
         tracing::info!(peer = %peer, session, tls = ?info.tls_version, "connection");
         let ctx = Arc::new(SessionContext {
-            peer: peer.to_string(),
+            peer: peer.clone(),
             session,
             ..SessionContext::default()
         });
@@ -585,7 +607,8 @@ pub struct TransportInfo {
     /// The client certificate presented, if any.
     pub client_cert: Option<ClientCertificate>,
     pub tls_version: Option<&'static str>,
-    pub peer: SocketAddr,
+    /// `IP:port`, or `isdn:<calling number>` for an ISDN call.
+    pub peer: String,
 }
 
 /// A TLS client certificate as presented; its chain is checked at SSID

@@ -17,6 +17,7 @@
 //! offers a restart of the same file (and a receiver that already holds
 //! it answers "duplicate file", which counts as sent).
 
+pub mod isdn;
 pub mod session;
 pub mod settings;
 pub mod tls;
@@ -46,6 +47,8 @@ pub struct Shared {
     pub partners: PartnerStore,
     pub inbox: Arc<InboxStore>,
     pub stats: Stats,
+    /// `[security]` keys, partner CAs and CRLs (`None`: not configured).
+    pub security: Option<Arc<crate::security::Security>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -70,13 +73,19 @@ impl Shared {
             local_id,
             config.rd.action_timeout,
         );
+        let partners = PartnerStore::new(db);
+        let security = crate::security::load_for_daemon(&config, partners.clone())?;
+        if let Some(s) = &security {
+            inbox.set_security(s.clone());
+        }
         Ok(Arc::new(Shared {
             local_id,
             queue,
-            partners: PartnerStore::new(db),
+            partners,
             inbox,
             stats: Stats::default(),
             config,
+            security,
         }))
     }
 }
@@ -408,6 +417,12 @@ pub async fn run(d: Daemon) -> anyhow::Result<()> {
         );
     }
     d.ready();
+    // CRLs of partner and CA certificates, downloaded on a schedule for
+    // every daemon of this station (they read `[security] crl_dir`).
+    let crl_task = shared
+        .security
+        .clone()
+        .map(|s| tokio::spawn(crate::security::crl::run(s)));
     let mut scheduler = Scheduler::new(shared.clone());
     let mut shutdown = d.shutdown();
     let scan = shared.config.sq.scan_interval;
@@ -437,6 +452,9 @@ pub async fn run(d: Daemon) -> anyhow::Result<()> {
         "stopping; running sessions get a moment to finish"
     );
     scheduler.stop(Duration::from_secs(3)).await;
+    if let Some(t) = crl_task {
+        t.abort();
+    }
     Ok(())
 }
 

@@ -23,7 +23,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::Shared;
 use crate::inbox::{InboxStore, SessionContext, SessionInbox};
 use crate::partner::Partner;
-use crate::queue::{Entry, QueueStore, ReceiptMatch, Route};
+use crate::queue::{Entry, Protection, QueueStore, ReceiptMatch, Route};
+use crate::security::Security;
 
 /// Octets between two restart checkpoints of a file being sent.
 const PROGRESS_CHECKPOINT: u64 = 8 << 20;
@@ -63,6 +64,23 @@ pub async fn run(
     session_no: u64,
     claimed: Claimed,
 ) -> Outcome {
+    // A revoked, expired or untrusted partner certificate stops every
+    // exchange with the partner until it is replaced.
+    if let Some(security) = &shared.security {
+        if let Err(e) = security.check_partner_for_session(&partner) {
+            tracing::error!(partner = %partner.id, session = session_no, error = %e, "session refused: partner certificate unusable");
+            return unreachable(format!("session refused: {e}"));
+        }
+    }
+    // A partner with an ISDN number is dialled instead (sq/isdn.rs).
+    let db = shared.queue.db();
+    match super::isdn::dial_if_isdn(&shared.config, db, &partner.id.to_string(), session_no).await {
+        Some(Ok((io, peer))) => {
+            return drive(shared, route, partner, session_no, claimed, io, peer).await
+        }
+        Some(Err(e)) => return unreachable(e),
+        None => {}
+    }
     let addr = format!("{}:{}", route.host, route.port);
     let connect_timeout = shared.config.sq.connect_timeout;
     tracing::info!(partner = %partner.id, session = session_no, address = %addr, tls = route.tls, "connecting");
@@ -133,6 +151,9 @@ where
     )
     .with_route(route)
     .with_stats(shared.clone());
+    if let Some(security) = &shared.security {
+        exchange = exchange.with_security(security.clone());
+    }
     let handlers = Handlers {
         authenticator: Box::new(ResponderCheck {
             partner: partner.clone(),
@@ -143,6 +164,22 @@ where
     let mut cfg = oftp2::session::Config::new(shared.local_id, partner.password_out);
     cfg.user_data = shared.config.local.user_data;
     cfg.response_timeout = shared.config.sq.response_timeout;
+    if partner.security.secure_auth {
+        let keys = shared
+            .security
+            .clone()
+            .and_then(crate::security::AuthKeys::new);
+        match keys {
+            Some(keys) => cfg = cfg.with_secure_authentication(Arc::new(keys)),
+            None => {
+                return unreachable(format!(
+                    "secure authentication is set for {} but [security] has no key pair \
+                     (certificate, private_key)",
+                    partner.id
+                ))
+            }
+        }
+    }
     let mut session = match Session::new(Role::Initiator, cfg, handlers) {
         Ok(s) => s,
         Err(e) => return unreachable(format!("session parameters: {e}")),
@@ -181,6 +218,7 @@ pub struct Exchange {
     outcome: Outcome,
     end: Option<SessionEnd>,
     token: i64,
+    security: Option<Arc<Security>>,
 }
 
 impl std::fmt::Debug for Exchange {
@@ -213,7 +251,15 @@ impl Exchange {
             outcome: Outcome::default(),
             end: None,
             token: session_token(),
+            security: None,
         }
+    }
+
+    /// Protect outgoing files per partner policy and check the
+    /// signatures of receipts with these keys.
+    pub fn with_security(mut self, security: Arc<Security>) -> Exchange {
+        self.security = Some(security);
+        self
     }
 
     /// The retry policy to apply (default: the partner's stored route,
@@ -236,6 +282,7 @@ impl Exchange {
             ctx: self.ctx.clone(),
             tracker: self.tracker.clone(),
             claimed: self.claimed.clone(),
+            security: self.security.clone(),
         })
     }
 
@@ -460,6 +507,9 @@ impl Exchange {
                     destination: e.originator.to_string(),
                 };
                 let file = format!("{} {}", m.dataset_name, m.file_timestamp);
+                if !crate::security::check_receipt(self.security.as_deref(), &self.queue, &m, receipt) {
+                    return;
+                }
                 match self.queue.eerp_received(&m) {
                     Ok(Some(id)) => {
                         if let Some(s) = &self.stats {
@@ -481,6 +531,9 @@ impl Exchange {
                     destination: n.originator.to_string(),
                 };
                 let text = format!("NERP from {}: {} {}", n.creator, n.reason, n.text);
+                if !crate::security::check_receipt(self.security.as_deref(), &self.queue, &m, receipt) {
+                    return;
+                }
                 match self.queue.nerp_received(&m, text.trim_end()) {
                     Ok(Some(id)) => {
                         tracing::warn!(partner, entry = id, reason = %n.reason, "NERP received; failed")
@@ -537,6 +590,7 @@ struct QueueOutbox {
     ctx: Arc<SessionContext>,
     tracker: Arc<Mutex<Tracker>>,
     claimed: Claimed,
+    security: Option<Arc<Security>>,
 }
 
 impl Outbox for QueueOutbox {
@@ -557,7 +611,7 @@ impl Outbox for QueueOutbox {
             if let Ok(mut c) = self.claimed.lock() {
                 c.push(entry.id);
             }
-            match outgoing(&entry) {
+            match outgoing(&entry, &partner, &self.queue, self.security.as_deref()) {
                 Ok(file) => {
                     let mut t = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
                     t.by_file.insert(VirtualFileId::of(&file.sfid), entry.id);
@@ -588,11 +642,142 @@ fn session_token() -> i64 {
     i64::from_le_bytes(b) ^ i64::from(std::process::id()) ^ crate::db::unix_now()
 }
 
-/// The SFID and data of a queue entry.
-fn outgoing(e: &Entry) -> Result<OutgoingFile, String> {
+/// The file as transmitted after the partner's file services: written
+/// once next to the outbox copy (`<entry>.cms`) and reused by every later
+/// attempt, so a restart continues the same octets and the stored hash
+/// stays the one the EERP must carry.
+fn protect(
+    e: &Entry,
+    partner: &Partner,
+    queue: &QueueStore,
+    security: Option<&Security>,
+) -> Result<Option<(oftp2::security::file::Protected, std::path::PathBuf)>, String> {
+    use oftp2::security::file;
+    let policy = partner.security.file_policy();
+    if !policy.enveloped() && !policy.signed_eerp {
+        return Ok(None);
+    }
+    let security = security.ok_or_else(|| {
+        format!(
+            "partner {} has file services set but [security] is not configured",
+            partner.id
+        )
+    })?;
+    let format = e.record_format()?;
+    let stored = queue
+        .protection_of(e.id)
+        .map_err(|err| format!("queue: {err}"))?;
+    let cms_path = std::path::PathBuf::from(format!("{}.cms", e.outbox_path));
+    let reuse = stored
+        .as_ref()
+        .and_then(|p| p.protected_path.as_deref())
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.exists() || !policy.enveloped());
+    let partner_cert = if policy.encrypt {
+        Some(
+            security
+                .partner_certificate(partner)
+                .map_err(|err| err.to_string())?,
+        )
+    } else {
+        None
+    };
+    // Reused octets: the SFID fields come from protecting nothing (cheap)
+    // with the same policy.
+    let plain = match (&reuse, policy.enveloped()) {
+        (Some(_), true) => Vec::new(),
+        _ => std::fs::read(&e.outbox_path)
+            .map_err(|err| format!("outbox file {} cannot be read: {err}", e.outbox_path))?,
+    };
+    let mut protected = file::protect(
+        &plain,
+        format,
+        &policy,
+        security.signing(),
+        partner_cert.as_ref(),
+    )
+    .map_err(|err| err.to_string())?;
+    protected.original_len = e.size;
+    let path = match (&reuse, policy.enveloped()) {
+        (Some(path), true) => {
+            protected.data = std::fs::read(path)
+                .map_err(|err| format!("protected file {} cannot be read: {err}", path.display()))?;
+            path.clone()
+        }
+        (_, true) => {
+            write_durably(&cms_path, &protected.data)
+                .map_err(|err| format!("cannot write {}: {err}", cms_path.display()))?;
+            cms_path
+        }
+        (_, false) => std::path::PathBuf::from(&e.outbox_path),
+    };
+    let hash = file::file_hash(&protected.data, policy.suite).ok();
+    let first = stored.as_ref().map_or(true, |p| p.protected_path.is_none());
+    if first || reuse.is_none() {
+        queue
+            .set_protection(&Protection {
+                id: e.id,
+                file_hash: hash,
+                cipher_suite: policy.suite.code(),
+                signed_eerp_requested: policy.signed_eerp,
+                protected_path: Some(path.to_string_lossy().into_owned()),
+            })
+            .map_err(|err| format!("queue: {err}"))?;
+    }
+    Ok(Some((protected, path)))
+}
+
+fn write_durably(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(data)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    File::open(dir)?.sync_all()
+}
+
+/// The SFID and data of a queue entry, with the partner's file services.
+fn outgoing(
+    e: &Entry,
+    partner: &Partner,
+    queue: &QueueStore,
+    security: Option<&Security>,
+) -> Result<OutgoingFile, String> {
+    if let Some((protected, path)) = protect(e, partner, queue, security)? {
+        let mut sfid = plain_sfid(e, 0)?;
+        protected.apply_to(&mut sfid);
+        if protected.envelope != FileEnvelope::None {
+            // Enveloped files travel as U: restart in 1K blocks.
+            sfid.restart_position = e.sent_units / oftp2::record::RESTART_BLOCK_LEN;
+        } else {
+            let mut file = File::open(&path)
+                .map_err(|err| format!("outbox file {} cannot be read: {err}", path.display()))?;
+            sfid.restart_position = e.restart_position(&mut file);
+        }
+        tracing::debug!(entry = e.id, security = ?sfid.security, compression = ?sfid.compression, suite = sfid.cipher_suite.code(), "file services applied");
+        let file = File::open(&path)
+            .map_err(|err| format!("file {} cannot be read: {err}", path.display()))?;
+        return Ok(OutgoingFile {
+            sfid,
+            data: Box::new(std::io::BufReader::with_capacity(256 * 1024, file)),
+        });
+    }
     let mut file = File::open(&e.outbox_path)
         .map_err(|err| format!("outbox file {} cannot be read: {err}", e.outbox_path))?;
     let restart_position = e.restart_position(&mut file);
+    let sfid = plain_sfid(e, restart_position)?;
+    use std::io::Seek;
+    file.rewind()
+        .map_err(|err| format!("outbox file {}: {err}", e.outbox_path))?;
+    Ok(OutgoingFile {
+        sfid,
+        data: Box::new(std::io::BufReader::with_capacity(256 * 1024, file)),
+    })
+}
+
+/// The SFID of a queue entry without file services.
+fn plain_sfid(e: &Entry, restart_position: u64) -> Result<Sfid, String> {
     let format = e.record_format()?;
     let dataset_name =
         DatasetName::new(&e.dataset_name).map_err(|m| format!("dataset name: {m}"))?;
@@ -622,11 +807,5 @@ fn outgoing(e: &Entry) -> Result<OutgoingFile, String> {
         signed_eerp: false,
         description: e.description.clone(),
     };
-    use std::io::Seek;
-    file.rewind()
-        .map_err(|err| format!("outbox file {}: {err}", e.outbox_path))?;
-    Ok(OutgoingFile {
-        sfid,
-        data: Box::new(std::io::BufReader::with_capacity(256 * 1024, file)),
-    })
+    Ok(sfid)
 }

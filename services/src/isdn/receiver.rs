@@ -1,0 +1,368 @@
+//! `os4xrd_capi_<n>`: drives ISDN controller `n`, answers calls from
+//! partners' numbers and serves their OFTP sessions exactly as
+//! `os4xrd_tcpip` does ([`crate::rd::Server::serve_stream`]: partner
+//! checks, inbox, EERPs).
+//!
+//! Call acceptance, in order:
+//! 1. the called number (MSN/DDI) must be one of the controller's `msn`
+//!    (when any are configured); other calls are *ignored* (CAPI reject 1)
+//!    so another device on the same bus may take them;
+//! 2. the caller must present its number (no CLIR) and it must be an
+//!    enabled partner's ISDN number (`os4x route set --isdn-number`),
+//!    else the call is rejected with Q.850 cause 21 "call rejected";
+//! 3. a free B channel (`b_channels`), else cause 17 "user busy".
+//!
+//! The controller connection is re-established with backoff when it is
+//! lost; the state is published for `os4x-pidctl status` ([`super::state`])
+//! and systemd's STATUS= line.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use capi::message::{cip, reject, BProtocol};
+use capi::stream::{Application, IncomingCall};
+
+use super::settings::{number_matches, ControllerConfig, IsdnConfig};
+use super::state::{self, ControllerState};
+use crate::config::Config;
+use crate::daemon::{Daemon, Shutdown};
+use crate::db::{unix_now, Db};
+use crate::partner::PartnerStore;
+use crate::rd::Server;
+use crate::sq::isdn::IsdnRoutes;
+
+/// `CONNECT_RESP` reject value for Q.850 cause 21, call rejected.
+pub const REJECT_CALL_REJECTED: u16 = 0x3495;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long running sessions may take after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// What to do with an offered call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Accept: the partner the calling number belongs to.
+    Accept { partner: String },
+    /// Reject with this `CONNECT_RESP` reject value, and why (for the log).
+    Reject { value: u16, why: String },
+}
+
+/// The acceptance policy (see the module docs), without I/O except the
+/// partner and route tables.
+pub fn decide(
+    ctl: &ControllerConfig,
+    isdn: &IsdnConfig,
+    routes: &IsdnRoutes,
+    partners: &PartnerStore,
+    calling: Option<&str>,
+    called: Option<&str>,
+    active: u32,
+) -> Decision {
+    let reject = |value, why: String| Decision::Reject { value, why };
+    if !ctl.msn.is_empty() {
+        let ours = called.is_some_and(|c| {
+            ctl.msn
+                .iter()
+                .any(|m| number_matches(c, m, isdn.match_digits))
+        });
+        if !ours {
+            return reject(
+                reject::IGNORE,
+                format!(
+                    "called number {} is not one of this controller's MSNs {:?}",
+                    called.unwrap_or("(none)"),
+                    ctl.msn
+                ),
+            );
+        }
+    }
+    let Some(calling) = calling.filter(|c| !c.is_empty()) else {
+        return reject(
+            REJECT_CALL_REJECTED,
+            "the caller presents no number (CLIR); partners are recognised by their number".into(),
+        );
+    };
+    let candidates = match routes.partners_calling_from(calling, isdn.match_digits) {
+        Ok(c) => c,
+        Err(e) => {
+            return reject(
+                reject::OUT_OF_ORDER,
+                format!("cannot read the partners' ISDN numbers: {e}"),
+            )
+        }
+    };
+    let mut disabled = None;
+    for r in candidates {
+        match partners.get(&r.partner) {
+            Ok(Some(p)) if p.enabled => {
+                if active >= u32::from(ctl.b_channels) {
+                    return reject(
+                        reject::USER_BUSY,
+                        format!("all {} B channels busy", ctl.b_channels),
+                    );
+                }
+                return Decision::Accept {
+                    partner: p.id.to_string(),
+                };
+            }
+            Ok(Some(p)) => disabled = Some(p.id.to_string()),
+            Ok(None) => {}
+            Err(e) => {
+                return reject(
+                    reject::OUT_OF_ORDER,
+                    format!("cannot read partner {}: {e}", r.partner),
+                )
+            }
+        }
+    }
+    let why = match disabled {
+        Some(p) => format!("calling number {calling} belongs to partner {p}, which is disabled"),
+        None => format!(
+            "calling number {calling} is no partner's ISDN number; set it with `os4x route set PARTNER --isdn-number {calling}`"
+        ),
+    };
+    reject(REJECT_CALL_REJECTED, why)
+}
+
+/// The published controller state, with the file it goes to.
+struct Published {
+    file: PathBuf,
+    state: Mutex<ControllerState>,
+}
+
+impl Published {
+    fn update(&self, f: impl FnOnce(&mut ControllerState)) {
+        let snapshot = {
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut s);
+            s.updated_at = unix_now();
+            s.clone()
+        };
+        if let Err(e) = state::write(&self.file, &snapshot) {
+            tracing::warn!(file = %self.file.display(), error = %e, "cannot write the controller state for os4x-pidctl");
+        }
+        let line = format!(
+            "{}; {} calls accepted, {} rejected",
+            snapshot.summary(),
+            snapshot.calls_accepted,
+            snapshot.calls_rejected
+        );
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&line)]);
+    }
+}
+
+/// Checks before start-up: the controller is configured. `Err` is the
+/// message for the admin (exit 78).
+pub fn precheck(config: &Config, n: u32) -> Result<(), String> {
+    config.local.require_id().map_err(|e| e.to_string())?;
+    if config.isdn.controller(n).is_none() {
+        let known: Vec<String> = config
+            .isdn
+            .controllers
+            .iter()
+            .map(|c| c.number.to_string())
+            .collect();
+        return Err(format!(
+            "ISDN controller {n} is not configured: add [[isdn.controller]] with number = {n} to {} (configured: {})",
+            config
+                .source
+                .as_deref()
+                .map_or_else(|| crate::config::DEFAULT_PATH.into(), |p| p.display().to_string()),
+            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+        ));
+    }
+    Ok(())
+}
+
+/// The body of `os4xrd_capi_<n>`.
+pub async fn run(d: Daemon, n: u32) -> anyhow::Result<()> {
+    let config = d.config().clone();
+    let ctl =
+        config.isdn.controller(n).cloned().with_context(|| {
+            format!("ISDN controller {n} is not configured ([[isdn.controller]])")
+        })?;
+    // ISDN is not TLS: the server's plain configuration applies (a
+    // partner that requires TLS is refused at SSID, as over TCP).
+    let server = Server::new(config.clone(), crate::rd::Transport::Tcp)?;
+    let db = Db::open(config.database.sqlite_path())?;
+    let routes = IsdnRoutes::open(db.clone())?;
+    let partners = PartnerStore::new(db);
+    let published = Arc::new(Published {
+        file: state::path(&config.tmp_dir, d.program().as_str()),
+        state: Mutex::new(ControllerState {
+            controller: ctl.number,
+            capi_controller: ctl.capi_controller,
+            transport: ctl.transport.to_string(),
+            state: "connecting".into(),
+            msn: ctl.msn.clone(),
+            ..ControllerState::default()
+        }),
+    });
+    published.update(|_| {});
+    d.ready();
+    let active = Arc::new(AtomicU32::new(0));
+    let mut shutdown = d.shutdown();
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        // It watches for shutdown itself, so running sessions can finish.
+        let outcome = serve_controller(
+            &ctl,
+            &config,
+            &server,
+            &routes,
+            &partners,
+            &published,
+            &active,
+            shutdown.clone(),
+        )
+        .await;
+        let (error, was_up) = match outcome {
+            Ok(()) => break,
+            Err((e, up)) => (e, up),
+        };
+        if was_up {
+            backoff = MIN_BACKOFF;
+        }
+        tracing::error!(controller = n, transport = %ctl.transport, error = %error, retry_in = ?backoff, "ISDN controller not available");
+        published.update(|s| {
+            s.state = "down".into();
+            s.error = Some(error.clone());
+        });
+        tokio::select! {
+            () = shutdown.wait() => break,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    let _ = std::fs::remove_file(&published.file);
+    Ok(())
+}
+
+/// Registers on the controller, listens and answers calls until the
+/// controller connection is lost (`Err((why, was listening))`) or shutdown.
+#[allow(clippy::too_many_arguments)]
+async fn serve_controller(
+    ctl: &ControllerConfig,
+    config: &Config,
+    server: &Arc<Server>,
+    routes: &IsdnRoutes,
+    partners: &PartnerStore,
+    published: &Arc<Published>,
+    active: &Arc<AtomicU32>,
+    mut shutdown: Shutdown,
+) -> Result<(), (String, bool)> {
+    let link = tokio::select! {
+        () = shutdown.wait() => return Ok(()),
+        l = super::link::open(ctl) => l.map_err(|e| (e.to_string(), false))?,
+    };
+    let mut app = Application::start(link);
+    tokio::select! {
+        () = shutdown.wait() => return Ok(()),
+        r = app.listen(ctl.capi_controller, cip::mask(cip::UNRESTRICTED_DIGITAL)) => {
+            r.map_err(|e| (format!("LISTEN_REQ on CAPI controller {} refused: {e}", ctl.capi_controller), false))?
+        }
+    }
+    tracing::info!(controller = ctl.number, capi_controller = ctl.capi_controller, transport = %ctl.transport, msn = ?ctl.msn, "listening for ISDN calls");
+    published.update(|s| {
+        s.state = "listening".into();
+        s.error = None;
+    });
+    loop {
+        let call = tokio::select! {
+            () = shutdown.wait() => {
+                // Running sessions get a moment; their calls are cleared
+                // when the application is released.
+                let deadline = tokio::time::Instant::now() + STOP_GRACE;
+                while active.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                return Ok(());
+            }
+            c = app.next_call() => c,
+        };
+        let Some(call) = call else {
+            return Err((
+                "the controller connection was lost; reconnecting".into(),
+                true,
+            ));
+        };
+        answer(
+            call, ctl, config, server, routes, partners, published, active,
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn answer(
+    call: IncomingCall,
+    ctl: &ControllerConfig,
+    config: &Config,
+    server: &Arc<Server>,
+    routes: &IsdnRoutes,
+    partners: &PartnerStore,
+    published: &Arc<Published>,
+    active: &Arc<AtomicU32>,
+) {
+    let calling = call.calling.clone();
+    let called = call.called.clone();
+    let shown = |n: &Option<String>| n.clone().unwrap_or_else(|| "(none)".into());
+    let decision = decide(
+        ctl,
+        &config.isdn,
+        routes,
+        partners,
+        calling.as_deref(),
+        called.as_deref(),
+        active.load(Ordering::Relaxed),
+    );
+    let last = |outcome: &str| {
+        format!(
+            "{} {} -> {}: {outcome}",
+            unix_now(),
+            shown(&calling),
+            shown(&called)
+        )
+    };
+    match decision {
+        Decision::Reject { value, why } => {
+            if value == reject::IGNORE {
+                tracing::info!(controller = ctl.number, calling = %shown(&calling), called = %shown(&called), "call ignored: {why}");
+            } else {
+                tracing::warn!(controller = ctl.number, calling = %shown(&calling), called = %shown(&called), cause = format_args!("0x{value:04X}"), "call rejected: {why}");
+                published.update(|s| {
+                    s.calls_rejected += 1;
+                    s.last_call = Some(last(&format!("rejected 0x{value:04X}")));
+                });
+            }
+            if let Err(e) = call.reject(value) {
+                tracing::warn!(error = %e, "cannot answer the call");
+            }
+        }
+        Decision::Accept { partner } => {
+            tracing::info!(controller = ctl.number, partner = %partner, calling = %shown(&calling), called = %shown(&called), "call accepted");
+            active.fetch_add(1, Ordering::Relaxed);
+            published.update(|s| {
+                s.calls_accepted += 1;
+                s.calls_active = active.load(Ordering::Relaxed);
+                s.last_call = Some(last(&format!("accepted ({partner})")));
+            });
+            let (server, published, active) = (server.clone(), published.clone(), active.clone());
+            let peer = format!("isdn:{}", shown(&calling));
+            let controller = ctl.number;
+            tokio::spawn(async move {
+                match call.accept(BProtocol::x75_transparent()).await {
+                    Ok(stream) => server.serve_stream(stream, peer).await,
+                    Err(e) => {
+                        tracing::warn!(controller, partner = %partner, error = %e, "call lost while connecting")
+                    }
+                }
+                active.fetch_sub(1, Ordering::Relaxed);
+                published.update(|s| s.calls_active = active.load(Ordering::Relaxed));
+            });
+        }
+    }
+}

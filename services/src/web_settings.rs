@@ -1,0 +1,224 @@
+//! `[web]`: the web administration service `os4x-web` (its own crate; the
+//! section lives here so the one configuration file keeps rejecting
+//! unknown keys with file and line).
+//!
+//! ```toml
+//! [web]
+//! listen = "127.0.0.1:8404"           # when not socket-activated
+//! tls_certificate = "/etc/os4x/web.crt"  # both set: HTTPS only
+//! tls_private_key = "/etc/os4x/web.key"
+//! session_idle = 1800                 # seconds without a request
+//! session_max = 43200                 # seconds after login, at most
+//! max_upload_bytes = 268435456        # enqueue uploads
+//! control = "auto"                    # auto | systemd | direct
+//! daemon_dir = "/usr/sbin"            # direct control: daemon binaries
+//! systemctl = ["systemctl"]           # e.g. ["sudo", "-n", "systemctl"]
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+
+/// Default `[web] listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8404";
+/// Default `[web] max_upload_bytes`: 256 MiB.
+pub const DEFAULT_MAX_UPLOAD: u64 = 256 << 20;
+
+/// `[web]` as written in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebFile {
+    listen: Option<String>,
+    tls_certificate: Option<PathBuf>,
+    tls_private_key: Option<PathBuf>,
+    session_idle: Option<u64>,
+    session_max: Option<u64>,
+    max_upload_bytes: Option<u64>,
+    control: Option<String>,
+    daemon_dir: Option<PathBuf>,
+    systemctl: Option<Vec<String>>,
+    cookie_secure: Option<bool>,
+}
+
+/// How `os4x-web` starts and stops daemons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Through systemd when it runs the program's unit, else directly.
+    Auto,
+    /// Always `systemctl`.
+    Systemd,
+    /// Always the daemon binaries and signals.
+    Direct,
+}
+
+/// `[web]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebConfig {
+    /// Bound when not socket-activated.
+    pub listen: SocketAddr,
+    /// Certificate chain and key (PEM): HTTPS; `None`: plain HTTP.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// A session unused this long ends.
+    pub session_idle: Duration,
+    /// A session ends this long after login, used or not.
+    pub session_max: Duration,
+    /// Largest file uploaded to the send queue.
+    pub max_upload_bytes: u64,
+    pub control: Control,
+    /// Where the daemon binaries are for direct control; `None`: beside
+    /// `os4x-web`'s own executable.
+    pub daemon_dir: Option<PathBuf>,
+    /// The `systemctl` command (with a prefix such as `sudo -n`).
+    pub systemctl: Vec<String>,
+    /// Mark the session cookie `Secure` although os4x-web speaks plain
+    /// HTTP (behind a TLS-terminating proxy); `None`: only with TLS.
+    pub cookie_secure: Option<bool>,
+}
+
+/// Validates `[web]`.
+pub fn resolve(
+    file: WebFile,
+    bad: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<WebConfig, ConfigError> {
+    let listen = file
+        .listen
+        .as_deref()
+        .unwrap_or(DEFAULT_LISTEN)
+        .parse()
+        .map_err(|_| {
+            bad(
+                "web.listen",
+                "expected an address like \"127.0.0.1:8404\"".into(),
+            )
+        })?;
+    let range = |key: &str, v: u64, lo: u64, hi: u64| {
+        if (lo..=hi).contains(&v) {
+            Ok(v)
+        } else {
+            Err(bad(key, format!("use {lo} .. {hi}")))
+        }
+    };
+    let session_idle = range(
+        "web.session_idle",
+        file.session_idle.unwrap_or(1800),
+        60,
+        86_400,
+    )?;
+    let session_max = range(
+        "web.session_max",
+        file.session_max.unwrap_or(43_200),
+        60,
+        30 * 86_400,
+    )?;
+    let max_upload_bytes = range(
+        "web.max_upload_bytes",
+        file.max_upload_bytes.unwrap_or(DEFAULT_MAX_UPLOAD),
+        1024,
+        1 << 40,
+    )?;
+    let control = match file.control.as_deref().unwrap_or("auto") {
+        "auto" => Control::Auto,
+        "systemd" => Control::Systemd,
+        "direct" => Control::Direct,
+        other => {
+            return Err(bad(
+                "web.control",
+                format!("{other:?}: use auto, systemd or direct"),
+            ))
+        }
+    };
+    let absolute = |key: &str, p: Option<PathBuf>| match p {
+        Some(p) if !p.is_absolute() => Err(bad(
+            key,
+            format!("{:?} is not an absolute path", p.display().to_string()),
+        )),
+        p => Ok(p),
+    };
+    let tls =
+        match (
+            absolute("web.tls_certificate", file.tls_certificate)?,
+            absolute("web.tls_private_key", file.tls_private_key)?,
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            (Some(_), None) => return Err(bad(
+                "web.tls_private_key",
+                "not set, but web.tls_certificate is; set both (PEM files) for HTTPS, or neither"
+                    .into(),
+            )),
+            (None, Some(_)) => return Err(bad(
+                "web.tls_certificate",
+                "not set, but web.tls_private_key is; set both (PEM files) for HTTPS, or neither"
+                    .into(),
+            )),
+        };
+    let daemon_dir = absolute("web.daemon_dir", file.daemon_dir)?;
+    let systemctl = file.systemctl.unwrap_or_else(|| vec!["systemctl".into()]);
+    if systemctl.first().is_none_or(|c| c.is_empty()) {
+        return Err(bad(
+            "web.systemctl",
+            "must name a command, e.g. [\"systemctl\"] or [\"sudo\", \"-n\", \"systemctl\"]".into(),
+        ));
+    }
+    Ok(WebConfig {
+        listen,
+        tls,
+        session_idle: Duration::from_secs(session_idle),
+        session_max: Duration::from_secs(session_max),
+        max_upload_bytes,
+        control,
+        daemon_dir,
+        systemctl,
+        cookie_secure: file.cookie_secure,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/os4x/os4x.toml"))
+    }
+
+    #[test]
+    fn defaults_and_values() {
+        let c = parse("").unwrap().web;
+        assert_eq!(c.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!((c.control, c.tls.is_none()), (Control::Auto, true));
+        let c = parse(
+            "[web]\nlisten = \"[::1]:9\"\ncontrol = \"direct\"\ntls_certificate = \"/c\"\n\
+             tls_private_key = \"/k\"\nsystemctl = [\"sudo\", \"-n\", \"systemctl\"]\n",
+        )
+        .unwrap()
+        .web;
+        assert_eq!(c.control, Control::Direct);
+        assert_eq!(c.tls, Some(("/c".into(), "/k".into())));
+        assert_eq!(c.systemctl.len(), 3);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        for (text, key) in [
+            ("[web]\nlisten = \"x\"\n", "web.listen"),
+            ("[web]\ncontrol = \"maybe\"\n", "web.control"),
+            ("[web]\ntls_certificate = \"/c\"\n", "web.tls_private_key"),
+            ("[web]\nsession_idle = 1\n", "web.session_idle"),
+            ("[web]\nsystemctl = []\n", "web.systemctl"),
+            ("[web]\ndaemon_dir = \"bin\"\n", "web.daemon_dir"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert_eq!(e.key(), Some(key), "{text}: {e}");
+        }
+        let e = parse("[web]\nlisen = 1\n").unwrap_err();
+        assert!(e.key().is_some_and(|k| k.contains("lisen")), "{e}");
+    }
+}
