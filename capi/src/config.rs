@@ -111,7 +111,10 @@ impl fmt::Display for TransportConfig {
 impl TransportConfig {
     /// Registers an application (`CAPI_REGISTER`) through this transport.
     /// Needs a tokio runtime.
-    pub async fn connect(&self, params: RegisterParams) -> Result<Box<dyn Transport>, TransportError> {
+    pub async fn connect(
+        &self,
+        params: RegisterParams,
+    ) -> Result<Box<dyn Transport>, TransportError> {
         Ok(match self {
             TransportConfig::Simulator(sim) => Box::new(sim.register(params)),
             TransportConfig::Remote { addr } => {

@@ -210,6 +210,9 @@ impl Mgmt {
 }
 
 /// One frame's payload.
+// Frames live one at a time on their way in or out; boxing the message
+// would only add an allocation per CAPI message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     /// A CAPI 2.0 message.
@@ -607,7 +610,9 @@ impl Transport for RemoteTransport {
         let mut m = msg.clone();
         m.app_id = self.app_id;
         let frame = Frame::Capi(m).to_vec().map_err(|e| match e {
-            FrameError::TooLong(n) => TransportError::Encode(crate::message::EncodeError::TooLong(n)),
+            FrameError::TooLong(n) => {
+                TransportError::Encode(crate::message::EncodeError::TooLong(n))
+            }
             other => TransportError::Unavailable(other.to_string()),
         })?;
         self.tx.try_send(frame).map_err(|e| match e {
@@ -630,7 +635,10 @@ impl Transport for RemoteTransport {
                     return Poll::Ready(Ok(m));
                 }
                 Poll::Ready(Ok(Some(Frame::Mgmt { body, .. }))) => {
-                    tracing::debug!(command = body.command(), "remote CAPI: management message ignored");
+                    tracing::debug!(
+                        command = body.command(),
+                        "remote CAPI: management message ignored"
+                    );
                 }
             }
         }
@@ -647,7 +655,10 @@ pub struct ControllerReport {
 /// Asks the server at `addr` for `controller`'s profile and manufacturer on
 /// a connection of its own (no application is registered): a cheap check
 /// that the controller is there, e.g. for a status display.
-pub async fn query_controller(addr: &str, controller: u32) -> Result<ControllerReport, TransportError> {
+pub async fn query_controller(
+    addr: &str,
+    controller: u32,
+) -> Result<ControllerReport, TransportError> {
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|e| unavailable(addr, e))?;
@@ -783,10 +794,10 @@ fn sim_profile(sim: &Sim, controller: u32) -> (u16, Profile) {
     let profile = Profile {
         controllers,
         b_channels: b_channels.unwrap_or(0) as u16,
-        global_options: 1, // internal controller
-        b1_protocols: 0b11,   // 64k HDLC, 64k transparent
-        b2_protocols: 0b11,   // X.75 SLP, transparent
-        b3_protocols: 0b101,  // transparent, ISO 8208
+        global_options: 1,   // internal controller
+        b1_protocols: 0b11,  // 64k HDLC, 64k transparent
+        b2_protocols: 0b11,  // X.75 SLP, transparent
+        b3_protocols: 0b101, // transparent, ISO 8208
         rest: [0; 44],
     };
     (info, profile)
@@ -930,7 +941,10 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Option<Ve
     }
     let n = usize::from(u16::from_be_bytes(len));
     if n < 2 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, FrameError::TooShort(n)));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            FrameError::TooShort(n),
+        ));
     }
     let mut v = vec![0u8; n];
     v[..2].copy_from_slice(&len);

@@ -7,9 +7,25 @@
 //! CAPI 2.0 part I chapter 7 for incoming and outgoing calls, B3 set-up,
 //! data and clearing). Applications talk to it only in CAPI messages.
 //!
-//! B-channel data is moved as frames: a `DATA_B3_REQ` block becomes exactly
-//! one `DATA_B3_IND` block on the other side (as X.75 I-frames carry it),
-//! never larger than the receiver registered (`max_b_data_len`). Flow
+//! B-channel data with transparent B3 is moved as frames: a `DATA_B3_REQ`
+//! block becomes exactly one `DATA_B3_IND` block on the other side (as
+//! X.75 I-frames carry it), never larger than the receiver registered
+//! (`max_b_data_len`).
+//!
+//! With B3 ISO 8208 (both ends must choose it; different B3 protocols at
+//! the two ends fail the B3 connection with reason 0x3303, as a packet
+//! layer talking to a transparent one would) the exchange plays the two
+//! controllers' X.25 packet layers: the `CONNECT_B3_REQ` NCPI must be a
+//! readable X.25 call (else info 0x2007) and reaches the callee as the
+//! incoming call; the callee's `CONNECT_B3_RESP` NCPI (call accepted)
+//! reaches the caller in `CONNECT_B3_ACTIVE_IND`, and the packet sizes of
+//! both directions follow from the facilities (default 128). A block
+//! larger than the sender's packet size is cut into packets, all but the
+//! last with the M-bit, each its own `DATA_B3_IND`; an M-bit on a block
+//! that does not fill its last packet is refused (info 0x2007), as X.25
+//! allows the M-bit on full packets only; Q- and D-bits pass through.
+//!
+//! Flow
 //! control is CAPI's: at most `max_b_data_blocks` indications are
 //! outstanding at the receiver; the sender's `DATA_B3_CONF` comes when its
 //! block has been handed to the receiving application, so a slow reader
@@ -21,8 +37,10 @@
 //! Simplifications (documented, not hidden): an incoming call is offered to
 //! the first application listening on the controller (real CAPI offers it
 //! to all and the first to answer wins); no bit rate is imposed (tests run
-//! at memory speed); B-protocol mismatches between the two ends are not
-//! detected.
+//! at memory speed); only the B3 protocols of the two ends are compared
+//! (not B1/B2 or their configurations); X.25 windows are not modelled
+//! (CAPI's `max_b_data_blocks` window is); X.25 resets, interrupts and
+//! clear causes are not produced.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -442,7 +460,9 @@ impl Exchange {
                     // The controller builds a call request packet from the
                     // NCPI: it must be readable.
                     let call = X25Ncpi::decode(&m.ncpi).map_err(|_| ()).and_then(|n| {
-                        n.map_or(Ok(crate::x25::X25Call::default()), |n| n.call().map_err(|_| ()))
+                        n.map_or(Ok(crate::x25::X25Call::default()), |n| {
+                            n.call().map_err(|_| ())
+                        })
                     });
                     match call {
                         Ok(c) => {
@@ -466,7 +486,11 @@ impl Exchange {
                 if ok && peer.is_some() && own_b3 != peer_b3 {
                     // Different B3 protocols at the two ends: the packet
                     // layer never comes up (layer 3 protocol error).
-                    tracing::info!(?own_b3, ?peer_b3, "sim: B3 protocols differ; B3 connection fails");
+                    tracing::info!(
+                        ?own_b3,
+                        ?peer_b3,
+                        "sim: B3 protocols differ; B3 connection fails"
+                    );
                     self.send(
                         app,
                         n,

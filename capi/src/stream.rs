@@ -7,17 +7,27 @@
 //! [`IncomingCall::accept`] return a [`B3Stream`] once the B3 connection
 //! is active.
 //!
-//! **Framing.** Writes are cut into blocks of at most the registered
-//! `max_b_data_len` and sent as `DATA_B3_REQ`, at most `max_b_data_blocks`
-//! unconfirmed at a time; received `DATA_B3_IND` blocks are answered with
-//! `DATA_B3_RESP` only when the reader has taken them, so a slow reader
-//! throttles the sender end to end. Block boundaries are *not* visible to
-//! the reader: the stream is an octet stream, like TCP. The OFTP layer on
-//! top therefore frames its commands itself with the Stream Transmission
-//! Header (RFC 5024 section 8), exactly as on TCP — the design chosen for
-//! transparent B3. (Over ISO 8208, RFC 5024 Appendix D instead maps each
-//! OFTP exchange buffer to an X.25 packet sequence delimited by the M-bit,
-//! without STH; that mode is not implemented here.)
+//! **Framing.** The B protocol the call is placed or accepted with decides
+//! (see [`crate::config::B3Mode`]):
+//!
+//! * *Transparent B3*: writes are cut into blocks of at most the registered
+//!   `max_b_data_len` and sent as `DATA_B3_REQ`. Block boundaries are not
+//!   visible to the reader: the stream is an octet stream, like TCP, and
+//!   OFTP frames its commands with the Stream Transmission Header (RFC 5024
+//!   section 8) exactly as on TCP.
+//! * *ISO 8208* (RFC 5024 Appendix D): the CONNECT_B3 NCPI carries the X.25
+//!   call with the ODETTE facilities, and each OFTP exchange buffer travels
+//!   as a complete packet sequence of the negotiated packet size (M-bit on
+//!   all but the last packet), without STH, as Appendix D partners expect.
+//!   The stream still shows STB framing to its user, so the same `oftp2`
+//!   driver runs unchanged: written STBs are taken apart into packets,
+//!   received packet sequences are put back together with an STH
+//!   ([`crate::x25`]). Such a stream carries STB-framed data only.
+//!
+//! Either way at most `max_b_data_blocks` blocks are unconfirmed at a time,
+//! and received `DATA_B3_IND` blocks are answered with `DATA_B3_RESP` only
+//! when the reader has taken them (ISO 8208: the last packet of a sequence),
+//! so a slow reader throttles the sender end to end.
 //!
 //! **Clearing.** Shutting down or dropping the stream waits until every
 //! block is confirmed, then sends `DISCONNECT_B3_REQ` and `DISCONNECT_REQ`.
@@ -148,6 +158,10 @@ enum Command {
         plci: u32,
         reject: u16,
     },
+    /// The partner cleared B3 but left the B channel up: clear it.
+    Hangup {
+        plci: u32,
+    },
 }
 
 /// Settings of an [`Application`] beyond its transport.
@@ -159,6 +173,12 @@ pub struct Options {
     pub max_packet: u16,
     /// ISO 8208: the largest window accepted in negotiation.
     pub max_window: u8,
+    /// After the partner clears the B3 connection (X.25 clear), how long
+    /// to wait for it to clear the B channel too before doing it here, so
+    /// no idle B channel stays connected (RFC 5024 Appendix D.2:
+    /// "the recipient of the Clear Confirm should then close down the ISDN
+    /// connection").
+    pub peer_clear_grace: std::time::Duration,
 }
 
 impl Default for Options {
@@ -166,6 +186,7 @@ impl Default for Options {
         Options {
             max_packet: x25::ODETTE_PACKET_SIZE,
             max_window: x25::ODETTE_WINDOW,
+            peer_clear_grace: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -498,6 +519,22 @@ impl<T: Transport> Dispatcher<T> {
                     }))?;
                 }
             }
+            Command::Hangup { plci } => {
+                if self
+                    .calls_by_plci
+                    .get(&plci)
+                    .is_some_and(|c| matches!(c.phase, Phase::Down) && !c.cleared)
+                {
+                    tracing::info!(
+                        plci,
+                        "capi: partner left the B channel up after clearing B3; clearing it"
+                    );
+                    self.put(Params::DisconnectReq(DisconnectReq {
+                        plci,
+                        additional_info: vec![],
+                    }))?;
+                }
+            }
         }
         Ok(())
     }
@@ -751,7 +788,8 @@ impl<T: Transport> Dispatcher<T> {
                         }
                     }
                 }
-                // Nobody reads this connection: answer so the window stays open.
+                // Nobody reads this connection, or the packet went into a
+                // reassembly buffer: answer so the window stays open.
                 self.reply_to(
                     number,
                     Params::DataB3Resp(DataB3Resp {
@@ -792,6 +830,13 @@ impl<T: Transport> Dispatcher<T> {
                         plci,
                         additional_info: vec![],
                     }))?;
+                } else if self.calls_by_plci.contains_key(&plci) {
+                    // Partner's clearing: it should clear the call now.
+                    let (tx, grace) = (self.cmd_tx.clone(), self.options.peer_clear_grace);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(grace).await;
+                        let _ = tx.send(Command::Hangup { plci });
+                    });
                 }
             }
             Params::DisconnectInd(d) => {

@@ -309,10 +309,26 @@ impl Default for Negotiated {
 /// and `max_window`). Absent facilities mean the Appendix D defaults.
 /// Returns the facilities for the call accepted packet and what the
 /// called side then uses.
-pub fn negotiate(requested: &Facilities, max_packet: u16, max_window: u8) -> (Facilities, Negotiated) {
+pub fn negotiate(
+    requested: &Facilities,
+    max_packet: u16,
+    max_window: u8,
+) -> (Facilities, Negotiated) {
     let max_packet = max_packet.max(ODETTE_PACKET_SIZE);
-    let pick_size = |p: u16| if p <= ODETTE_PACKET_SIZE { p } else { p.min(max_packet) };
-    let pick_win = |w: u8| if w <= 2 { w.max(1) } else { w.min(max_window.max(2)) };
+    let pick_size = |p: u16| {
+        if p <= ODETTE_PACKET_SIZE {
+            p
+        } else {
+            p.min(max_packet)
+        }
+    };
+    let pick_win = |w: u8| {
+        if w <= 2 {
+            w.max(1)
+        } else {
+            w.min(max_window.max(2))
+        }
+    };
     let packet = requested
         .packet_size
         .map(|(a, b)| (pick_size(a), pick_size(b)));
@@ -391,7 +407,8 @@ impl Segmenter {
             self.buf.advance(STH_LEN);
             let mut oeb = self.buf.split_to(length - STH_LEN).freeze();
             while oeb.len() > self.packet_size {
-                self.packets.push_back((oeb.split_to(self.packet_size), true));
+                self.packets
+                    .push_back((oeb.split_to(self.packet_size), true));
             }
             self.packets.push_back((oeb, false));
         }

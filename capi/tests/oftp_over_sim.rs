@@ -6,7 +6,8 @@ mod session_support;
 
 use std::time::Duration;
 
-use capi::message::{cip, BProtocol};
+use capi::config::B3Mode;
+use capi::message::cip;
 use capi::sim::Sim;
 use capi::stream::{Application, Dial};
 use capi::transport::RegisterParams;
@@ -31,18 +32,19 @@ async fn line() -> (Sim, Application, Application) {
     (sim, caller, callee)
 }
 
-fn dial() -> Dial {
+fn dial(mode: B3Mode) -> Dial {
     Dial {
         controller: 1,
         called: "4989200".into(),
         calling: Some("4930100".into()),
-        b_protocol: BProtocol::x75_transparent(),
+        b_protocol: mode.b_protocol(),
     }
 }
 
 /// One call: initiator session on the caller's stream, responder on the
 /// callee's; returns both ends and events, and the callee application.
 async fn session_call(
+    mode: B3Mode,
     caller: &Application,
     mut callee: Application,
     initiator: Handlers,
@@ -55,7 +57,8 @@ async fn session_call(
     let r = tokio::spawn(async move {
         let call = callee.next_call().await.unwrap();
         assert_eq!(call.calling.as_deref(), Some("4930100"));
-        let stream = call.accept(BProtocol::x75_transparent()).await.unwrap();
+        let stream = call.accept(mode.b_protocol()).await.unwrap();
+        assert_eq!(stream.b3_mode(), mode);
         let mut s = Session::new(Role::Responder, config(RESPONDER_ID), responder).unwrap();
         let mut events = Vec::new();
         let end = driver::run(&mut s, stream, |e| events.push(e))
@@ -63,7 +66,16 @@ async fn session_call(
             .unwrap();
         ((end, events), callee)
     });
-    let stream = caller.dial(dial()).await.unwrap();
+    let stream = caller.dial(dial(mode)).await.unwrap();
+    assert_eq!(stream.b3_mode(), mode);
+    if mode == B3Mode::Iso8208 {
+        // Appendix D.1: packet size 128, window 7, both directions.
+        let n = stream.x25().unwrap();
+        assert_eq!(
+            (n.tx_packet, n.rx_packet, n.tx_window, n.rx_window),
+            (128, 128, 7, 7)
+        );
+    }
     let mut s = Session::new(Role::Initiator, config(INITIATOR_ID), initiator).unwrap();
     let mut events = Vec::new();
     let end = tokio::time::timeout(T, driver::run(&mut s, stream, |e| events.push(e)))
@@ -76,6 +88,17 @@ async fn session_call(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_both_ways_over_a_simulated_isdn_call() {
+    files_both_ways(B3Mode::Transparent).await;
+}
+
+/// RFC 5024 Appendix D: X.75 + ISO 8208, exchange buffers as M-bit
+/// packet sequences of 128 octets, no STH on the line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_both_ways_over_iso8208() {
+    files_both_ways(B3Mode::Iso8208).await;
+}
+
+async fn files_both_ways(mode: B3Mode) {
     let (_sim, caller, callee) = line().await;
     let (i_store, r_store) = (new_store(), new_store());
     let sizes = [0usize, 1, 2048, 99_999, 1_000_000];
@@ -95,6 +118,7 @@ async fn files_both_ways_over_a_simulated_isdn_call() {
         b"HELLO\r\nISDN\r\n".to_vec(),
     )];
     let ((ie, _), (re, revents), _callee) = session_call(
+        mode,
         &caller,
         callee,
         handlers(
@@ -123,6 +147,15 @@ async fn files_both_ways_over_a_simulated_isdn_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn line_drop_mid_file_then_restart_on_the_next_call() {
+    line_drop_then_restart(B3Mode::Transparent).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn line_drop_mid_file_then_restart_over_iso8208() {
+    line_drop_then_restart(B3Mode::Iso8208).await;
+}
+
+async fn line_drop_then_restart(mode: B3Mode) {
     let (sim, caller, mut callee) = line().await;
     let store = new_store();
     let data = content(7, 3_000_000);
@@ -142,7 +175,7 @@ async fn line_drop_mid_file_then_restart_on_the_next_call() {
     let r_store = store.clone();
     let r = tokio::spawn(async move {
         let call = callee.next_call().await.unwrap();
-        let stream = call.accept(BProtocol::x75_transparent()).await.unwrap();
+        let stream = call.accept(mode.b_protocol()).await.unwrap();
         let mut s = Session::new(
             Role::Responder,
             config(RESPONDER_ID),
@@ -156,7 +189,7 @@ async fn line_drop_mid_file_then_restart_on_the_next_call() {
         let end = driver::run(&mut s, stream, |_| {}).await;
         (end, callee)
     });
-    let stream = caller.dial(dial()).await.unwrap();
+    let stream = caller.dial(dial(mode)).await.unwrap();
     let mut s = Session::new(
         Role::Initiator,
         config(INITIATOR_ID),
@@ -192,6 +225,7 @@ async fn line_drop_mid_file_then_restart_on_the_next_call() {
     let mut file = mem_file("RESTART", Layout::unstructured(), data.clone());
     file.sfid.restart_position = 2_900;
     let ((ie, ievents), (re, _), _callee) = session_call(
+        mode,
         &caller,
         callee,
         handlers(

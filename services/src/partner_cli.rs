@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use oftp2::value::{OdetteId, Password};
+use oftp2::value::{CipherSuite, OdetteId, Password};
 
 use crate::config::Config;
 use crate::db::Db;
@@ -80,6 +80,104 @@ pub struct AddArgs {
     /// Add the partner disabled
     #[arg(long)]
     disabled: bool,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+/// OFTP2 security of a partner (RFC 5024 sections 4.2.3 and 6).
+#[derive(Debug, Args)]
+pub struct SecurityArgs {
+    /// The partner's X.509 certificate (PEM or DER, RSA): verifies its
+    /// signed files and receipts, encrypts files to it, challenges it in
+    /// secure authentication. The path is stored and the file read at
+    /// session time; "" removes it
+    // OsString: clap's PathBuf parser refuses the empty value.
+    #[arg(long, value_name = "PATH")]
+    certificate: Option<std::ffi::OsString>,
+    /// Sign files we send the partner (CMS SignedData, our [security] key)
+    #[arg(long, value_name = "BOOL")]
+    sign: Option<bool>,
+    /// Encrypt files we send the partner to its certificate
+    #[arg(long, value_name = "BOOL")]
+    encrypt: Option<bool>,
+    /// Compress files we send the partner (CMS CompressedData, zlib)
+    #[arg(long, value_name = "BOOL")]
+    compress: Option<bool>,
+    /// Ask the partner for signed EERPs (SFIDSIGN)
+    #[arg(long, value_name = "BOOL")]
+    signed_eerp: Option<bool>,
+    /// Cipher suite (SFIDCIPH): 01 3DES/SHA-1, 02 AES-256/SHA-1 (default),
+    /// 03 AES-256/SHA-256
+    #[arg(long, value_name = "NN", value_parser = parse_suite)]
+    cipher_suite: Option<CipherSuite>,
+    /// Secure authentication (SSIDAUTH, AUCH/AURP) in every session with
+    /// the partner; needs --certificate and our [security] key pair
+    #[arg(long, value_name = "BOOL")]
+    secure_auth: Option<bool>,
+}
+
+fn parse_suite(s: &str) -> Result<CipherSuite, String> {
+    let code: u8 = s
+        .parse()
+        .map_err(|_| format!("{s:?}: expected 01, 02 or 03"))?;
+    let suite = CipherSuite::from_code(code);
+    oftp2::security::suite_algorithms(suite).map_err(|e| e.to_string())?;
+    Ok(suite)
+}
+
+/// Checks that `path` holds a usable (RSA) certificate and makes it
+/// absolute.
+fn certificate_path(path: &Path) -> Result<PathBuf, String> {
+    let absolute =
+        std::path::absolute(path).map_err(|e| format!("--certificate {}: {e}", path.display()))?;
+    if absolute.to_str().is_none() {
+        return Err(format!(
+            "--certificate {}: the path is not UTF-8; give the file a UTF-8 name",
+            path.display()
+        ));
+    }
+    let bytes = std::fs::read(&absolute)
+        .map_err(|e| format!("--certificate {}: {e}", absolute.display()))?;
+    let cert = oftp2::security::Certificate::from_pem_or_der(&bytes)
+        .map_err(|e| format!("--certificate {}: {e}", absolute.display()))?;
+    cert.rsa_public_key()
+        .map_err(|e| format!("--certificate {}: {e}", absolute.display()))?;
+    Ok(absolute)
+}
+
+/// Applies `a` to `p` and checks the combination.
+fn apply_security(p: &mut Partner, a: SecurityArgs) -> Result<(), String> {
+    match a.certificate {
+        Some(v) if v.is_empty() => p.certificate = None,
+        Some(v) => p.certificate = Some(certificate_path(Path::new(&v))?),
+        None => {}
+    }
+    let sec = &mut p.security;
+    if let Some(v) = a.sign {
+        sec.sign = v;
+    }
+    if let Some(v) = a.encrypt {
+        sec.encrypt = v;
+    }
+    if let Some(v) = a.compress {
+        sec.compress = v;
+    }
+    if let Some(v) = a.signed_eerp {
+        sec.signed_eerp = v;
+    }
+    if let Some(v) = a.cipher_suite {
+        sec.cipher_suite = v;
+    }
+    if let Some(v) = a.secure_auth {
+        sec.secure_auth = v;
+    }
+    if p.certificate.is_none() && (p.security.encrypt || p.security.secure_auth) {
+        return Err(
+            "--encrypt and --secure-auth need the partner's certificate (--certificate PATH)"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +209,8 @@ pub struct SetArgs {
     post_receive: Option<String>,
     #[arg(long, value_name = "BOOL")]
     enabled: Option<bool>,
+    #[command(flatten)]
+    security: SecurityArgs,
 }
 
 fn parse_direction(s: &str) -> Result<Directions, String> {
@@ -193,6 +293,7 @@ fn partner(store: &PartnerStore, cmd: PartnerCommand) -> Result<(), Failure> {
                 .map_err(usage)?;
             p.post_receive = a.post_receive.filter(|c| !c.is_empty());
             p.enabled = !a.disabled;
+            apply_security(&mut p, a.security).map_err(usage)?;
             store.add(&p)?;
             println!("partner {} added", p.id);
             if p.client_ca.is_some() {
@@ -264,6 +365,22 @@ fn partner(store: &PartnerStore, cmd: PartnerCommand) -> Result<(), Failure> {
                     "post_receive:         {}",
                     p.post_receive.as_deref().unwrap_or("-")
                 );
+                println!(
+                    "certificate:          {}",
+                    p.certificate
+                        .as_deref()
+                        .map_or_else(|| "-".into(), |c| c.display().to_string())
+                );
+                let sec = &p.security;
+                println!(
+                    "file services:        sign {}, encrypt {}, compress {}, signed EERP {}, cipher suite {:02}",
+                    yes(sec.sign),
+                    yes(sec.encrypt),
+                    yes(sec.compress),
+                    yes(sec.signed_eerp),
+                    sec.cipher_suite.code()
+                );
+                println!("secure_auth:          {}", yes(sec.secure_auth));
             }
         }
         PartnerCommand::Remove { id } => {
@@ -313,6 +430,7 @@ fn partner(store: &PartnerStore, cmd: PartnerCommand) -> Result<(), Failure> {
             if let Some(v) = s.enabled {
                 p.enabled = v;
             }
+            apply_security(&mut p, s.security).map_err(usage)?;
             let ca_changed = new_ca.as_ref().is_some_and(|ca| *ca != p.client_ca);
             if let Some(ca) = new_ca {
                 p.client_ca = ca;

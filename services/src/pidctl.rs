@@ -528,6 +528,60 @@ pub fn check_with_systemd(
     CheckResult { state, output }
 }
 
+/// Adds certificate expiry to a check: CRITICAL for an expired
+/// certificate, WARNING for one that expires within 30 days or cannot be
+/// read, each named in the status line and the details.
+pub fn with_certificates(
+    result: CheckResult,
+    expiring: &[crate::security::Expiry],
+    problems: &[String],
+) -> CheckResult {
+    let mut critical = Vec::new();
+    let mut warning = Vec::new();
+    for e in expiring {
+        match e.remaining {
+            None => critical.push(format!("{} certificate {} has expired", e.owner, e.subject)),
+            Some(left) => warning.push(format!(
+                "{} certificate {} expires in {}",
+                e.owner,
+                e.subject,
+                format_duration(left)
+            )),
+        }
+    }
+    warning.extend(problems.iter().map(|p| format!("certificate unusable: {p}")));
+    let cert_state = if !critical.is_empty() {
+        CheckState::Critical
+    } else if !warning.is_empty() {
+        CheckState::Warning
+    } else {
+        return result;
+    };
+    let texts: Vec<String> = critical.into_iter().chain(warning).collect();
+    let (first, rest) = result
+        .output
+        .split_once('\n')
+        .unwrap_or((result.output.as_str(), ""));
+    let (status, perf) = first.split_once(" | ").unwrap_or((first, ""));
+    let summary = status.split_once(" - ").map_or("", |(_, s)| s);
+    let state = result.state.max(cert_state);
+    let summary = if result.state == CheckState::Ok {
+        texts.join(", ")
+    } else {
+        format!("{summary}, {}", texts.join(", "))
+    };
+    let mut output = format!("OS4X {} - {summary}", state.label());
+    if !perf.is_empty() {
+        let _ = write!(output, " | {perf}");
+    }
+    output.push('\n');
+    output.push_str(rest);
+    for t in &texts {
+        let _ = writeln!(output, "{t}");
+    }
+    CheckResult { state, output }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -244,6 +244,19 @@ fn check(config: &Config, server_id: u32) -> anyhow::Result<ExitCode> {
     let (_, rows) = rows(config, server_id)?;
     let views = pidctl::systemd_views(&rows);
     let result = pidctl::check_with_systemd(&rows, &config.required_daemons, views.as_deref());
+    // Certificates: ours ([security]) and those of enabled partners.
+    let partners = if config.database.sqlite_path().exists() {
+        let db = os4x::db::Db::open(config.database.sqlite_path())?;
+        os4x::partner::PartnerStore::new(db).list()?
+    } else {
+        Vec::new()
+    };
+    let (expiring, problems) = os4x::security::expiring_certificates(
+        &config.security,
+        &partners,
+        std::time::SystemTime::now(),
+    );
+    let result = pidctl::with_certificates(result, &expiring, &problems);
     print!("{}", result.output);
     Ok(ExitCode::from(result.state.code()))
 }

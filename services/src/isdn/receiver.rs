@@ -366,3 +366,107 @@ fn answer(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isdn::settings::{B3Mode, TransportKind};
+    use crate::partner::Partner;
+    use oftp2::value::{OdetteId, Password};
+
+    fn setup() -> (tempfile::TempDir, IsdnRoutes, PartnerStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("os4x.db")).unwrap();
+        let routes = IsdnRoutes::open(db.clone()).unwrap();
+        let partners = PartnerStore::new(db);
+        for (id, number, enabled) in [
+            ("O0013000000AAAA", "4930100", true),
+            ("O0013000000OFF", "4930777", false),
+        ] {
+            let mut p = Partner::new(
+                OdetteId::new(id).unwrap(),
+                Password::new("IN").unwrap(),
+                Password::new("OUT").unwrap(),
+            );
+            p.enabled = enabled;
+            partners.add(&p).unwrap();
+            routes.set(id, Some((number, 0))).unwrap();
+        }
+        (dir, routes, partners)
+    }
+
+    fn ctl(msn: &[&str]) -> ControllerConfig {
+        ControllerConfig {
+            number: 0,
+            transport: TransportKind::Device("/dev/capi20".into()),
+            capi_controller: 1,
+            msn: msn.iter().map(|s| s.to_string()).collect(),
+            b3: B3Mode::Transparent,
+            b_channels: 2,
+        }
+    }
+
+    #[test]
+    fn acceptance_policy() {
+        let (_dir, routes, partners) = setup();
+        let isdn = IsdnConfig::default();
+        let c = ctl(&["4930200"]);
+        let decide = |c: &ControllerConfig, isdn: &IsdnConfig, calling, called, active| {
+            decide(c, isdn, &routes, &partners, calling, called, active)
+        };
+        assert_eq!(
+            decide(&c, &isdn, Some("4930100"), Some("4930200"), 0),
+            Decision::Accept {
+                partner: "O0013000000AAAA".into()
+            }
+        );
+        // Another MSN on the bus: ignored, so another device may answer.
+        let Decision::Reject { value, .. } = decide(&c, &isdn, Some("4930100"), Some("4930201"), 0)
+        else {
+            panic!("accepted a call for another MSN")
+        };
+        assert_eq!(value, reject::IGNORE);
+        // Without MSNs every called number is ours.
+        assert!(matches!(
+            decide(&ctl(&[]), &isdn, Some("4930100"), None, 0),
+            Decision::Accept { .. }
+        ));
+        for (calling, why) in [
+            (None, "CLIR"),
+            (Some(""), "CLIR"),
+            (Some("4930999"), "no partner's ISDN number"),
+            (Some("4930777"), "disabled"),
+        ] {
+            match decide(&c, &isdn, calling, Some("4930200"), 0) {
+                Decision::Reject { value, why: text } => {
+                    assert_eq!(value, REJECT_CALL_REJECTED, "{calling:?}");
+                    assert!(text.contains(why), "{text}");
+                }
+                other => panic!("{calling:?}: {other:?}"),
+            }
+        }
+        // All B channels busy.
+        let Decision::Reject { value, .. } = decide(&c, &isdn, Some("4930100"), Some("4930200"), 2)
+        else {
+            panic!("accepted beyond b_channels")
+        };
+        assert_eq!(value, reject::USER_BUSY);
+        // Prefixes: only with match_digits.
+        assert!(matches!(
+            decide(&c, &isdn, Some("0049 30 100"), Some("4930200"), 0),
+            Decision::Accept { .. }
+        ));
+        assert!(matches!(
+            decide(&c, &isdn, Some("030100"), Some("4930200"), 0),
+            Decision::Reject { .. }
+        ));
+        let loose = IsdnConfig {
+            match_digits: 5,
+            ..IsdnConfig::default()
+        };
+        assert!(matches!(
+            decide(&c, &loose, Some("030100"), Some("030200"), 0),
+            Decision::Accept { .. }
+        ));
+    }
+}

@@ -1,7 +1,8 @@
 //! `os4xrd` master mode: run the receive daemons as child processes (with
-//! their own program names, so `ps -ef` shows `os4xrd_tcpip` and
-//! `os4xrd_tcpip_tls`), restart one that dies with a growing delay, and
-//! stop them all on SIGTERM.
+//! their own program names, so `ps -ef` shows `os4xrd_tcpip`,
+//! `os4xrd_tcpip_tls` and one `os4xrd_capi_<n>` per configured ISDN
+//! controller), restart one that dies with a growing delay, and stop them
+//! all on SIGTERM.
 //!
 //! On systemd hosts the socket units start the daemons directly and the
 //! master is not needed.
@@ -25,13 +26,42 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 /// How long children get to stop after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// One child process the master keeps running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildSpec {
+    /// Its program name: argv\[0\] (what `ps` shows) and its os4x_pids row.
+    pub name: String,
+    /// The binary next to the master's own executable.
+    pub binary: &'static str,
+    pub args: Vec<String>,
+}
+
+impl ChildSpec {
+    fn plain(name: &'static str) -> ChildSpec {
+        ChildSpec {
+            name: name.to_owned(),
+            binary: name,
+            args: Vec::new(),
+        }
+    }
+}
+
 /// The programs the master runs for this configuration.
-pub fn children(config: &crate::config::Config) -> Vec<&'static str> {
-    let mut out = vec![programs::OS4XRD_TCPIP];
+pub fn children(config: &crate::config::Config) -> Vec<ChildSpec> {
+    let mut out = vec![ChildSpec::plain(programs::OS4XRD_TCPIP)];
     if config.rd.tls.certificate.is_some() {
-        out.push(programs::OS4XRD_TCPIP_TLS);
+        out.push(ChildSpec::plain(programs::OS4XRD_TCPIP_TLS));
     } else {
         tracing::info!("[tls] certificate not set: not starting os4xrd_tcpip_tls");
+    }
+    // One os4xrd_capi_<n> per [[isdn.controller]]: the binary os4xrd_capi
+    // started under that name.
+    for c in &config.isdn.controllers {
+        out.push(ChildSpec {
+            name: programs::os4xrd_capi(c.number),
+            binary: "os4xrd_capi",
+            args: vec!["--controller".into(), c.number.to_string()],
+        });
     }
     out
 }
@@ -48,21 +78,21 @@ fn program_path(name: &str) -> anyhow::Result<PathBuf> {
 /// The master's body.
 pub async fn run(d: Daemon) -> anyhow::Result<()> {
     let config = d.config().clone();
-    let names = children(&config);
     let mut tasks = tokio::task::JoinSet::new();
-    for name in names {
-        let path = program_path(name)?;
+    for child in children(&config) {
+        let path = program_path(child.binary)?;
         let source = config.source.clone();
         let shutdown = d.shutdown();
-        tasks.spawn(supervise(name, path, source, shutdown));
+        tasks.spawn(supervise(child, path, source, shutdown));
     }
     d.ready();
     while tasks.join_next().await.is_some() {}
     Ok(())
 }
 
-fn spawn(path: &Path, config: Option<&Path>) -> std::io::Result<Child> {
+fn spawn(child: &ChildSpec, path: &Path, config: Option<&Path>) -> std::io::Result<Child> {
     let mut cmd = Command::new(path);
+    cmd.arg0(&child.name).args(&child.args);
     if let Some(c) = config {
         cmd.arg("--config").arg(c);
     }
@@ -84,18 +114,19 @@ fn spawn(path: &Path, config: Option<&Path>) -> std::io::Result<Child> {
 
 /// Keeps one child running until shutdown.
 async fn supervise(
-    name: &'static str,
+    spec: ChildSpec,
     path: PathBuf,
     config: Option<PathBuf>,
     mut shutdown: Shutdown,
 ) {
+    let name = spec.name.as_str();
     let mut backoff = MIN_BACKOFF;
     loop {
         if shutdown.is_requested() {
             return;
         }
         let started = tokio::time::Instant::now();
-        let mut child = match spawn(&path, config.as_deref()) {
+        let mut child = match spawn(&spec, &path, config.as_deref()) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(program = name, path = %path.display(), error = %e, "cannot start child; retrying in {backoff:?}");

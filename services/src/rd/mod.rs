@@ -72,6 +72,8 @@ pub struct Server {
     refusals: Arc<Semaphore>,
     stats: Stats,
     next_session: AtomicU64,
+    /// `[security]`: keys, partner certificates, CRLs.
+    security: Option<Arc<crate::security::Security>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -138,6 +140,13 @@ impl Server {
         session_config.user_data = config.local.user_data;
         session_config.mode = SendReceive::Both;
         session_config.response_timeout = config.rd.response_timeout;
+        let security = crate::security::load_for_daemon(&config, partners.clone())?;
+        // Secure authentication is per partner (PartnerAuth says whether);
+        // the keys are there whenever we have a key pair.
+        session_config.authentication_keys = security
+            .clone()
+            .and_then(crate::security::AuthKeys::new)
+            .map(|k| Arc::new(k) as Arc<dyn oftp2::security::auth::SecureAuthentication>);
         session_config.validate().context("session parameters")?;
         let inbox = InboxStore::new(
             db.clone(),
@@ -146,6 +155,9 @@ impl Server {
             local_id,
             config.rd.action_timeout,
         );
+        if let Some(s) = &security {
+            inbox.set_security(s.clone());
+        }
         let max = usize::try_from(config.rd.max_sessions).unwrap_or(usize::MAX);
         let stats = Stats::default();
         Ok(Arc::new(Server {
@@ -167,6 +179,7 @@ impl Server {
             next_session: AtomicU64::new(1),
             config,
             transport,
+            security,
         }))
     }
 
@@ -384,6 +397,7 @@ impl Server {
                 inbox: self.inbox.clone(),
                 ctx: ctx.clone(),
                 transport: info,
+                security: self.security.clone(),
             }),
             inbox: Box::new(self.inbox.session(ctx.clone())),
             outbox: Box::new(ReceiptOutbox { ctx: ctx.clone() }),
@@ -391,13 +405,17 @@ impl Server {
         // Files queued for the calling partner go out in its session too
         // (partners poll); the send side records what became of them.
         let exchange = self.queue.clone().map(|q| {
-            crate::sq::session::Exchange::new(
+            let x = crate::sq::session::Exchange::new(
                 q,
                 self.inbox.clone(),
                 ctx.clone(),
                 crate::sq::session::Claimed::default(),
                 Arc::new(crate::sq::jitter),
-            )
+            );
+            match &self.security {
+                Some(s) => x.with_security(s.clone()),
+                None => x,
+            }
         });
         let handlers = match &exchange {
             Some(x) => Handlers {
@@ -565,6 +583,9 @@ impl Server {
             );
             return;
         };
+        if !crate::security::check_receipt(self.security.as_deref(), queue, &m, receipt) {
+            return;
+        }
         let result = match &nerp {
             None => queue.eerp_received(&m),
             Some(text) => queue.nerp_received(&m, text.trim_end()),
@@ -648,6 +669,7 @@ pub struct PartnerAuth {
     inbox: Arc<InboxStore>,
     ctx: Arc<SessionContext>,
     transport: TransportInfo,
+    security: Option<Arc<crate::security::Security>>,
 }
 
 impl PartnerAuth {
@@ -788,7 +810,20 @@ impl Authenticator for PartnerAuth {
                 return Err(EndSessionReason::ResourcesNotAvailable);
             }
         };
-        match PartnerAuth::check(partner.as_ref(), ssid, &self.transport) {
+        let checked = PartnerAuth::check(partner.as_ref(), ssid, &self.transport).and_then(|()| {
+            // A revoked, expired or untrusted certificate on file for the
+            // partner ends its sessions until the certificate is replaced.
+            match (&self.security, &partner) {
+                (Some(s), Some(p)) => s.check_partner_for_session(p).map_err(|e| {
+                    (
+                        EndSessionReason::SecureAuthenticationRequirementsIncompatible,
+                        format!("partner certificate unusable: {e}"),
+                    )
+                }),
+                _ => Ok(()),
+            }
+        });
+        match checked {
             Ok(()) => {
                 if let Some(p) = partner {
                     if let Ok(mut q) = self.ctx.receipts.lock() {
@@ -816,6 +851,12 @@ impl Authenticator for PartnerAuth {
     /// password they expect from us.
     fn answer_password(&mut self, _: &Ssid) -> Option<oftp2::value::Password> {
         self.ctx.partner.get().map(|p| p.password_out)
+    }
+
+    /// Secure authentication is a per-partner setting (`os4x partner set
+    /// --secure-auth`).
+    fn secure_authentication(&mut self, _: &Ssid) -> Option<bool> {
+        self.ctx.partner.get().map(|p| p.security.secure_auth)
     }
 }
 

@@ -1,0 +1,300 @@
+//! OFTP over ISDN end to end, every part a real process: `os4x-isdn-sim`
+//! (the exchange, two lines), station A's `os4xsqd` dialling through its
+//! controller 0 (the simulator's controller 1, MSN 4930100), station B's
+//! `os4xrd_capi_1` (the simulator's controller 2, MSN 4930200) accepting
+//! and serving the session with the receive daemons' inbox and EERPs.
+
+mod sq_support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use os4x::queue::EntryState;
+use sq_support::*;
+
+const SIM: &str = env!("CARGO_BIN_EXE_os4x-isdn-sim");
+const CAPI: &str = env!("CARGO_BIN_EXE_os4xrd_capi");
+const PIDCTL: &str = env!("CARGO_BIN_EXE_os4x-pidctl");
+const LONG: Duration = Duration::from_secs(60);
+
+const NUMBER_A: &str = "4930100";
+const NUMBER_B: &str = "4930200";
+
+/// The exchange simulator process; its stdin takes `break N`.
+struct Exchange {
+    child: Child,
+    stdin: ChildStdin,
+    addr: String,
+}
+
+impl Exchange {
+    fn start(lines: &[&str]) -> Exchange {
+        let mut cmd = Command::new(SIM);
+        cmd.args(["--listen", "127.0.0.1:0"]);
+        for l in lines {
+            cmd.args(["--line", l]);
+        }
+        let mut child = cmd
+            .env("OS4X_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        let addr = first
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("simulator said {first:?}"))
+            .trim()
+            .to_owned();
+        for n in 1..=lines.len() {
+            let mut l = String::new();
+            out.read_line(&mut l).unwrap();
+            assert!(l.starts_with(&format!("controller {n}: ")), "{l}");
+        }
+        // Replies to `break` are not needed; keep the pipe drained.
+        std::thread::spawn(move || for _ in out.lines() {});
+        Exchange { child, stdin, addr }
+    }
+
+    /// Breaks every call on simulator controller `c` (layer 1 failure).
+    fn break_line(&mut self, c: u32) {
+        writeln!(self.stdin, "break {c}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `[[isdn.controller]]` for station-side controller `n` on simulator
+/// controller `capi` answering `msn`.
+fn controller(sim: &Exchange, n: u32, capi: u32, msn: &str) -> String {
+    format!(
+        "[[isdn.controller]]\nnumber = {n}\ntransport = \"sim:{}\"\ncapi_controller = {capi}\nmsn = [\"{msn}\"]\n",
+        sim.addr
+    )
+}
+
+/// A (sender, controller 0) and B (receiver, controller 1) knowing each
+/// other by ISDN number; B knows A's number as `a_number_on_b`.
+fn stations(sim: &Exchange, a_number_on_b: &str) -> (Station, Station) {
+    let a = Station::new(A, &controller(sim, 0, 1, NUMBER_A));
+    let b = Station::new(B, &controller(sim, 1, 2, NUMBER_B));
+    a.add_partner(B, |_| {});
+    b.add_partner(A, |_| {});
+    let (code, out, err) = a.os4x(&[
+        "route",
+        "set",
+        B,
+        "--isdn-number",
+        NUMBER_B,
+        "--isdn-controller",
+        "0",
+        "--retry-base",
+        "1",
+        "--retry-max",
+        "2",
+        "--max-attempts",
+        "20",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ISDN 4930200 via controller 0"), "{out}");
+    let (code, out, err) = b.os4x(&[
+        "route",
+        "set",
+        A,
+        "--isdn-number",
+        a_number_on_b,
+        "--isdn-controller",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    (a, b)
+}
+
+/// Starts B's `os4xrd_capi_1` through a link of that name (argv0 names the
+/// controller) and waits until it listens on the controller.
+fn start_capi(b: &Station) -> Daemon {
+    let link = b.dir.path().join("os4xrd_capi_1");
+    std::os::unix::fs::symlink(CAPI, &link).unwrap();
+    let d = b.spawn(link.to_str().unwrap());
+    wait_controller(b, "os4xrd_capi_1", |s| s["state"] == "listening");
+    d
+}
+
+fn state_file(s: &Station, program: &str) -> PathBuf {
+    s.config.tmp_dir.join(format!("{program}.isdn.json"))
+}
+
+fn wait_controller(
+    s: &Station,
+    program: &str,
+    f: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let file = state_file(s, program);
+    let deadline = Instant::now() + LONG;
+    loop {
+        let v = std::fs::read(&file)
+            .ok()
+            .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok());
+        if let Some(v) = &v {
+            if f(v) {
+                return v.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "controller state not reached: {v:?}\n{}",
+            s.log(program)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn pidctl(s: &Station, args: &[&str]) -> String {
+    let out = Command::new(PIDCTL)
+        .arg("--config")
+        .arg(&s.config_path)
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn partial_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn send_over_isdn_is_accepted_delivered_and_acknowledged() {
+    let sim = Exchange::start(&[NUMBER_A, NUMBER_B]);
+    let (a, b) = stations(&sim, NUMBER_A);
+    let mut capi = start_capi(&b);
+
+    let data = content(3 << 20, 9);
+    let id = a.send(&a.file("ISDNFILE", &data), B, "ISDNFILE");
+    let _sqd = a.spawn(SQD);
+    let e = a.wait_state(id, EntryState::Delivered, LONG);
+    assert_eq!(e.attempts, 1, "the first call went through: {e:?}");
+
+    let got = std::fs::read(b.inbox_from(A).join("ISDNFILE")).unwrap();
+    assert!(got == data, "byte-identical");
+    let sq_log = a.log("os4xsqd");
+    assert!(sq_log.contains("dialling"), "{sq_log}");
+    assert!(sq_log.contains("ISDN call connected"), "{sq_log}");
+    let rd_log = b.log("os4xrd_capi_1");
+    assert!(
+        rd_log.contains("call accepted") && rd_log.contains("calling=4930100"),
+        "{rd_log}"
+    );
+    assert!(rd_log.contains("EERP delivered"), "{rd_log}");
+
+    // pidctl shows the daemon with its controller state, not ports.
+    let table = pidctl(&b, &["status"]);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("os4xrd_capi_1"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains("running"), "{row}");
+    assert!(row.contains("ISDN ctrl 2 listening 4930200"), "{row}");
+    let json: serde_json::Value = serde_json::from_str(&pidctl(&b, &["status", "--json"])).unwrap();
+    let p = json["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["program"] == "os4xrd_capi_1")
+        .unwrap()
+        .clone();
+    assert_eq!(p["isdn"]["state"], "listening", "{p}");
+    assert_eq!(p["isdn"]["calls_accepted"], 1, "{p}");
+    assert_eq!(p["isdn"]["transport"], format!("sim:{}", sim.addr), "{p}");
+
+    // SIGTERM: the row is released and the state file removed.
+    assert!(capi.stop().success());
+    assert!(!state_file(&b, "os4xrd_capi_1").exists());
+}
+
+#[test]
+fn call_from_an_unknown_number_is_rejected() {
+    let sim = Exchange::start(&[NUMBER_A, NUMBER_B]);
+    // B knows partner A, but by another number than A calls from.
+    let (a, b) = stations(&sim, "4930999");
+    let _capi = start_capi(&b);
+    let id = a.send(&a.file("NOPE", b"not for you"), B, "NOPE");
+    let _sqd = a.spawn(SQD);
+    let e = a.wait_entry(id, LONG, |e| e.attempts >= 1);
+    assert_ne!(e.state, EntryState::Delivered);
+    let error = e.last_error.unwrap_or_default();
+    assert!(
+        error.contains("0x3495") && error.contains("call rejected"),
+        "{error}"
+    );
+    let rd_log = b.log("os4xrd_capi_1");
+    assert!(
+        rd_log.contains("call rejected")
+            && rd_log.contains("calling=4930100")
+            && rd_log.contains("no partner's ISDN number"),
+        "{rd_log}"
+    );
+    assert!(!rd_log.contains("session started"), "{rd_log}");
+    let state = wait_controller(&b, "os4xrd_capi_1", |s| s["calls_rejected"] != 0);
+    assert_eq!(state["calls_accepted"], 0);
+    assert!(!b.inbox_from(A).join("NOPE").exists());
+}
+
+#[test]
+fn line_drop_mid_file_restarts_on_the_next_call() {
+    let mut sim = Exchange::start(&[NUMBER_A, NUMBER_B]);
+    let (a, b) = stations(&sim, NUMBER_A);
+    let _capi = start_capi(&b);
+    let data = content(64 << 20, 11);
+    let id = a.send(&a.file("BIGISDN", &data), B, "BIGISDN");
+    let stamp = a.entry(id).file_timestamp;
+    let _sqd = a.spawn(SQD);
+
+    let partial_dir = b.inbox_from(A).join(".partial");
+    let deadline = Instant::now() + LONG;
+    while partial_size(&partial_dir) < 8 << 20 {
+        assert!(Instant::now() < deadline, "transfer did not start");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    sim.break_line(1);
+
+    let e = a.wait_state(id, EntryState::Delivered, Duration::from_secs(120));
+    assert_eq!(e.file_timestamp, stamp, "same virtual file, not a new one");
+    assert!(e.attempts >= 2, "the first call failed: {e:?}");
+    let got = std::fs::read(b.inbox_from(A).join("BIGISDN")).unwrap();
+    assert!(got == data, "byte-identical");
+
+    let log = a.log("os4xsqd");
+    let sending: Vec<&str> = log.lines().filter(|l| l.contains("sending file")).collect();
+    assert!(sending.len() >= 2, "{log}");
+    assert!(
+        sending.iter().skip(1).any(|l| !l.contains("restart=0")),
+        "the next call restarted at a nonzero offset: {sending:#?}"
+    );
+    assert!(
+        log.contains("0x3301") || log.contains("layer 1"),
+        "the line failure is visible in the sender's log: {log}"
+    );
+    if std::env::var_os("ISDN_TEST_VERBOSE").is_some() {
+        eprintln!("{log}\n{}", b.log("os4xrd_capi_1"));
+    }
+}
