@@ -1,20 +1,22 @@
-//! OFTP over ISDN end to end, every part a real process: `os4x-isdn-sim`
-//! (the exchange, two lines), station A's `os4xsqd` dialling through its
-//! controller 0 (the simulator's controller 1, MSN 4930100), station B's
-//! `os4xrd_capi_1` (the simulator's controller 2, MSN 4930200) accepting
-//! and serving the session with the receive daemons' inbox and EERPs.
+//! OFTP over ISDN end to end: station A's `os4xsqd` dials through its
+//! controller 0 (the exchange's controller 1, MSN 4930100), station B's
+//! `os4xrd_capi_1` (the exchange's controller 2, MSN 4930200) accepts and
+//! serves the session with the receive daemons' inbox and EERPs. The
+//! daemons are real processes reaching the simulated exchange over
+//! remote CAPI on 127.0.0.1, which this test process serves (the network,
+//! with a hand on the line to break it).
 
 mod sq_support;
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use capi::remote::Server;
+use capi::sim::Sim;
 use os4x::queue::EntryState;
 use sq_support::*;
 
-const SIM: &str = env!("CARGO_BIN_EXE_os4x-isdn-sim");
 const CAPI: &str = env!("CARGO_BIN_EXE_os4xrd_capi");
 const PIDCTL: &str = env!("CARGO_BIN_EXE_os4x-pidctl");
 const LONG: Duration = Duration::from_secs(60);
@@ -22,74 +24,50 @@ const LONG: Duration = Duration::from_secs(60);
 const NUMBER_A: &str = "4930100";
 const NUMBER_B: &str = "4930200";
 
-/// The exchange simulator process; its stdin takes `break N`.
+/// The simulated ISDN exchange, served as remote CAPI on 127.0.0.1.
 struct Exchange {
-    child: Child,
-    stdin: ChildStdin,
+    _rt: tokio::runtime::Runtime,
+    sim: Sim,
     addr: String,
 }
 
 impl Exchange {
+    /// One controller (2 B channels) per number, numbered 1, 2, ...
     fn start(lines: &[&str]) -> Exchange {
-        let mut cmd = Command::new(SIM);
-        cmd.args(["--listen", "127.0.0.1:0"]);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let sim = Sim::new();
         for l in lines {
-            cmd.args(["--line", l]);
+            sim.add_controller(&[l], 2);
         }
-        let mut child = cmd
-            .env("OS4X_LOG", "info")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
+        let server = rt
+            .block_on(Server::bind("127.0.0.1:0", sim.clone()))
             .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        let addr = first
-            .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("simulator said {first:?}"))
-            .trim()
-            .to_owned();
-        for n in 1..=lines.len() {
-            let mut l = String::new();
-            out.read_line(&mut l).unwrap();
-            assert!(l.starts_with(&format!("controller {n}: ")), "{l}");
-        }
-        // Replies to `break` are not needed; keep the pipe drained.
-        std::thread::spawn(move || for _ in out.lines() {});
-        Exchange { child, stdin, addr }
+        let addr = server.local_addr().unwrap().to_string();
+        rt.spawn(server.serve());
+        Exchange { _rt: rt, sim, addr }
     }
 
-    /// Breaks every call on simulator controller `c` (layer 1 failure).
-    fn break_line(&mut self, c: u32) {
-        writeln!(self.stdin, "break {c}").unwrap();
-        self.stdin.flush().unwrap();
-    }
-}
-
-impl Drop for Exchange {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// Breaks every call on exchange controller `c` (layer 1 failure).
+    fn break_line(&self, c: u32) -> usize {
+        self.sim.exchange().break_line(c)
     }
 }
 
 /// `[[isdn.controller]]` for station-side controller `n` on simulator
 /// controller `capi` answering `msn`.
-fn controller(sim: &Exchange, n: u32, capi: u32, msn: &str) -> String {
+fn controller(sim: &Exchange, n: u32, capi: u32, msn: &str, b3: &str) -> String {
     format!(
-        "[[isdn.controller]]\nnumber = {n}\ntransport = \"sim:{}\"\ncapi_controller = {capi}\nmsn = [\"{msn}\"]\n",
+        "[[isdn.controller]]\nnumber = {n}\ntransport = \"remote:{}\"\ncapi_controller = {capi}\nmsn = [\"{msn}\"]\n{b3}",
         sim.addr
     )
 }
 
 /// A (sender, controller 0) and B (receiver, controller 1) knowing each
 /// other by ISDN number; B knows A's number as `a_number_on_b`.
-fn stations(sim: &Exchange, a_number_on_b: &str) -> (Station, Station) {
-    let a = Station::new(A, &controller(sim, 0, 1, NUMBER_A));
-    let b = Station::new(B, &controller(sim, 1, 2, NUMBER_B));
+/// `b3` is appended to both controllers (e.g. `b3 = "transparent"`).
+fn stations(sim: &Exchange, a_number_on_b: &str, b3: &str) -> (Station, Station) {
+    let a = Station::new(A, &controller(sim, 0, 1, NUMBER_A, b3));
+    let b = Station::new(B, &controller(sim, 1, 2, NUMBER_B, b3));
     a.add_partner(B, |_| {});
     b.add_partner(A, |_| {});
     let (code, out, err) = a.os4x(&[
@@ -185,7 +163,7 @@ fn partial_size(dir: &Path) -> u64 {
 #[test]
 fn send_over_isdn_is_accepted_delivered_and_acknowledged() {
     let sim = Exchange::start(&[NUMBER_A, NUMBER_B]);
-    let (a, b) = stations(&sim, NUMBER_A);
+    let (a, b) = stations(&sim, NUMBER_A, "");
     let mut capi = start_capi(&b);
 
     let data = content(3 << 20, 9);
@@ -204,6 +182,7 @@ fn send_over_isdn_is_accepted_delivered_and_acknowledged() {
         rd_log.contains("call accepted") && rd_log.contains("calling=4930100"),
         "{rd_log}"
     );
+    assert!(sq_log.contains("b3=iso8208"), "{sq_log}");
     assert!(rd_log.contains("EERP delivered"), "{rd_log}");
 
     // pidctl shows the daemon with its controller state, not ports.
@@ -224,7 +203,11 @@ fn send_over_isdn_is_accepted_delivered_and_acknowledged() {
         .clone();
     assert_eq!(p["isdn"]["state"], "listening", "{p}");
     assert_eq!(p["isdn"]["calls_accepted"], 1, "{p}");
-    assert_eq!(p["isdn"]["transport"], format!("sim:{}", sim.addr), "{p}");
+    assert_eq!(
+        p["isdn"]["transport"],
+        format!("remote:{}", sim.addr),
+        "{p}"
+    );
 
     // SIGTERM: the row is released and the state file removed.
     assert!(capi.stop().success());
@@ -235,7 +218,7 @@ fn send_over_isdn_is_accepted_delivered_and_acknowledged() {
 fn call_from_an_unknown_number_is_rejected() {
     let sim = Exchange::start(&[NUMBER_A, NUMBER_B]);
     // B knows partner A, but by another number than A calls from.
-    let (a, b) = stations(&sim, "4930999");
+    let (a, b) = stations(&sim, "4930999", "");
     let _capi = start_capi(&b);
     let id = a.send(&a.file("NOPE", b"not for you"), B, "NOPE");
     let _sqd = a.spawn(SQD);
@@ -261,8 +244,10 @@ fn call_from_an_unknown_number_is_rejected() {
 
 #[test]
 fn line_drop_mid_file_restarts_on_the_next_call() {
-    let mut sim = Exchange::start(&[NUMBER_A, NUMBER_B]);
-    let (a, b) = stations(&sim, NUMBER_A);
+    let sim = Exchange::start(&[NUMBER_A, NUMBER_B]);
+    // The alternative B3 of the configuration; the other tests use the
+    // default (ISO 8208, RFC 5024 Appendix D).
+    let (a, b) = stations(&sim, NUMBER_A, "b3 = \"transparent\"\n");
     let _capi = start_capi(&b);
     let data = content(64 << 20, 11);
     let id = a.send(&a.file("BIGISDN", &data), B, "BIGISDN");
@@ -275,7 +260,7 @@ fn line_drop_mid_file_restarts_on_the_next_call() {
         assert!(Instant::now() < deadline, "transfer did not start");
         std::thread::sleep(Duration::from_millis(2));
     }
-    sim.break_line(1);
+    assert_eq!(sim.break_line(1), 1, "one call on A's line");
 
     let e = a.wait_state(id, EntryState::Delivered, Duration::from_secs(120));
     assert_eq!(e.file_timestamp, stamp, "same virtual file, not a new one");
@@ -297,4 +282,60 @@ fn line_drop_mid_file_restarts_on_the_next_call() {
     if std::env::var_os("ISDN_TEST_VERBOSE").is_some() {
         eprintln!("{log}\n{}", b.log("os4xrd_capi_1"));
     }
+}
+
+#[test]
+fn master_starts_one_capi_daemon_per_controller() {
+    let sim = Exchange::start(&[NUMBER_A, NUMBER_B]);
+    let b = Station::new(B, &controller(&sim, 1, 2, NUMBER_B, ""));
+    let mut master = b.spawn(env!("CARGO_BIN_EXE_os4xrd"));
+    let state = wait_controller(&b, "os4xrd_capi_1", |s| s["state"] == "listening");
+    assert_eq!(state["capi_controller"], 2);
+    // The child runs under its program name (argv0), as ps shows it.
+    let ps = Command::new("ps")
+        .args(["-o", "args=", "--ppid", &master.pid().to_string()])
+        .output()
+        .unwrap();
+    let children = String::from_utf8_lossy(&ps.stdout).into_owned();
+    assert!(
+        children
+            .lines()
+            .any(|l| l.starts_with("os4xrd_capi_1 --controller 1")),
+        "{children}"
+    );
+    assert!(master.stop().success());
+    let deadline = Instant::now() + LONG;
+    while state_file(&b, "os4xrd_capi_1").exists() {
+        assert!(Instant::now() < deadline, "child did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn unconfigured_or_missing_controller_is_a_clear_start_error() {
+    let b = Station::new(B, "");
+    let run = |args: &[&str]| {
+        let out = Command::new(CAPI)
+            .arg("--config")
+            .arg(&b.config_path)
+            .args(args)
+            .env_remove("NOTIFY_SOCKET")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--controller", "3"]);
+    assert_eq!(code, Some(78), "{err}");
+    assert!(
+        err.contains("os4xrd_capi_3: ISDN controller 3 is not configured")
+            && err.contains("[[isdn.controller]] with number = 3"),
+        "{err}"
+    );
+    // Neither --controller nor a name os4xrd_capi_N: usage error.
+    let (code, err) = run(&[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--controller N"), "{err}");
 }

@@ -14,6 +14,24 @@
 //!   tests and demos run without ISDN hardware.
 //! * [`stream`]: an established B3 connection as an `AsyncRead +
 //!   AsyncWrite` byte stream, which the `oftp2` driver runs over as on TCP.
+//!
+//! # Using it
+//!
+//! 1. Get a transport for the controller from configuration:
+//!    [`config::TransportConfig`] (`"remote:HOST:PORT"`, `"device:/dev/capi20"`,
+//!    or an in-process [`sim::Sim`]) and `connect(params).await`.
+//! 2. [`stream::Application::start`] it.
+//! 3. Receive: `listen(controller, cip::mask(cip::UNRESTRICTED_DIGITAL))`,
+//!    then `next_call()`; look at `IncomingCall::calling` / `called` and
+//!    `accept(b3_mode.b_protocol())` or `reject(cause)` (a
+//!    [`message::reject`] value, or `0x34xx` for Q.850 cause `xx`, e.g.
+//!    `0x3495` "call rejected").
+//! 4. Call: `dial(Dial { controller, called, calling, b_protocol })`.
+//! 5. Either way a [`stream::B3Stream`] results: run `oftp2::driver::run`
+//!    over it. [`config::B3Mode`] chooses RFC 5024 Appendix D (ISO 8208,
+//!    the default) or transparent B3; the stream hides the difference.
+//!
+//! See the example in [`config`].
 
 pub mod config;
 pub mod device;

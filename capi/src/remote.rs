@@ -238,6 +238,8 @@ pub enum FrameError {
     Capi(#[from] DecodeError),
     #[error("remote-CAPI frame too long: {0} octets (limit 65535)")]
     TooLong(usize),
+    #[error("CAPI message cannot be encoded: {0}")]
+    Encode(#[from] crate::message::EncodeError),
 }
 
 /// Octets a 64-octet text struct occupies: length octet and text.
@@ -252,6 +254,8 @@ fn text_struct(out: &mut Vec<u8>, text: &[u8]) {
 fn read_text_struct(s: &[u8]) -> Option<Vec<u8>> {
     let (&len, rest) = s.split_first()?;
     let t = rest.get(..usize::from(len))?;
+    // The field is 64 octets of text; longer structs are cut to it.
+    let t = &t[..t.len().min(64)];
     let end = t.iter().position(|&b| b == 0).unwrap_or(t.len());
     Some(t[..end].to_vec())
 }
@@ -262,9 +266,7 @@ impl Frame {
         let start = out.len();
         out.extend_from_slice(&[0, 0]);
         match self {
-            Frame::Capi(m) => m
-                .encode(out)
-                .map_err(|_| FrameError::TooLong(out.len() - start))?,
+            Frame::Capi(m) => m.encode(out)?,
             Frame::Mgmt {
                 app_id,
                 number,
@@ -511,6 +513,19 @@ pub struct RemoteTransport {
     tx: mpsc::Sender<Vec<u8>>,
 }
 
+/// How long connecting and each management answer may take: a router on
+/// the LAN answers at once; anything slower is not a usable CAPI server.
+const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn connect_tcp(addr: &str) -> Result<TcpStream, TransportError> {
+    let stream = tokio::time::timeout(ANSWER_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| unavailable(addr, "connection timed out"))?
+        .map_err(|e| unavailable(addr, e))?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
 fn unavailable(addr: &str, what: impl std::fmt::Display) -> TransportError {
     TransportError::Unavailable(format!(
         "remote CAPI server {addr}: {what}; check the address, that the router's remote-CAPI \
@@ -521,10 +536,7 @@ fn unavailable(addr: &str, what: impl std::fmt::Display) -> TransportError {
 impl RemoteTransport {
     /// Connects to `addr` (`host:port`) and registers an application.
     pub async fn connect(addr: &str, params: RegisterParams) -> Result<Self, TransportError> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| unavailable(addr, e))?;
-        let _ = stream.set_nodelay(true);
+        let stream = connect_tcp(addr).await?;
         let peer = stream.peer_addr()?;
         let (r, mut w) = stream.into_split();
         let mut reader = FrameReader::new(r);
@@ -543,7 +555,9 @@ impl RemoteTransport {
             .to_vec()
             .map_err(|e| TransportError::Unavailable(e.to_string()))?;
         w.write_all(&bytes).await?;
-        let conf = reader.frame().await?;
+        let conf = tokio::time::timeout(ANSWER_TIMEOUT, reader.frame())
+            .await
+            .map_err(|_| unavailable(addr, "no answer to REGISTER_REQ"))??;
         let app_id = match conf {
             Some(Frame::Mgmt {
                 app_id,
@@ -610,6 +624,8 @@ impl Transport for RemoteTransport {
         let mut m = msg.clone();
         m.app_id = self.app_id;
         let frame = Frame::Capi(m).to_vec().map_err(|e| match e {
+            FrameError::Encode(e) => TransportError::Encode(e),
+            // The message and the 2-octet length field exceed 65535.
             FrameError::TooLong(n) => {
                 TransportError::Encode(crate::message::EncodeError::TooLong(n))
             }
@@ -659,9 +675,7 @@ pub async fn query_controller(
     addr: &str,
     controller: u32,
 ) -> Result<ControllerReport, TransportError> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| unavailable(addr, e))?;
+    let stream = connect_tcp(addr).await?;
     let (r, mut w) = stream.into_split();
     let mut reader = FrameReader::new(r);
     let mut out = Vec::new();
@@ -680,7 +694,10 @@ pub async fn query_controller(
     w.write_all(&out).await?;
     let (mut profile, mut manufacturer) = (None, None);
     while profile.is_none() || manufacturer.is_none() {
-        match reader.frame().await? {
+        let frame = tokio::time::timeout(ANSWER_TIMEOUT, reader.frame())
+            .await
+            .map_err(|_| unavailable(addr, "no answer to GET_PROFILE"))??;
+        match frame {
             Some(Frame::Mgmt {
                 body: Mgmt::GetProfileConf { info, profile: p },
                 ..

@@ -31,8 +31,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use oftp2::codec::{Eerp, Nerp, Sfid};
-use oftp2::security::file::{self as file_services, ReceivePolicy};
 use oftp2::record::{self, Counts, Layout, RestartPoint};
+use oftp2::security::file::{self as file_services, ReceivePolicy};
 use oftp2::session::{Accepted, FileOffer, Inbox, IncomingFile, Receipt, Refusal};
 use oftp2::value::{
     CipherSuite, EndFileRefusal, FileCompression, FileEnvelope, NerpReason, OdetteId,
@@ -380,7 +380,12 @@ impl InboxStore {
         }
     }
 
-    fn queue_receipt_if_none(&self, row: i64, partner: &OdetteId, sfid: &Sfid) -> Option<DueReceipt> {
+    fn queue_receipt_if_none(
+        &self,
+        row: i64,
+        partner: &OdetteId,
+        sfid: &Sfid,
+    ) -> Option<DueReceipt> {
         let conn = self.db.lock();
         let existing: Option<i64> = conn
             .query_row(
@@ -980,8 +985,7 @@ impl ReceivingFile {
             let transmitted = self
                 .read_transmitted()
                 .map_err(|e| fail("cannot read the received file back", &e))?;
-            fields.file_hash =
-                file_services::file_hash(&transmitted, self.sfid.cipher_suite).ok();
+            fields.file_hash = file_services::file_hash(&transmitted, self.sfid.cipher_suite).ok();
             if transfer_layout_enveloped(&self.sfid) {
                 match self
                     .unwrap_services(&transmitted)

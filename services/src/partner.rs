@@ -151,11 +151,6 @@ impl SecurityPolicy {
             signed_eerp: self.signed_eerp,
         }
     }
-
-    /// Whether our key pair or the partner's certificate is needed.
-    pub fn needs_keys(&self) -> bool {
-        self.sign || self.encrypt || self.signed_eerp || self.secure_auth
-    }
 }
 
 fn ser_suite<S: serde::Serializer>(v: &CipherSuite, s: S) -> Result<S::Ok, S::Error> {

@@ -549,7 +549,11 @@ pub fn with_certificates(
             )),
         }
     }
-    warning.extend(problems.iter().map(|p| format!("certificate unusable: {p}")));
+    warning.extend(
+        problems
+            .iter()
+            .map(|p| format!("certificate unusable: {p}")),
+    );
     let cert_state = if !critical.is_empty() {
         CheckState::Critical
     } else if !warning.is_empty() {

@@ -158,7 +158,7 @@ pub fn resolve(
         };
     let daemon_dir = absolute("web.daemon_dir", file.daemon_dir)?;
     let systemctl = file.systemctl.unwrap_or_else(|| vec!["systemctl".into()]);
-    if systemctl.first().is_none_or(|c| c.is_empty()) {
+    if systemctl.first().map_or(true, |c| c.is_empty()) {
         return Err(bad(
             "web.systemctl",
             "must name a command, e.g. [\"systemctl\"] or [\"sudo\", \"-n\", \"systemctl\"]".into(),

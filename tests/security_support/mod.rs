@@ -93,7 +93,12 @@ impl Pki {
     pub fn issue_expired(&self, name: &str) -> (PathBuf, PathBuf) {
         self.issue_with(
             name,
-            &["-startdate", "20200101000000Z", "-enddate", "20200201000000Z"],
+            &[
+                "-startdate",
+                "20200101000000Z",
+                "-enddate",
+                "20200201000000Z",
+            ],
         )
     }
 

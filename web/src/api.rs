@@ -82,7 +82,11 @@ pub fn routes(max_upload: u64) -> ApiRoutes {
         .add("POST", "/api/logout", post(logout))
         .add("GET", "/api/session", get(session))
         .add("GET", "/api/daemons", get(daemons))
-        .add("POST", "/api/daemons/{program}/{action}", post(daemon_action))
+        .add(
+            "POST",
+            "/api/daemons/{program}/{action}",
+            post(daemon_action),
+        )
         .add("GET", "/api/partners", get(partners))
         .add("POST", "/api/partners", post(partner_add))
         .add("GET", "/api/partners/{id}", get(partner_get))
@@ -201,11 +205,7 @@ async fn login(
     ))
 }
 
-async fn logout(
-    State(state): State<S>,
-    jar: CookieJar,
-    u: ApiUser,
-) -> (CookieJar, Json<Value>) {
+async fn logout(State(state): State<S>, jar: CookieJar, u: ApiUser) -> (CookieJar, Json<Value>) {
     state.sessions.remove(&u.token);
     tracing::info!(target: "os4x_web::audit", user = u.name(), "logout");
     (
@@ -241,10 +241,17 @@ pub fn daemons_document(state: &AppState, role: Role) -> Result<Value, ApiError>
                 Vec::new()
             };
             if let Some(o) = p.as_object_mut() {
+                // systemd's view is in the row already (when systemd
+                // runs): no second `systemctl show`.
+                let installed = o
+                    .get("systemd")
+                    .and_then(|s| s.get("load_state"))
+                    .and_then(Value::as_str)
+                    .is_some_and(|l| l == "loaded");
                 o.insert(
                     "control".into(),
                     if controllable {
-                        json!(control::mode_for(state, &name).label())
+                        json!(control::mode_with(state, &name, |_| installed).label())
                     } else {
                         Value::Null
                     },
@@ -386,7 +393,10 @@ async fn partner_set(
     JsonBody(b): JsonBody<PartnerBody>,
 ) -> Result<Json<Partner>, ApiError> {
     u.require(Role::Admin)?;
-    if b.id.as_deref().is_some_and(|i| !i.eq_ignore_ascii_case(&id)) {
+    if b.id
+        .as_deref()
+        .is_some_and(|i| !i.eq_ignore_ascii_case(&id))
+    {
         return Err(ApiError::bad_request(
             "the id cannot be changed; add a new partner",
         ));
@@ -692,7 +702,9 @@ pub fn debug_document(state: &AppState) -> Result<Value, ApiError> {
     let list: Vec<Value> = programs
         .iter()
         .map(|p| {
-            let over = os4x::debug::switch::lookup(&conn, cfg.server_id, p).ok().flatten();
+            let over = os4x::debug::switch::lookup(&conn, cfg.server_id, p)
+                .ok()
+                .flatten();
             let (enabled, source) = match over {
                 Some(e) => (e, "switch"),
                 None => (cfg.debug.enabled_for(p), "config"),
@@ -725,8 +737,7 @@ async fn debug_set(
     JsonBody(b): JsonBody<DebugBody>,
 ) -> Result<Json<Value>, ApiError> {
     u.require(Role::Operator)?;
-    if program != os4x::debug::switch::ALL && pidstore::ProgramName::new(program.clone()).is_err()
-    {
+    if program != os4x::debug::switch::ALL && pidstore::ProgramName::new(program.clone()).is_err() {
         return Err(ApiError::bad_request(format!(
             "{program:?} is not a program name (or \"*\" for all)"
         )));

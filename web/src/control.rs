@@ -126,22 +126,25 @@ pub fn is_daemon(program: &str) -> bool {
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// How `program` is controlled, per `[web] control`.
+/// How `program` is controlled, per `[web] control`: with `auto`, through
+/// systemd when it is the service manager and the unit is installed.
 pub fn mode_for(state: &AppState, program: &str) -> Mode {
+    mode_with(state, program, |unit| {
+        pidstore::systemd::booted()
+            && matches!(pidstore::systemd::query(unit), Ok(Some(s)) if s.is_installed())
+    })
+}
+
+/// [`mode_for`] with the question "is this unit installed under a running
+/// systemd?" answered by `installed` (the daemon table has asked already).
+pub fn mode_with(state: &AppState, program: &str, installed: impl FnOnce(&str) -> bool) -> Mode {
     use os4x::web_settings::Control;
     let unit = pidstore::systemd::unit_for(program);
     match (state.config.web.control, unit) {
         (Control::Direct, _) | (_, None) => Mode::Direct,
         (Control::Systemd, Some(u)) => Mode::Systemd(u),
-        (Control::Auto, Some(u)) => {
-            let managed = pidstore::systemd::booted()
-                && matches!(pidstore::systemd::query(&u), Ok(Some(s)) if s.is_installed());
-            if managed {
-                Mode::Systemd(u)
-            } else {
-                Mode::Direct
-            }
-        }
+        (Control::Auto, Some(u)) if installed(&u) => Mode::Systemd(u),
+        (Control::Auto, Some(_)) => Mode::Direct,
     }
 }
 
@@ -375,7 +378,11 @@ fn direct_start(state: &AppState, program: &str, force: bool) -> Result<String, 
     // parent; it detaches the daemon from os4x-web's session, so it
     // outlives os4x-web and gets no signals meant for it.
     unsafe {
-        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        });
     }
     let mut child = cmd
         .spawn()
@@ -392,7 +399,8 @@ fn direct_start(state: &AppState, program: &str, force: bool) -> Result<String, 
                 tail(&log_file, offset)
             )));
         }
-        let registered = matches!(liveness(state, program)?, (_, Liveness::Running(p)) if p.pid == pid);
+        let registered =
+            matches!(liveness(state, program)?, (_, Liveness::Running(p)) if p.pid == pid);
         match (registered, up_since) {
             (true, None) => up_since = Some(Instant::now()),
             (true, Some(t)) if t.elapsed() >= SETTLE => {

@@ -52,10 +52,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(pages::routes())
         .merge(api)
         .route("/static/app.css", get(|| static_file(CSS, "text/css")))
-        .route(
-            "/static/app.js",
-            get(|| static_file(JS, "text/javascript")),
-        )
+        .route("/static/app.js", get(|| static_file(JS, "text/javascript")))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(SetResponseHeaderLayer::if_not_present(

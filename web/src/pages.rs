@@ -118,7 +118,7 @@ fn layout(title: &str, s: &Session, active: &str, server_id: u32, body: Markup) 
                     nav {
                         @for n in &NAV {
                             @if s.role >= n.min {
-                                a href=(n.href) class=[(n.href == active).then_some("active")] { (n.label) }
+                                a.active[n.href == active] href=(n.href) { (n.label) }
                             }
                         }
                     }
@@ -337,7 +337,7 @@ async fn partners_page(State(state): State<S>, PageUser(s): PageUser) -> Respons
                     thead { tr { th { "Odette ID" } th { "Name" } th { "Directions" } th { "TLS" } th { "Client cert" } th { "State" } @if admin { th { "Actions" } } } }
                     tbody {
                         @for p in list {
-                            tr data-partner=(p.id) class=[(!p.enabled).then_some("disabled")] {
+                            tr.disabled[!p.enabled] data-partner=(p.id) {
                                 td { code { (p.id) } }
                                 td { (p.name) }
                                 td { (p.directions) }
@@ -445,10 +445,10 @@ async fn queue_page(
             Err(e) => (error_box(e)),
             Ok((entries, counts, partners)) => {
                 div.chips {
-                    a.chip href="/queue" class=[filter.is_empty().then_some("active")] { "all" }
+                    a.chip.active[filter.is_empty()] href="/queue" { "all" }
                     @for st in os4x::queue::EntryState::ALL {
                         @let n = counts.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
-                        a.chip href={ "/queue?state=" (st.as_str()) } class=[(filter == st.as_str()).then_some("active")] {
+                        a.chip.active[filter == st.as_str()] href={ "/queue?state=" (st.as_str()) } {
                             (st.as_str()) " " span.count { (n) }
                         }
                     }
@@ -464,10 +464,10 @@ async fn queue_page(
                                 td { code { (e.partner) } }
                                 td { (e.dataset_name) br; span.muted.small { (e.file_timestamp) } }
                                 td.num { (bytes(e.size)) }
-                                td { span.badge class=(state_badge(e.state.as_str())) { (e.state.as_str()) }
+                                td { span class={"badge " (state_badge(e.state.as_str()))} { (e.state.as_str()) }
                                      @if e.state == os4x::queue::EntryState::Retry { br; span.muted.small { "next " (time(e.next_attempt_at)) } } }
                                 td.num { (e.attempts) }
-                                td { span.badge class=(state_badge(&e.eerp)) { (e.eerp) } }
+                                td { span class={"badge " (state_badge(&e.eerp))} { (e.eerp) } }
                                 td.small { (time(e.created_at)) }
                                 td.small.error-text { (e.last_error.as_deref().unwrap_or("")) }
                                 @if operator {
@@ -537,8 +537,8 @@ async fn received_page(State(state): State<S>, PageUser(s): PageUser) -> Respons
                                 td.small { code { (f.originator) } " → " code { (f.destination) } }
                                 td.num { (f.bytes.map_or_else(|| "–".into(), |b| bytes(b.max(0) as u64))) }
                                 td.small { (opt_time(f.received_at)) }
-                                td { span.badge class=(state_badge(&f.state)) { (f.state) } }
-                                td { span.badge class=(state_badge(&f.eerp)) { (f.eerp) } }
+                                td { span class={"badge " (state_badge(&f.state))} { (f.state) } }
+                                td { span class={"badge " (state_badge(&f.eerp))} { (f.eerp) } }
                                 @if operator {
                                     td { @if f.state == "received" { a.button.small href=(format!("/api/received/{}/download", f.id)) { "Download" } } }
                                 }
@@ -571,9 +571,11 @@ async fn debug_page(State(state): State<S>, PageUser(s): PageUser) -> Response {
                 table.grid #debug {
                     thead { tr { th { "Program" } th { "Debugging" } th { "Set by" } @if operator { th { "Switch" } } } }
                     tbody {
+                        @let all = doc["switch"].as_array().and_then(|rows| rows.iter().find(|r| r["program"] == "*")).and_then(|r| r["enabled"].as_bool());
                         tr data-program="*" {
                             td { strong { "all programs" } }
-                            td {} td { "switch row *" }
+                            td { @match all { Some(true) => span.badge.ok { "on" }, Some(false) => span.badge.off { "off" }, None => span.muted { "per program" } } }
+                            td { @if all.is_some() { "switch" } @else { "–" } }
                             @if operator {
                                 td.actions {
                                     button.small data-api="/api/debug/*" data-api-method="PUT" data-body=r#"{"enabled":true}"# { "On for all" }

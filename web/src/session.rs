@@ -202,10 +202,7 @@ where
             .get(&token)
             .ok_or_else(ApiError::unauthorized)?;
         if !is_safe(&parts.method) {
-            let sent = parts
-                .headers
-                .get(CSRF_HEADER)
-                .and_then(|v| v.to_str().ok());
+            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
             match sent {
                 Some(t) if same(t, &session.csrf) => {}
                 Some(_) => {

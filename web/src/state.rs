@@ -54,10 +54,7 @@ impl AppState {
             max_failures: config.client.max_failed_logins,
             lockout: config.client.lockout,
         };
-        let secure_cookie = config
-            .web
-            .cookie_secure
-            .unwrap_or(config.web.tls.is_some());
+        let secure_cookie = config.web.cookie_secure.unwrap_or(config.web.tls.is_some());
         let daemon_dir = match &config.web.daemon_dir {
             Some(d) => d.clone(),
             None => std::env::current_exe()

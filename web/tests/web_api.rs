@@ -20,7 +20,10 @@ fn login_sessions_and_logout() {
     let a = anon.get("/daemons");
     assert_eq!((a.status, a.location.as_deref()), (303, Some("/login")));
 
-    let a = anon.post_json("/api/login", &json!({ "user": "admin", "password": "wrong one" }));
+    let a = anon.post_json(
+        "/api/login",
+        &json!({ "user": "admin", "password": "wrong one" }),
+    );
     assert_eq!(a.status, 401, "{}", a.text());
     assert_eq!(a.json()["error"], "bad_credentials");
     let a = anon.post_json(
@@ -46,7 +49,10 @@ fn login_sessions_and_logout() {
     let mut c = Client::new(&web);
     c.take_login(&a);
     let s = c.get("/api/session").json();
-    assert_eq!((s["user"].as_str(), s["role"].as_str()), (Some("operator"), Some("operator")));
+    assert_eq!(
+        (s["user"].as_str(), s["role"].as_str()),
+        (Some("operator"), Some("operator"))
+    );
     assert_eq!(s["csrf_token"], a.json()["csrf_token"]);
 
     // Logout needs the CSRF token too.
@@ -61,17 +67,30 @@ fn login_sessions_and_logout() {
         anon.request("POST", "/login"),
         Some((
             "application/x-www-form-urlencoded",
-            format!("user=viewer&password={}", support::PASSWORD.replace(' ', "+")).into_bytes(),
+            format!(
+                "user=viewer&password={}",
+                support::PASSWORD.replace(' ', "+")
+            )
+            .into_bytes(),
         )),
     );
-    assert_eq!((r.status, r.location.as_deref()), (303, Some("/daemons")), "{}", r.text());
+    assert_eq!(
+        (r.status, r.location.as_deref()),
+        (303, Some("/daemons")),
+        "{}",
+        r.text()
+    );
     // A cross-site form POST is refused.
     let r = Client::call(
         anon.request("POST", "/login")
             .set("Origin", "http://evil.example"),
         Some((
             "application/x-www-form-urlencoded",
-            format!("user=viewer&password={}", support::PASSWORD.replace(' ', "+")).into_bytes(),
+            format!(
+                "user=viewer&password={}",
+                support::PASSWORD.replace(' ', "+")
+            )
+            .into_bytes(),
         )),
     );
     assert_eq!(r.status, 403);
@@ -116,24 +135,26 @@ fn daemon_actions_roles_and_csrf() {
     assert!(a.json()["message"].as_str().unwrap().contains("CSRF"));
     let mut wrong = op.clone();
     wrong.csrf = Some("x".repeat(43));
-    assert_eq!(wrong.send("POST", "/api/daemons/os4xdebugd/stop").status, 403);
+    assert_eq!(
+        wrong.send("POST", "/api/daemons/os4xdebugd/stop").status,
+        403
+    );
     assert_eq!(process_name(first).as_deref(), Some("os4xdebugd"));
 
     // A plain start of a running daemon is refused by the daemon itself.
     let a = op.send("POST", "/api/daemons/os4xdebugd/start");
     assert_eq!(a.status, 409, "{}", a.text());
     assert!(
-        a.json()["message"].as_str().unwrap().contains("another os4xdebugd"),
+        a.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("another os4xdebugd"),
         "{}",
         a.text()
     );
 
     // kill -9: the entry goes stale.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(first),
-        nix::sys::signal::SIGKILL,
-    )
-    .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(first), nix::sys::signal::SIGKILL).unwrap();
     let _ = debugd.wait();
     let row = daemon_row(&op, "os4xdebugd");
     assert_eq!(row["state"], "stale_no_process", "{row}");
@@ -169,17 +190,28 @@ fn daemon_actions_roles_and_csrf() {
     assert_eq!(a.status, 200, "{}", a.text());
 
     // Not a daemon, unknown action, ourselves: refused.
-    assert_eq!(op.send("POST", "/api/daemons/os4x-pidctl/start").status, 404);
-    assert_eq!(op.send("POST", "/api/daemons/os4xdebugd/explode").status, 404);
+    assert_eq!(
+        op.send("POST", "/api/daemons/os4x-pidctl/start").status,
+        404
+    );
+    assert_eq!(
+        op.send("POST", "/api/daemons/os4xdebugd/explode").status,
+        404
+    );
     assert_eq!(op.send("POST", "/api/daemons/os4x-web/stop").status, 409);
 
     // Every action is logged with its user.
     let log = web.log();
     assert!(
-        log.contains("daemon action done user=\"operator\" program=\"os4xdebugd\" action=\"start-forced\""),
+        log.contains(
+            "daemon action done user=\"operator\" program=\"os4xdebugd\" action=\"start-forced\""
+        ),
         "{log}"
     );
-    assert!(log.contains("refused: no CSRF token user=\"operator\""), "{log}");
+    assert!(
+        log.contains("refused: no CSRF token user=\"operator\""),
+        "{log}"
+    );
 }
 
 #[test]
@@ -191,16 +223,32 @@ fn bad_input_gives_clean_errors() {
     assert_eq!(a.json()["error"], "not_found");
     let a = admin.get("/no-such-page");
     assert_eq!(a.status, 404);
-    assert!(a.content_type.starts_with("text/html"), "{}", a.content_type);
+    assert!(
+        a.content_type.starts_with("text/html"),
+        "{}",
+        a.content_type
+    );
     assert!(a.text().contains("Not found"));
 
     // Malformed JSON, wrong types, unknown fields, wrong content type.
-    for body in [&b"{not json"[..], b"[1,2]", b"{\"id\": 5}", b"{\"bogus\": 1}", b""] {
+    for body in [
+        &b"{not json"[..],
+        b"[1,2]",
+        b"{\"id\": 5}",
+        b"{\"bogus\": 1}",
+        b"",
+    ] {
         let a = Client::call(
             admin.request("POST", "/api/partners"),
             Some(("application/json", body.to_vec())),
         );
-        assert_eq!(a.status, 400, "{:?}: {}", String::from_utf8_lossy(body), a.text());
+        assert_eq!(
+            a.status,
+            400,
+            "{:?}: {}",
+            String::from_utf8_lossy(body),
+            a.text()
+        );
         assert_eq!(a.json()["error"], "bad_request");
     }
     let a = Client::call(
@@ -210,7 +258,10 @@ fn bad_input_gives_clean_errors() {
     assert_eq!(a.status, 400, "{}", a.text());
     let a = admin.get("/api/queue?state=bogus");
     assert_eq!(a.status, 400);
-    assert!(a.json()["message"].as_str().unwrap().contains("unknown state"));
+    assert!(a.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("unknown state"));
     assert_eq!(admin.send("POST", "/api/queue/abc/retry").status, 400);
 
     // Too large: a JSON body over the limit, an upload over max_upload_bytes.
@@ -233,7 +284,15 @@ fn bad_input_gives_clean_errors() {
         Some(("multipart/form-data; boundary=x", b"garbage".to_vec())),
     );
     assert_eq!(a.status, 400, "{}", a.text());
-    assert!(web.state_dir().join("web-uploads").read_dir().unwrap().next().is_none(), "no staging files left");
+    assert!(
+        web.state_dir()
+            .join("web-uploads")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_none(),
+        "no staging files left"
+    );
 
     // Still serving.
     assert_eq!(admin.get("/api/session").status, 200);
@@ -254,7 +313,10 @@ fn partners_queue_received_debug_and_users() {
     assert_eq!(op.post_json("/api/partners", &partner).status, 403);
     let a = admin.post_json("/api/partners", &partner);
     assert_eq!(a.status, 201, "{}", a.text());
-    assert!(a.json().get("password_in").is_none(), "passwords never leave");
+    assert!(
+        a.json().get("password_in").is_none(),
+        "passwords never leave"
+    );
     assert_eq!(admin.post_json("/api/partners", &partner).status, 409);
     let list = viewer.get("/api/partners").json();
     assert_eq!(list["partners"][0]["id"], "O0013000000PARTNER");
@@ -266,21 +328,37 @@ fn partners_queue_received_debug_and_users() {
     );
     assert_eq!(a.status, 200, "{}", a.text());
     let p = viewer.get("/api/partners/O0013000000PARTNER").json();
-    assert_eq!((p["enabled"].as_bool(), p["name"].as_str()), (Some(false), Some("Partner AG")));
+    assert_eq!(
+        (p["enabled"].as_bool(), p["name"].as_str()),
+        (Some(false), Some("Partner AG"))
+    );
     assert_eq!(viewer.get("/api/partners/O0013000000NOBODY").status, 404);
-    admin.json("PUT", "/api/partners/O0013000000PARTNER", &json!({ "enabled": true }));
+    admin.json(
+        "PUT",
+        "/api/partners/O0013000000PARTNER",
+        &json!({ "enabled": true }),
+    );
 
     // Queue: enqueue an upload, list, cancel, retry.
     let data = b"UNA:+.? '\nUNB+UNOC:3+SENDER+RECEIVER'\n".repeat(40);
     assert_eq!(
         viewer
-            .upload("/api/queue", &[("partner", "O0013000000PARTNER")], "ORDERS.EDI", &data)
+            .upload(
+                "/api/queue",
+                &[("partner", "O0013000000PARTNER")],
+                "ORDERS.EDI",
+                &data
+            )
             .status,
         403
     );
     let a = op.upload(
         "/api/queue",
-        &[("partner", "O0013000000PARTNER"), ("dataset", "ORDERS"), ("format", "U")],
+        &[
+            ("partner", "O0013000000PARTNER"),
+            ("dataset", "ORDERS"),
+            ("format", "U"),
+        ],
         "orders.edi",
         &data,
     );
@@ -296,12 +374,32 @@ fn partners_queue_received_debug_and_users() {
     let q = viewer.get("/api/queue").json();
     assert_eq!(q["entries"][0]["id"], id);
     assert_eq!(q["counts"]["queued"], 1);
-    assert_eq!(viewer.get("/api/queue?state=failed").json()["entries"], json!([]));
-    assert_eq!(viewer.send("POST", &format!("/api/queue/{id}/cancel")).status, 403);
-    assert_eq!(op.send("POST", &format!("/api/queue/{id}/cancel")).status, 200);
-    assert_eq!(op.send("POST", &format!("/api/queue/{id}/cancel")).status, 409);
-    assert_eq!(op.send("POST", &format!("/api/queue/{id}/retry")).status, 200);
-    assert_eq!(viewer.get("/api/queue?state=queued").json()["entries"][0]["id"], id);
+    assert_eq!(
+        viewer.get("/api/queue?state=failed").json()["entries"],
+        json!([])
+    );
+    assert_eq!(
+        viewer
+            .send("POST", &format!("/api/queue/{id}/cancel"))
+            .status,
+        403
+    );
+    assert_eq!(
+        op.send("POST", &format!("/api/queue/{id}/cancel")).status,
+        200
+    );
+    assert_eq!(
+        op.send("POST", &format!("/api/queue/{id}/cancel")).status,
+        409
+    );
+    assert_eq!(
+        op.send("POST", &format!("/api/queue/{id}/retry")).status,
+        200
+    );
+    assert_eq!(
+        viewer.get("/api/queue?state=queued").json()["entries"][0]["id"],
+        id
+    );
     assert_eq!(op.send("POST", "/api/queue/999/retry").status, 404);
 
     // Received files: list with EERP state, download for operators.
@@ -309,7 +407,10 @@ fn partners_queue_received_debug_and_users() {
     let r = viewer.get("/api/received").json();
     assert_eq!(r["files"][0]["id"], file);
     assert_eq!(r["files"][0]["eerp"], "due");
-    assert_eq!(viewer.get(&format!("/api/received/{file}/download")).status, 403);
+    assert_eq!(
+        viewer.get(&format!("/api/received/{file}/download")).status,
+        403
+    );
     let a = op.get(&format!("/api/received/{file}/download"));
     assert_eq!(a.status, 200);
     assert_eq!(a.body, b"invoice data\n");
@@ -317,7 +418,9 @@ fn partners_queue_received_debug_and_users() {
 
     // Debug switch and bundle.
     assert_eq!(
-        viewer.json("PUT", "/api/debug/os4xsqd", &json!({ "enabled": true })).status,
+        viewer
+            .json("PUT", "/api/debug/os4xsqd", &json!({ "enabled": true }))
+            .status,
         403
     );
     let a = op.json("PUT", "/api/debug/os4xsqd", &json!({ "enabled": true }));
@@ -330,8 +433,15 @@ fn partners_queue_received_debug_and_users() {
         .find(|p| p["program"] == "os4xsqd")
         .cloned()
         .unwrap();
-    assert_eq!((sqd["enabled"].as_bool(), sqd["source"].as_str()), (Some(true), Some("switch")));
-    assert_eq!(op.json("PUT", "/api/debug/bad name", &json!({ "enabled": true })).status, 400);
+    assert_eq!(
+        (sqd["enabled"].as_bool(), sqd["source"].as_str()),
+        (Some(true), Some("switch"))
+    );
+    assert_eq!(
+        op.json("PUT", "/api/debug/bad name", &json!({ "enabled": true }))
+            .status,
+        400
+    );
     let a = op.get("/api/debug/bundle?hours=1");
     assert_eq!(a.status, 200, "{}", a.text());
     assert_eq!(&a.body[..2], &[0x1f, 0x8b], "gzip");
@@ -345,7 +455,10 @@ fn partners_queue_received_debug_and_users() {
         .iter()
         .map(|u| u["name"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(names, ["admin", "operator", "viewer"].map(String::from).into());
+    assert_eq!(
+        names,
+        ["admin", "operator", "viewer"].map(String::from).into()
+    );
     let a = admin.post_json(
         "/api/users",
         &json!({ "name": "carol", "password": "short", "role": "operator" }),
@@ -358,11 +471,20 @@ fn partners_queue_received_debug_and_users() {
     assert_eq!(a.status, 201, "{}", a.text());
     let carol = Client::login(&web, "carol");
     assert_eq!(
-        admin.json("PUT", "/api/users/carol", &json!({ "role": "viewer" })).status,
+        admin
+            .json("PUT", "/api/users/carol", &json!({ "role": "viewer" }))
+            .status,
         200
     );
-    assert_eq!(carol.get("/api/session").status, 401, "role change ends sessions");
-    assert_eq!(Client::login(&web, "carol").get("/api/session").json()["role"], "viewer");
+    assert_eq!(
+        carol.get("/api/session").status,
+        401,
+        "role change ends sessions"
+    );
+    assert_eq!(
+        Client::login(&web, "carol").get("/api/session").json()["role"],
+        "viewer"
+    );
     assert_eq!(admin.send("DELETE", "/api/users/admin").status, 409);
     assert_eq!(admin.send("DELETE", "/api/users/carol").status, 200);
     assert_eq!(admin.send("DELETE", "/api/users/carol").status, 404);
@@ -402,7 +524,10 @@ fn openapi_documents_every_route() {
         .collect();
     let missing: Vec<_> = routed.difference(&documented).collect();
     let extra: Vec<_> = documented.difference(&routed).collect();
-    assert!(missing.is_empty(), "routes missing from docs/openapi.json: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "routes missing from docs/openapi.json: {missing:?}"
+    );
     assert!(extra.is_empty(), "documented but not routed: {extra:?}");
 
     // And the running service serves the same document.
@@ -414,8 +539,8 @@ fn openapi_documents_every_route() {
 
 #[test]
 fn https_with_secure_host_cookie() {
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
-        .unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (crt, key) = (dir.path().join("web.crt"), dir.path().join("web.key"));
     std::fs::write(&crt, cert.cert.pem()).unwrap();
@@ -450,7 +575,10 @@ fn https_with_secure_host_cookie() {
     assert_eq!(a.status, 200, "{}", a.text());
     let cookie = &a.set_cookie[0];
     assert!(cookie.starts_with("__Host-os4x_session="), "{cookie}");
-    assert!(cookie.contains("Secure") && cookie.contains("HttpOnly"), "{cookie}");
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
     c.take_login(&a);
     assert_eq!(c.get("/api/session").json()["user"], "admin");
     // Plain HTTP to the HTTPS port gets no answer, and the service lives on.
@@ -461,4 +589,69 @@ fn https_with_secure_host_cookie() {
         .call();
     assert!(plain.is_err());
     assert_eq!(c.get("/api/session").status, 200);
+}
+
+/// Under systemd the actions are `systemctl start|stop|restart UNIT`
+/// ([web] systemctl names the command). Here a script stands in for
+/// systemctl: it records its arguments and refuses like systemctl without
+/// polkit permission when told to. (The real systemd path runs in the
+/// nspawn test of the packages.)
+#[test]
+fn systemd_mode_runs_systemctl_with_the_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls");
+    let deny = dir.path().join("deny");
+    let script = dir.path().join("systemctl");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {calls}\nif [ -e {deny} ]; then\n  echo \"Failed to $1 $2: Access denied\" >&2\n  exit 4\nfi\n",
+            calls = calls.display(),
+            deny = deny.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let web = Web::start(
+        &format!(
+            "control = \"systemd\"\nsystemctl = [\"{}\"]",
+            script.display()
+        ),
+        "",
+    );
+    let op = Client::login(&web, "operator");
+    let row = daemon_row(&op, "os4xsqd");
+    assert_eq!(row["control"], "systemd", "{row}");
+    let a = op.send("POST", "/api/daemons/os4xsqd/restart");
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.json()["unit"], "os4xsqd.service");
+    assert_eq!(a.json()["mode"], "systemd");
+    // A forced start clears the PID entry, then starts the unit.
+    let mut debugd = web.start_debugd();
+    let a = op.send("POST", "/api/daemons/os4xdebugd/start-forced");
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(web.recorded_pid("os4xdebugd"), None, "entry cleared");
+    assert_eq!(
+        process_name(debugd.id() as i32).as_deref(),
+        Some("os4xdebugd"),
+        "the process itself is not stopped"
+    );
+    let _ = debugd.kill();
+    let _ = debugd.wait();
+    let a = op.send("POST", "/api/daemons/os4xrd_tcpip_tls/stop");
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(
+        std::fs::read_to_string(&calls).unwrap(),
+        "restart os4xsqd.service\nstart os4xdebugd.service\nstop os4xrd-tls.service\n"
+    );
+    // systemctl refuses: the answer says why and what to install.
+    std::fs::write(&deny, "").unwrap();
+    let a = op.send("POST", "/api/daemons/os4xsqd/start");
+    assert_eq!(a.status, 409, "{}", a.text());
+    let msg = a.json()["message"].as_str().unwrap().to_owned();
+    assert!(
+        msg.contains("Access denied") && msg.contains("polkit"),
+        "{msg}"
+    );
 }

@@ -71,7 +71,10 @@ fn browser_available() -> bool {
         return true;
     }
     if std::env::var("OS4X_SKIP_BROWSER").as_deref() == Ok("1") {
-        eprintln!("SKIPPED: browser test ({} missing; OS4X_SKIP_BROWSER=1)", missing.join(", "));
+        eprintln!(
+            "SKIPPED: browser test ({} missing; OS4X_SKIP_BROWSER=1)",
+            missing.join(", ")
+        );
         return false;
     }
     panic!(
@@ -118,11 +121,19 @@ where
 /// `(pid text, data-state)` of a program's row in the daemon table.
 async fn row(b: &Browser, program: &str) -> Option<(String, String)> {
     let tr = b
-        .find(Locator::Css(&format!("#daemons tr[data-program=\"{program}\"]")))
+        .find(Locator::Css(&format!(
+            "#daemons tr[data-program=\"{program}\"]"
+        )))
         .await
         .ok()?;
     let state = tr.attr("data-state").await.ok()??;
-    let pid = tr.find(Locator::Css("td.pid")).await.ok()?.text().await.ok()?;
+    let pid = tr
+        .find(Locator::Css("td.pid"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
     Some((pid, state))
 }
 
@@ -140,12 +151,30 @@ async fn login(b: &Browser, web: &Web, user: &str) {
         .send_keys(support::PASSWORD)
         .await
         .unwrap();
-    b.find(Locator::Id("login")).await.unwrap().click().await.unwrap();
+    b.find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     until("the daemons page after login", || async {
         b.current_url()
             .await
             .ok()
             .filter(|u| u.path() == "/daemons")
+    })
+    .await;
+}
+
+async fn logout(b: &Browser) {
+    b.find(Locator::Id("logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until("the login page after logout", || async {
+        b.current_url().await.ok().filter(|u| u.path() == "/login")
     })
     .await;
 }
@@ -199,7 +228,11 @@ fn populate(web: &Web) {
         assert_eq!(a.status, 201, "{}", a.text());
         ids.push(a.json()["entry"]["id"].as_i64().unwrap());
     }
-    assert_eq!(op.send("POST", &format!("/api/queue/{}/cancel", ids[1])).status, 200);
+    assert_eq!(
+        op.send("POST", &format!("/api/queue/{}/cancel", ids[1]))
+            .status,
+        200
+    );
     add_received_file(web, "O0013000000SUPPLIER", "DELFOR", &vec![b'D'; 52_000]);
     let f = add_received_file(web, "O0013000000PARTNER", "INVOIC", &vec![b'I'; 7_300]);
     let conn = rusqlite::Connection::open(web.db()).unwrap();
@@ -263,7 +296,10 @@ fn browser_forced_start_roles_csrf_and_screenshots() {
         // CSRF token missing: refused, the daemon untouched.
         let (status, body) = post_from_page(&b, "/api/daemons/os4xdebugd/stop", false).await;
         assert_eq!(status, 403, "{body}");
-        assert!(body["message"].as_str().unwrap_or("").contains("CSRF"), "{body}");
+        assert!(
+            body["message"].as_str().unwrap_or("").contains("CSRF"),
+            "{body}"
+        );
         assert_eq!(process_name(first).as_deref(), Some("os4xdebugd"));
 
         // kill -9: marked stale at the next refresh.
@@ -277,13 +313,18 @@ fn browser_forced_start_roles_csrf_and_screenshots() {
         })
         .await;
         let stale = b
-            .find(Locator::Css("#daemons tr[data-program=\"os4xdebugd\"] td.state"))
+            .find(Locator::Css(
+                "#daemons tr[data-program=\"os4xdebugd\"] td.state",
+            ))
             .await
             .unwrap()
             .text()
             .await
             .unwrap();
-        assert!(stale.contains("stale") && stale.contains("no process"), "{stale}");
+        assert!(
+            stale.contains("stale") && stale.contains("no process"),
+            "{stale}"
+        );
         shot(&b, &shots, "daemons-stale").await;
 
         // Start forced: the dialog explains the risk; accept it.
@@ -304,7 +345,12 @@ fn browser_forced_start_roles_csrf_and_screenshots() {
         assert!(text.contains("two daemons run at once"), "{text}");
         assert!(text.contains("really sure"), "{text}");
         shot(&b, &shots, "daemons-confirm-forced").await;
-        b.find(Locator::Id("forced-yes")).await.unwrap().click().await.unwrap();
+        b.find(Locator::Id("forced-yes"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         let (pid, _) = until("the new PID in the table", || async {
             row(&b, "os4xdebugd")
                 .await
@@ -312,13 +358,29 @@ fn browser_forced_start_roles_csrf_and_screenshots() {
         })
         .await;
         let second: i32 = pid.parse().expect("numeric PID");
-        assert_eq!(process_name(second).as_deref(), Some("os4xdebugd"), "really running");
+        assert_eq!(
+            process_name(second).as_deref(),
+            Some("os4xdebugd"),
+            "really running"
+        );
         assert_eq!(web.recorded_pid("os4xdebugd"), Some(second));
-        let flash = b.find(Locator::Id("flash")).await.unwrap().text().await.unwrap();
-        assert!(flash.contains(&format!("started (forced), pid {second}")), "{flash}");
+        let flash = b
+            .find(Locator::Id("flash"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            flash.contains(&format!("started (forced), pid {second}")),
+            "{flash}"
+        );
         shot(&b, &shots, "daemons").await;
 
-        for page in ["partners", "queue", "received", "debug"] {
+        // The other pages, as an admin (who sees every form).
+        logout(&b).await;
+        login(&b, &web, "admin").await;
+        for page in ["partners", "queue", "received", "debug", "users"] {
             b.goto(&web.url(&format!("/{page}"))).await.unwrap();
             b.find(Locator::Css("table.grid")).await.unwrap();
             shot(&b, &shots, page).await;
@@ -326,22 +388,27 @@ fn browser_forced_start_roles_csrf_and_screenshots() {
 
         // A viewer: no action buttons, and the POST is refused.
         b.goto(&web.url("/daemons")).await.unwrap();
-        b.find(Locator::Id("logout")).await.unwrap().click().await.unwrap();
-        until("the login page after logout", || async {
-            b.current_url().await.ok().filter(|u| u.path() == "/login")
-        })
-        .await;
+        logout(&b).await;
         login(&b, &web, "viewer").await;
         until("the table for the viewer", || async {
-            row(&b, "os4xdebugd").await.filter(|(p, _)| *p == second.to_string())
+            row(&b, "os4xdebugd")
+                .await
+                .filter(|(p, _)| *p == second.to_string())
         })
         .await;
         let buttons = b.find_all(Locator::Css("#daemons button")).await.unwrap();
         assert!(buttons.is_empty(), "a viewer sees no action buttons");
         let (status, body) = post_from_page(&b, "/api/daemons/os4xdebugd/start-forced", true).await;
         assert_eq!(status, 403, "{body}");
-        assert!(body["message"].as_str().unwrap_or("").contains("viewer"), "{body}");
-        assert_eq!(web.recorded_pid("os4xdebugd"), Some(second), "nothing started");
+        assert!(
+            body["message"].as_str().unwrap_or("").contains("viewer"),
+            "{body}"
+        );
+        assert_eq!(
+            web.recorded_pid("os4xdebugd"),
+            Some(second),
+            "nothing started"
+        );
         b.close().await.unwrap();
     });
     drop(driver);

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use capi::message::{cip, reject, BProtocol};
+use capi::message::{cip, reject};
 use capi::stream::{Application, IncomingCall};
 
 use super::settings::{number_matches, ControllerConfig, IsdnConfig};
@@ -266,7 +266,7 @@ async fn serve_controller(
             r.map_err(|e| (format!("LISTEN_REQ on CAPI controller {} refused: {e}", ctl.capi_controller), false))?
         }
     }
-    tracing::info!(controller = ctl.number, capi_controller = ctl.capi_controller, transport = %ctl.transport, msn = ?ctl.msn, "listening for ISDN calls");
+    tracing::info!(controller = ctl.number, capi_controller = ctl.capi_controller, transport = %ctl.transport, b3 = %ctl.b3, msn = ?ctl.msn, "listening for ISDN calls");
     published.update(|s| {
         s.state = "listening".into();
         s.error = None;
@@ -352,9 +352,9 @@ fn answer(
             });
             let (server, published, active) = (server.clone(), published.clone(), active.clone());
             let peer = format!("isdn:{}", shown(&calling));
-            let controller = ctl.number;
+            let (controller, b3) = (ctl.number, ctl.b3);
             tokio::spawn(async move {
-                match call.accept(BProtocol::x75_transparent()).await {
+                match call.accept(b3.b_protocol()).await {
                     Ok(stream) => server.serve_stream(stream, peer).await,
                     Err(e) => {
                         tracing::warn!(controller, partner = %partner, error = %e, "call lost while connecting")

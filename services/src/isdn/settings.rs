@@ -10,17 +10,18 @@
 //!
 //! [[isdn.controller]]
 //! number = 0                        # os4xrd_capi_0, `os4x route set --isdn-controller 0`
-//! transport = "capi20:/dev/capi20"  # or "sim:127.0.0.1:7000" (os4x-isdn-sim)
+//! transport = "device:/dev/capi20"  # or "remote:HOST:PORT" (remote-CAPI: FRITZ!Box 5031, rcapid 2662, capi-sim)
 //! capi_controller = 1               # controller number at the transport [default: number + 1]
 //! msn = ["4930100"]                 # MSNs/DDIs to accept calls for; the first is presented when dialling
-//! b3 = "transparent"                # B3 protocol: "transparent" (X.75 SLP, RFC 5024 STH framing)
+//! b3 = "iso8208"                    # "iso8208" (RFC 5024 Appendix D, X.25 packet layer) or "transparent"
 //! b_channels = 2                    # calls at once (2 on a basic rate interface)
 //! ```
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use capi::config::B3Mode;
+use capi::config::TransportConfig;
 use serde::Deserialize;
 
 use crate::config::ConfigError;
@@ -76,42 +77,30 @@ pub struct ControllerConfig {
     pub b_channels: u16,
 }
 
-/// How the controller is reached.
+/// How the controller is reached (the file's syntax is
+/// [`capi::config::TransportConfig`]'s).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportKind {
-    /// The Linux CAPI device (`capi20:/dev/capi20`).
+    /// The Linux CAPI device (`device:/dev/capi20`).
     Device(PathBuf),
-    /// A line of the ISDN exchange simulator `os4x-isdn-sim`
-    /// (`sim:HOST:PORT`), for tests and demos without hardware.
-    Simulator(SocketAddr),
-    /// A remote-CAPI server of an ISDN router on the LAN
-    /// (`remote:HOST:PORT`); not available in this build.
+    /// A remote-CAPI server (`remote:HOST:PORT`): an ISDN router on the
+    /// LAN, or `capi-sim` (the exchange simulator) for tests and demos.
     Remote(String),
 }
 
-impl fmt::Display for TransportKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl TransportKind {
+    /// What [`capi`] connects with.
+    pub fn to_capi(&self) -> TransportConfig {
         match self {
-            TransportKind::Device(p) => write!(f, "capi20:{}", p.display()),
-            TransportKind::Simulator(a) => write!(f, "sim:{a}"),
-            TransportKind::Remote(a) => write!(f, "remote:{a}"),
+            TransportKind::Device(path) => TransportConfig::Device { path: path.clone() },
+            TransportKind::Remote(addr) => TransportConfig::Remote { addr: addr.clone() },
         }
     }
 }
 
-/// The B-channel protocol stack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum B3Mode {
-    /// B1 HDLC, B2 X.75 SLP, B3 transparent: OFTP frames itself with the
-    /// Stream Transmission Header, as over TCP.
-    Transparent,
-}
-
-impl fmt::Display for B3Mode {
+impl fmt::Display for TransportKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            B3Mode::Transparent => "transparent",
-        })
+        self.to_capi().fmt(f)
     }
 }
 
@@ -141,30 +130,13 @@ pub fn number_matches(calling: &str, configured: &str, match_digits: u32) -> boo
 }
 
 fn parse_transport(s: &str) -> Result<TransportKind, String> {
-    let (scheme, rest) = s.split_once(':').ok_or_else(|| {
-        format!("{s:?}: expected \"capi20:/dev/capi20\", \"sim:HOST:PORT\" or \"remote:HOST:PORT\"")
-    })?;
-    match scheme {
-        "capi20" => {
-            let p = PathBuf::from(rest);
-            if !p.is_absolute() {
-                return Err(format!("{s:?}: the device must be an absolute path"));
-            }
-            Ok(TransportKind::Device(p))
-        }
-        "sim" => rest
-            .parse()
-            .map(TransportKind::Simulator)
-            .map_err(|_| format!("{s:?}: expected sim:IP:PORT, e.g. sim:127.0.0.1:7000")),
-        "remote" => {
-            if rest.rsplit_once(':').is_none() {
-                return Err(format!("{s:?}: expected remote:HOST:PORT"));
-            }
-            Ok(TransportKind::Remote(rest.to_owned()))
-        }
-        other => Err(format!(
-            "unknown transport {other:?}; use capi20:/dev/capi20, sim:HOST:PORT or remote:HOST:PORT"
+    match s.parse::<TransportConfig>().map_err(|e| e.to_string())? {
+        TransportConfig::Device { path } if !path.is_absolute() => Err(format!(
+            "{s:?}: the device must be an absolute path, e.g. device:/dev/capi20"
         )),
+        TransportConfig::Device { path } => Ok(TransportKind::Device(path)),
+        TransportConfig::Remote { addr } => Ok(TransportKind::Remote(addr)),
+        TransportConfig::Simulator(_) => Err(format!("{s:?}: not a configurable transport")),
     }
 }
 
@@ -197,20 +169,11 @@ pub fn resolve(
             }
             msn.push(d);
         }
-        let b3 = match c.b3.as_deref().unwrap_or("transparent") {
-            "transparent" => B3Mode::Transparent,
-            "iso8208" | "x25" => {
-                return Err(bad(
-                    "isdn.controller.b3",
-                    "ISO 8208 (X.25 packet layer, RFC 5024 Appendix D) is not available in this build; use \"transparent\"".into(),
-                ))
-            }
-            other => {
-                return Err(bad(
-                    "isdn.controller.b3",
-                    format!("{other:?}: expected \"transparent\""),
-                ))
-            }
+        let b3 = match &c.b3 {
+            None => B3Mode::default(),
+            Some(b) => b
+                .parse::<B3Mode>()
+                .map_err(|e| bad("isdn.controller.b3", e.to_string()))?,
         };
         let b_channels = c.b_channels.unwrap_or(2);
         if b_channels == 0 {
@@ -252,15 +215,14 @@ mod tests {
     #[test]
     fn transports() {
         assert_eq!(
-            parse_transport("capi20:/dev/capi20").unwrap(),
+            parse_transport("device:/dev/capi20").unwrap(),
             TransportKind::Device("/dev/capi20".into())
         );
-        assert_eq!(
-            parse_transport("sim:127.0.0.1:7").unwrap(),
-            TransportKind::Simulator("127.0.0.1:7".parse().unwrap())
-        );
-        assert!(parse_transport("sim:localhost").is_err());
-        assert!(parse_transport("capi20:dev").is_err());
+        let remote = parse_transport("remote:fritz.box:5031").unwrap();
+        assert_eq!(remote, TransportKind::Remote("fritz.box:5031".into()));
+        assert_eq!(remote.to_string(), "remote:fritz.box:5031");
+        assert!(parse_transport("remote:fritz.box").is_err());
+        assert!(parse_transport("device:dev").is_err());
         assert!(parse_transport("tcp:1.2.3.4:5").is_err());
     }
 }

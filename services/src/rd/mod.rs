@@ -12,7 +12,14 @@
 //!   it has one, else to `[tls] client_ca` (see [`tls`]);
 //! * [`crate::inbox`] stores incoming files durably;
 //! * receipts due are sent in the same session once the partner hands
-//!   over the turn (CD); the rest stay queued in the database.
+//!   over the turn (CD); the rest stay queued in the database;
+//! * OFTP2 security ([`crate::security`]): secure authentication when the
+//!   partner's entry asks for it (keys from `[security]`, the partner's
+//!   certificate from its entry; failure → ESID 11/12), a revoked, expired
+//!   or untrusted partner certificate refuses the session (ESID 12),
+//!   secured files are unwrapped and verified by the inbox before they
+//!   count as received (failure → NERP 31-34), signed receipts are
+//!   checked before they settle a queue entry.
 //!
 //! Sessions beyond `[rd] max_sessions` are answered with SSRM and then
 //! ESID 08 (resources not available: retry later) instead of hanging.

@@ -208,7 +208,11 @@ pub async fn run(security: std::sync::Arc<Security>) {
         let s = security.clone();
         match tokio::task::spawn_blocking(move || refresh(&s)).await {
             Ok(r) if !r.stored.is_empty() || !r.failed.is_empty() => {
-                tracing::debug!(stored = r.stored.len(), failed = r.failed.len(), "CRL refresh done")
+                tracing::debug!(
+                    stored = r.stored.len(),
+                    failed = r.failed.len(),
+                    "CRL refresh done"
+                )
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "CRL refresh task failed"),

@@ -122,7 +122,10 @@ pub struct Security {
 impl std::fmt::Debug for Security {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Security")
-            .field("signing", &self.signing.as_ref().map(|i| i.certificate().subject()))
+            .field(
+                "signing",
+                &self.signing.as_ref().map(|i| i.certificate().subject()),
+            )
             .field("cas", &self.cas.len())
             .finish_non_exhaustive()
     }
@@ -132,7 +135,10 @@ impl Security {
     /// Reads the key pairs and CA file `config` names. A file that is
     /// named but unusable is an error: the daemon must not start without
     /// the keys its partners rely on.
-    pub fn load(config: &SecurityConfig, partners: PartnerStore) -> Result<Security, SecurityError> {
+    pub fn load(
+        config: &SecurityConfig,
+        partners: PartnerStore,
+    ) -> Result<Security, SecurityError> {
         let signing = config.signing.as_ref().map(load_identity).transpose()?;
         let decryption = match &config.encryption {
             Some(files) => Some(load_identity(files)?),
@@ -218,11 +224,12 @@ impl Security {
             path: path.clone(),
             error: e.to_string(),
         })?;
-        let cert = Certificate::from_pem_or_der(&bytes).map_err(|e| PartnerCertError::Unreadable {
-            partner: id.clone(),
-            path: path.clone(),
-            error: e.to_string(),
-        })?;
+        let cert =
+            Certificate::from_pem_or_der(&bytes).map_err(|e| PartnerCertError::Unreadable {
+                partner: id.clone(),
+                path: path.clone(),
+                error: e.to_string(),
+            })?;
         let now = SystemTime::now();
         let rejected = |error| PartnerCertError::Rejected {
             partner: id.clone(),
@@ -255,9 +262,11 @@ impl Security {
 
     /// A partner with a certificate on file may only have sessions while
     /// that certificate is usable (revoked, expired or untrusted: refused).
-    /// A partner without one is not affected.
+    /// A partner without one is not affected here; the services that need
+    /// it (encryption, secure authentication, signature checks) fail on
+    /// their own with the reason.
     pub fn check_partner_for_session(&self, partner: &Partner) -> Result<(), PartnerCertError> {
-        if partner.certificate.is_none() && !partner.security.needs_keys() {
+        if partner.certificate.is_none() {
             return Ok(());
         }
         self.partner_certificate(partner).map(drop)
@@ -410,13 +419,12 @@ pub fn expiring_certificates(
             .map_err(|e| e.to_string())
             .and_then(|b| Certificate::from_pem_or_der(&b).map_err(|e| e.to_string()));
         match cert {
-            Ok(c) if c.expires_within(now, EXPIRY_WARNING) || c.remaining(now).is_none() => {
-                found.push(Expiry {
+            Ok(c) if c.expires_within(now, EXPIRY_WARNING) || c.remaining(now).is_none() => found
+                .push(Expiry {
                     owner,
                     subject: c.subject(),
                     remaining: c.remaining(now),
-                })
-            }
+                }),
             Ok(_) => {}
             Err(e) => problems.push(format!("{owner}: {}: {e}", path.display())),
         }

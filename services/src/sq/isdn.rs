@@ -15,7 +15,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use capi::message::BProtocol;
 use capi::stream::{describe_reason, Application, B3Stream, CallError, Dial};
 use pidstore::migrate::{self, Migration};
 use rusqlite::{params, OptionalExtension};
@@ -264,6 +263,7 @@ async fn dial(
         number = %route.number,
         controller = ctl.number,
         transport = %ctl.transport,
+        b3 = %ctl.b3,
         "dialling"
     );
     let link = crate::isdn::link::open(ctl)
@@ -274,7 +274,7 @@ async fn dial(
         controller: ctl.capi_controller,
         called: route.number.clone(),
         calling: ctl.msn.first().cloned(),
-        b_protocol: BProtocol::x75_transparent(),
+        b_protocol: ctl.b3.b_protocol(),
     });
     let stream = match tokio::time::timeout(timeout, call).await {
         Ok(Ok(s)) => s,

@@ -507,7 +507,12 @@ impl Exchange {
                     destination: e.originator.to_string(),
                 };
                 let file = format!("{} {}", m.dataset_name, m.file_timestamp);
-                if !crate::security::check_receipt(self.security.as_deref(), &self.queue, &m, receipt) {
+                if !crate::security::check_receipt(
+                    self.security.as_deref(),
+                    &self.queue,
+                    &m,
+                    receipt,
+                ) {
                     return;
                 }
                 match self.queue.eerp_received(&m) {
@@ -531,7 +536,12 @@ impl Exchange {
                     destination: n.originator.to_string(),
                 };
                 let text = format!("NERP from {}: {} {}", n.creator, n.reason, n.text);
-                if !crate::security::check_receipt(self.security.as_deref(), &self.queue, &m, receipt) {
+                if !crate::security::check_receipt(
+                    self.security.as_deref(),
+                    &self.queue,
+                    &m,
+                    receipt,
+                ) {
                     return;
                 }
                 match self.queue.nerp_received(&m, text.trim_end()) {
@@ -700,8 +710,9 @@ fn protect(
     protected.original_len = e.size;
     let path = match (&reuse, policy.enveloped()) {
         (Some(path), true) => {
-            protected.data = std::fs::read(path)
-                .map_err(|err| format!("protected file {} cannot be read: {err}", path.display()))?;
+            protected.data = std::fs::read(path).map_err(|err| {
+                format!("protected file {} cannot be read: {err}", path.display())
+            })?;
             path.clone()
         }
         (_, true) => {

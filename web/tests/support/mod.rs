@@ -84,6 +84,12 @@ impl Web {
         }
         drop(users);
         let log_path = dir.path().join("web.log");
+        // Direct control unless the test asks for another.
+        let control = if web_extra.contains("control =") {
+            ""
+        } else {
+            "control = \"direct\"\n"
+        };
         let mut attempt = 0;
         loop {
             let port = free_port();
@@ -91,7 +97,7 @@ impl Web {
                 &config,
                 format!(
                     "state_dir = \"{state}\"\ntmp_dir = \"{run}\"\n\n[local]\nodette_id = \"{LOCAL_ID}\"\npassword = \"LOCALPW\"\n\n\
-                     [debug]\nlisten = \"127.0.0.1:0\"\n\n[web]\nlisten = \"127.0.0.1:{port}\"\ncontrol = \"direct\"\n{web_extra}\n{extra}\n",
+                     [debug]\nlisten = \"127.0.0.1:0\"\n\n[web]\nlisten = \"127.0.0.1:{port}\"\n{control}{web_extra}\n{extra}\n",
                     state = dir.path().join("state").display(),
                     run = dir.path().join("run").display(),
                 ),
@@ -155,9 +161,11 @@ impl Web {
             .spawn()
             .expect("start os4xdebugd");
         let pid = child.id() as i32;
-        wait_for(Duration::from_secs(15), "os4xdebugd in the PID table", || {
-            self.recorded_pid("os4xdebugd") == Some(pid)
-        });
+        wait_for(
+            Duration::from_secs(15),
+            "os4xdebugd in the PID table",
+            || self.recorded_pid("os4xdebugd") == Some(pid),
+        );
         child
     }
 
@@ -379,8 +387,10 @@ impl Client {
         let mut body = Vec::new();
         for (k, v) in fields {
             body.extend_from_slice(
-                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                    .as_bytes(),
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                )
+                .as_bytes(),
             );
         }
         body.extend_from_slice(
