@@ -34,14 +34,16 @@ struct Exchange {
 impl Exchange {
     /// One controller (2 B channels) per number, numbered 1, 2, ...
     fn start(lines: &[&str]) -> Exchange {
+        Exchange::start_on("127.0.0.1:0", lines)
+    }
+
+    fn start_on(addr: &str, lines: &[&str]) -> Exchange {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let sim = Sim::new();
         for l in lines {
             sim.add_controller(&[l], 2);
         }
-        let server = rt
-            .block_on(Server::bind("127.0.0.1:0", sim.clone()))
-            .unwrap();
+        let server = rt.block_on(Server::bind(addr, sim.clone())).unwrap();
         let addr = server.local_addr().unwrap().to_string();
         rt.spawn(server.serve());
         Exchange { _rt: rt, sim, addr }
@@ -149,6 +151,21 @@ fn pidctl(s: &Station, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `os4xrd_capi --controller N --test-call NUMBER` with `s`'s configuration.
+fn test_call(s: &Station, n: u32, number: &str) -> (Option<i32>, String) {
+    let out = Command::new(CAPI)
+        .arg("--config")
+        .arg(&s.config_path)
+        .args(["--controller", &n.to_string(), "--test-call", number])
+        .env("OS4X_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
 fn partial_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|d| {
@@ -209,6 +226,14 @@ fn send_over_isdn_is_accepted_delivered_and_acknowledged() {
         "{p}"
     );
 
+    // The admin's check of call acceptance: a test call from A.
+    let (code, out) = test_call(&a, 0, NUMBER_B);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("call to 4930200 accepted") && out.contains("ODETTE FTP READY"),
+        "{out}"
+    );
+
     // SIGTERM: the row is released and the state file removed.
     assert!(capi.stop().success());
     assert!(!state_file(&b, "os4xrd_capi_1").exists());
@@ -237,6 +262,12 @@ fn call_from_an_unknown_number_is_rejected() {
         "{rd_log}"
     );
     assert!(!rd_log.contains("session started"), "{rd_log}");
+    let (code, out) = test_call(&a, 0, NUMBER_B);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("not accepted: reason 0x3495 (call rejected)"),
+        "{out}"
+    );
     let state = wait_controller(&b, "os4xrd_capi_1", |s| s["calls_rejected"] != 0);
     assert_eq!(state["calls_accepted"], 0);
     assert!(!b.inbox_from(A).join("NOPE").exists());
@@ -338,4 +369,33 @@ fn unconfigured_or_missing_controller_is_a_clear_start_error() {
     let (code, err) = run(&[]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--controller N"), "{err}");
+}
+
+#[test]
+fn controller_down_is_shown_and_reconnected() {
+    let port = free_port();
+    let b = Station::new(
+        B,
+        &format!(
+            "[[isdn.controller]]\nnumber = 1\ntransport = \"remote:127.0.0.1:{port}\"\ncapi_controller = 2\nmsn = [\"{NUMBER_B}\"]\n"
+        ),
+    );
+    let _capi = b.spawn_with(CAPI, &["--controller", "1"], &[]);
+    let state = wait_controller(&b, "os4xrd_capi_1", |s| s["state"] == "down");
+    let error = state["error"].as_str().unwrap_or_default().to_owned();
+    assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
+    let table = pidctl(&b, &["status"]);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("os4xrd_capi_1"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        row.contains("running") && row.contains("ISDN ctrl 2 down"),
+        "{row}"
+    );
+
+    // The exchange (router) comes up: the daemon reconnects by itself.
+    let _sim = Exchange::start_on(&format!("127.0.0.1:{port}"), &[NUMBER_A, NUMBER_B]);
+    let state = wait_controller(&b, "os4xrd_capi_1", |s| s["state"] == "listening");
+    assert!(state["error"].is_null(), "{state}");
 }

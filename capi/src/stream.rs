@@ -69,6 +69,8 @@ pub fn describe_reason(reason: u16) -> &'static str {
     match reason {
         0 => "normal clearing",
         0x3301 => "layer 1 error: line broken",
+        0x3302 => "layer 2 (X.75) protocol error: the link to the partner failed",
+        0x3303 => "layer 3 (X.25) protocol error: often the partner runs the other b3 mode (iso8208 / transparent)",
         0x3481 => "unallocated number: check the partner's ISDN number",
         0x3490 => "normal call clearing",
         0x3491 => "user busy",

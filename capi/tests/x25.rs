@@ -633,3 +633,47 @@ async fn b_channel_left_up_after_the_partners_clear_is_cleared_here() {
         .unwrap();
     assert!(rest.is_empty());
 }
+
+mod prop {
+    use super::stb;
+    use capi::x25::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any exchange buffers, any packet size, the stream fed in any
+        /// pieces: only full packets carry the M-bit, and reassembly gives
+        /// back exactly the stream.
+        #[test]
+        fn segment_then_reassemble(
+            oebs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..3000), 1..6),
+            size_exp in 4u32..=10,
+            piece in 1usize..700,
+        ) {
+            let size = 1u16 << size_exp;
+            let stream: Vec<u8> = oebs.iter().flat_map(|o| stb(o)).collect();
+            let mut seg = Segmenter::new(size);
+            for p in stream.chunks(piece) {
+                seg.push(p).unwrap();
+            }
+            let mut r = Reassembler::new();
+            let mut out = Vec::new();
+            let mut sequences = 0;
+            while let Some((p, more)) = seg.next_packet() {
+                prop_assert!(p.len() <= usize::from(size) && !p.is_empty());
+                if more {
+                    prop_assert_eq!(p.len(), usize::from(size));
+                }
+                match r.packet(&p, if more { flags::MORE_DATA } else { 0 }).unwrap() {
+                    Received::Complete(b) => {
+                        out.extend_from_slice(&b);
+                        sequences += 1;
+                    }
+                    Received::Partial => {}
+                    Received::Ignored(w) => prop_assert!(false, "{}", w),
+                }
+            }
+            prop_assert_eq!(sequences, oebs.len());
+            prop_assert!(out == stream);
+        }
+    }
+}

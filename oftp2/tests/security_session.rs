@@ -759,3 +759,107 @@ fn eerp_signature_covers_exactly_the_rfc_fields() {
     e.user_data = UserData::new("USERDATA").unwrap();
     assert_eq!(receipt::eerp_signed_content(&e).unwrap(), expected);
 }
+
+/// A responder whose secure authentication requirement is per partner:
+/// decided by the authenticator once the partner's SSID is known.
+struct PerPartner {
+    inner: Box<dyn oftp2::session::Authenticator>,
+    require: bool,
+}
+
+impl oftp2::session::Authenticator for PerPartner {
+    fn authenticate(&mut self, partner: &Ssid) -> Result<(), EndSessionReason> {
+        self.inner.authenticate(partner)
+    }
+
+    fn secure_authentication(&mut self, _: &Ssid) -> Option<bool> {
+        Some(self.require)
+    }
+}
+
+fn per_partner_responder(keys: Option<StaticKeys>, require: bool) -> (Config, Handlers) {
+    let mut cfg = config(RESPONDER_ID);
+    // Keys present, requirement off: the authenticator decides.
+    cfg.authentication_keys = keys.map(|k| Arc::new(k) as Arc<dyn auth::SecureAuthentication>);
+    let h = handlers(
+        INITIATOR_ID,
+        TestInbox::new(new_store(), Policy::Store),
+        TestOutbox::default(),
+    );
+    (
+        cfg,
+        Handlers {
+            authenticator: Box::new(PerPartner {
+                inner: h.authenticator,
+                require,
+            }),
+            ..h
+        },
+    )
+}
+
+#[test]
+fn responder_requirement_per_partner_from_the_authenticator() {
+    let p = parties();
+    let responder_keys = || {
+        StaticKeys::new(p.responder.clone())
+            .with_partner(id(INITIATOR_ID), p.initiator.certificate().clone())
+    };
+    let initiator = |secure: bool| {
+        let cfg = if secure {
+            secure_config(INITIATOR_ID, &p.initiator, RESPONDER_ID, &p.responder)
+        } else {
+            config(INITIATOR_ID)
+        };
+        (
+            cfg,
+            handlers(
+                RESPONDER_ID,
+                TestInbox::new(new_store(), Policy::Store),
+                TestOutbox::default(),
+            ),
+        )
+    };
+
+    // Required for this partner, and the partner offers it: authenticated.
+    let mut pair = Pair::new(
+        initiator(true),
+        per_partner_responder(Some(responder_keys()), true),
+    );
+    pair.run();
+    assert_eq!(connected(&pair.responder_events), Some(true));
+    assert_eq!(
+        ended(&pair.initiator_events).reason,
+        EndSessionReason::Normal
+    );
+
+    // Not required for this partner: a plain partner connects although
+    // the responder holds keys.
+    let mut pair = Pair::new(
+        initiator(false),
+        per_partner_responder(Some(responder_keys()), false),
+    );
+    pair.run();
+    assert_eq!(connected(&pair.responder_events), Some(false));
+
+    // Required, but the partner does not offer it: ESID 12.
+    let mut pair = Pair::new(
+        initiator(false),
+        per_partner_responder(Some(responder_keys()), true),
+    );
+    pair.run();
+    assert_eq!(
+        ended(&pair.responder_events).reason,
+        EndSessionReason::SecureAuthenticationRequirementsIncompatible
+    );
+
+    // Required without keys: ESID 12 with the reason, not a panic.
+    let mut pair = Pair::new(initiator(true), per_partner_responder(None, true));
+    pair.run();
+    let end = ended(&pair.responder_events);
+    assert_eq!(
+        end.reason,
+        EndSessionReason::SecureAuthenticationRequirementsIncompatible
+    );
+    assert!(end.text.contains("no key pair"), "{}", end.text);
+}

@@ -235,10 +235,18 @@ pub fn daemons_document(state: &AppState, role: Role) -> Result<Value, ApiError>
                 .unwrap_or_default()
                 .to_owned();
             let controllable = control::is_daemon(&name) && name != state.own_program;
-            let actions: Vec<&str> = if controllable && role >= Role::Operator {
-                Action::ALL.iter().map(|a| a.as_str()).collect()
-            } else {
+            // The buttons that make sense in the row's state (the API
+            // takes every action in every state; the daemon decides).
+            let state_key = p.get("state").and_then(Value::as_str).unwrap_or_default();
+            let actions: Vec<&str> = if !controllable || role < Role::Operator {
                 Vec::new()
+            } else {
+                let sensible: &[Action] = match state_key {
+                    "running" => &[Action::Stop, Action::Restart, Action::StartForced],
+                    "stopped" => &[Action::Start],
+                    _ => &[Action::Start, Action::StartForced],
+                };
+                sensible.iter().map(|a| a.as_str()).collect()
             };
             if let Some(o) = p.as_object_mut() {
                 // systemd's view is in the row already (when systemd

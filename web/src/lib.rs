@@ -54,6 +54,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/static/app.css", get(|| static_file(CSS, "text/css")))
         .route("/static/app.js", get(|| static_file(JS, "text/javascript")))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
@@ -99,6 +100,19 @@ async fn static_file(body: &'static str, content_type: &'static str) -> Response
         body,
     )
         .into_response()
+}
+
+/// A known route with another method: JSON, saying so.
+async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{method} is not supported on {}; see /api/openapi.json",
+            uri.path()
+        ),
+    )
+    .into_response()
 }
 
 /// Unknown routes: JSON under `/api/`, a page elsewhere.

@@ -252,17 +252,19 @@ where
 }
 
 /// Whether a form POST came from one of our own pages: a browser sends
-/// `Origin` with every POST; when it does, it must name this host.
+/// `Origin` with every POST; when it does, it must name this host (as the
+/// request's `Host`, or `X-Forwarded-Host` set by a reverse proxy).
 pub fn same_origin(headers: &axum::http::HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+    let Some((_, origin_host)) = origin.split_once("://") else {
         return false;
     };
-    origin
-        .split_once("://")
-        .is_some_and(|(_, rest)| rest == host)
+    [header::HOST.as_str(), "x-forwarded-host"]
+        .into_iter()
+        .filter_map(|h| headers.get(h).and_then(|v| v.to_str().ok()))
+        .any(|host| host.eq_ignore_ascii_case(origin_host))
 }
 
 #[cfg(test)]
@@ -282,6 +284,33 @@ mod tests {
         let (t, _) = short.create("bob", Role::Viewer).unwrap();
         std::thread::sleep(Duration::from_millis(5));
         assert!(short.get(&t).is_none());
+    }
+
+    #[test]
+    fn origin_must_name_this_host() {
+        use axum::http::HeaderMap;
+        let h = |pairs: &[(&'static str, &str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(*k, v.parse().unwrap());
+            }
+            m
+        };
+        assert!(same_origin(&h(&[("host", "127.0.0.1:8404")])));
+        assert!(same_origin(&h(&[
+            ("host", "127.0.0.1:8404"),
+            ("origin", "http://127.0.0.1:8404")
+        ])));
+        assert!(!same_origin(&h(&[
+            ("host", "127.0.0.1:8404"),
+            ("origin", "http://evil.example")
+        ])));
+        assert!(same_origin(&h(&[
+            ("host", "127.0.0.1:8404"),
+            ("x-forwarded-host", "os4x.example.com"),
+            ("origin", "https://os4x.example.com")
+        ])));
+        assert!(!same_origin(&h(&[("origin", "null")])));
     }
 
     #[test]

@@ -125,8 +125,9 @@ fn daemon_actions_roles_and_csrf() {
     let op = Client::login(&web, "operator");
     assert_eq!(
         daemon_row(&op, "os4xdebugd")["actions"],
-        json!(["start", "stop", "restart", "start-forced"])
+        json!(["stop", "restart", "start-forced"])
     );
+    assert_eq!(daemon_row(&op, "os4xsqd")["actions"], json!(["start"]));
     // CSRF token missing or wrong: refused, nothing happens.
     let mut no_csrf = op.clone();
     no_csrf.csrf = None;
@@ -158,6 +159,7 @@ fn daemon_actions_roles_and_csrf() {
     let _ = debugd.wait();
     let row = daemon_row(&op, "os4xdebugd");
     assert_eq!(row["state"], "stale_no_process", "{row}");
+    assert_eq!(row["actions"], json!(["start", "start-forced"]));
     assert_eq!(row["pid"], first);
 
     // Start forced: a new process, registered, really running.
@@ -229,6 +231,10 @@ fn bad_input_gives_clean_errors() {
         a.content_type
     );
     assert!(a.text().contains("Not found"));
+
+    let a = admin.send("DELETE", "/api/partners");
+    assert_eq!(a.status, 405);
+    assert_eq!(a.json()["error"], "method_not_allowed");
 
     // Malformed JSON, wrong types, unknown fields, wrong content type.
     for body in [

@@ -28,8 +28,38 @@ struct Cli {
     /// taken from the program name os4xrd_capi_N
     #[arg(long, value_name = "N")]
     controller: Option<u32>,
+    /// Instead of running the daemon: dial NUMBER through the controller,
+    /// report whether the call is accepted (or the reason it is not) and
+    /// whether the partner's OFTP server answers, then hang up. Exit 0 when
+    /// it answered.
+    #[arg(long, value_name = "NUMBER")]
+    test_call: Option<String>,
     #[command(flatten)]
     daemon: DaemonArgs,
+}
+
+/// `--test-call`: a one-off, without claiming the daemon's PID entry.
+fn test_call(args: &DaemonArgs, n: u32, number: &str) -> ExitCode {
+    let config = match os4x::config::Config::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("os4xrd_capi: {e}");
+            return ExitCode::from(os4x::exit::CONFIG);
+        }
+    };
+    let result = tokio::runtime::Runtime::new()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(os4x::isdn::receiver::test_call(&config, n, number)));
+    match result {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(text) => {
+            println!("{text}");
+            ExitCode::from(os4x::exit::FAILURE)
+        }
+    }
 }
 
 /// `os4xrd_capi_3` → 3.
@@ -51,6 +81,9 @@ fn main() -> ExitCode {
         return ExitCode::from(os4x::exit::USAGE);
     };
     let program = os4x::programs::os4xrd_capi(n);
+    if let Some(number) = cli.test_call {
+        return test_call(&cli.daemon, n, &number);
+    }
     if let Ok(config) = os4x::config::Config::load(cli.daemon.config.as_deref()) {
         if let Err(problem) = os4x::isdn::receiver::precheck(&config, n) {
             eprintln!("{program}: {problem}");

@@ -367,6 +367,76 @@ fn answer(
     }
 }
 
+/// `os4xrd_capi --test-call NUMBER`: dials `number` through controller
+/// `n` as `os4xsqd` would, waits for the OFTP responder's first command
+/// (SSRM, "ODETTE FTP READY"), hangs up. `Ok`: what was seen; `Err`: why
+/// the call did not get through, with the CAPI/Q.850 reason.
+pub async fn test_call(config: &Config, n: u32, number: &str) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ctl = config
+        .isdn
+        .controller(n)
+        .ok_or_else(|| format!("ISDN controller {n} is not configured"))?;
+    let link = super::link::open(ctl)
+        .await
+        .map_err(|e| format!("controller {n} ({}): {e}", ctl.transport))?;
+    let app = Application::start(link);
+    let started = tokio::time::Instant::now();
+    let dial = app.dial(capi::stream::Dial {
+        controller: ctl.capi_controller,
+        called: super::settings::digits(number),
+        calling: ctl.msn.first().cloned(),
+        b_protocol: ctl.b3.b_protocol(),
+    });
+    let timeout = config.sq.connect_timeout;
+    let mut stream = match tokio::time::timeout(timeout, dial).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(capi::stream::CallError::Cleared { reason })) => {
+            return Err(format!(
+                "call to {number} not accepted: reason 0x{reason:04X} ({})",
+                capi::stream::describe_reason(reason)
+            ))
+        }
+        Ok(Err(e)) => return Err(format!("call to {number} failed: {e}")),
+        Err(_) => {
+            return Err(format!(
+                "call to {number}: no connection within {timeout:?}"
+            ))
+        }
+    };
+    let connected = started.elapsed();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 256];
+    let ssrm = tokio::time::timeout(Duration::from_secs(10), async {
+        while buf.len() < 1024 {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            }
+            if buf.windows(16).any(|w| w == b"ODETTE FTP READY") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    let _ = stream.shutdown().await;
+    drop(stream);
+    // Let the application clear the call before it is released.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let b3 = ctl.b3;
+    if ssrm {
+        Ok(format!(
+            "call to {number} accepted after {connected:?} ({b3} B3); the partner's OFTP server answered SSRM \"ODETTE FTP READY\""
+        ))
+    } else {
+        Err(format!(
+            "call to {number} accepted after {connected:?} ({b3} B3), but no OFTP SSRM followed within 10 s: check that both sides use the same b3 mode"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -319,17 +319,21 @@ pub fn check_receipt(
     let Some(protection) = protection else {
         return true;
     };
-    let (creator, kind) = match r {
-        Receipt::Eerp(e) => (e.originator, "EERP"),
-        Receipt::Nerp(n) => (n.creator, "NERP"),
+    let (creator, kind, signed) = match r {
+        Receipt::Eerp(e) => (e.originator, "EERP", !e.signature.is_empty()),
+        Receipt::Nerp(n) => (n.creator, "NERP", !n.signature.is_empty()),
     };
-    let signers: Vec<Certificate> = match security.map(|s| s.certificate_of(&creator)) {
-        Some(Ok(c)) => vec![c],
-        Some(Err(e)) => {
-            tracing::warn!(creator = %creator, error = %e, "no usable certificate to check the receipt with");
+    if !signed && !protection.signed_eerp_requested {
+        // Nothing asked, nothing to check: plain OFTP.
+        return true;
+    }
+    let signers: Vec<Certificate> = match (signed, security.map(|s| s.certificate_of(&creator))) {
+        (true, Some(Ok(c))) => vec![c],
+        (true, Some(Err(e))) => {
+            tracing::warn!(creator = %creator, error = %e, "no usable certificate to check the signed receipt with");
             Vec::new()
         }
-        None => Vec::new(),
+        _ => Vec::new(),
     };
     let verification = receipt::verify_receipt(r, &signers, protection.file_hash.as_deref());
     let (status, text, accept) = match &verification {
