@@ -226,6 +226,16 @@ fn send_over_isdn_is_accepted_delivered_and_acknowledged() {
         "{p}"
     );
 
+    // Both ends cleared the call after the session.
+    wait_controller(&b, "os4xrd_capi_1", |s| {
+        s["calls_active"] == 0 && s["calls_accepted"] == 1
+    });
+    let (_, routes, _) = a.os4x(&["route", "list"]);
+    assert!(routes.contains("isdn:4930200 ctrl 0"), "{routes}");
+    let (_, routes, _) = a.os4x(&["route", "list", "--json"]);
+    let routes: serde_json::Value = serde_json::from_str(&routes).unwrap();
+    assert_eq!(routes["isdn"][0]["number"], NUMBER_B, "{routes}");
+
     // The admin's check of call acceptance: a test call from A.
     let (code, out) = test_call(&a, 0, NUMBER_B);
     assert_eq!(code, Some(0), "{out}");

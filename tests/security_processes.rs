@@ -123,6 +123,38 @@ fn signed_encrypted_compressed_file_over_tls_with_secure_authentication_and_sign
     let cms = std::fs::read(format!("{}.cms", e.outbox_path)).unwrap();
     assert!(cms.len() < data.len() / 4, "compressed: {}", cms.len());
     assert!(!cms.windows(10).any(|w| w == b"ORDER 4711"), "encrypted");
+    // OpenSSL decrypts what os4xsqd sent with B's key; inside is the
+    // compressed layer (Debian's OpenSSL has no zlib to go further).
+    let inner = pki.path("inner.der");
+    security_support::openssl(
+        pki.dir.path(),
+        &[
+            "cms",
+            "-decrypt",
+            "-inform",
+            "DER",
+            "-in",
+            &format!("{}.cms", e.outbox_path),
+            "-recip",
+            "station-b.pem",
+            "-inkey",
+            "station-b.key",
+            "-out",
+            &inner.to_string_lossy(),
+        ],
+    );
+    let parsed = security_support::openssl(
+        pki.dir.path(),
+        &[
+            "asn1parse",
+            "-inform",
+            "DER",
+            "-in",
+            &inner.to_string_lossy(),
+        ],
+    );
+    let parsed = String::from_utf8_lossy(&parsed);
+    assert!(parsed.contains("id-smime-ct-compressedData"), "{parsed}");
     assert_eq!(e.receipt_verification.as_deref(), Some("valid"), "{e:#?}");
     assert!(e
         .receipt_verification_text
@@ -429,5 +461,53 @@ fn expiring_certificates_make_the_check_warn_and_partner_options_are_stored() {
             && out.contains("has expired")
             && out.contains("our certificate"),
         "{out}"
+    );
+}
+
+#[test]
+fn receive_daemon_refuses_a_partner_revoked_by_the_crl_its_sqd_downloaded() {
+    let crl_dir = tempfile::tempdir().unwrap();
+    let crl_file = crl_dir.path().join("ca-crl.pem");
+    let server = CrlServer::start(crl_file.clone());
+    let pki = Pki::new(&server.url());
+    let (a_cert, _) = pki.issue("station-a", 365);
+    let (b_cert, _) = pki.issue("station-b", 365);
+    pki.revoke("station-a");
+    pki.publish_crl(&crl_file);
+    // A checks nothing (no CA set); B has the CA and downloads its CRL.
+    let a = Station::new(
+        A,
+        &format!(
+            "[security]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
+            pki.path("station-a.pem").display(),
+            pki.path("station-a.key").display()
+        ),
+    );
+    let b = Station::new(B, &security_section(&pki, "station-b"));
+    a.add_partner(B, |p| p.certificate = Some(b_cert.clone()));
+    b.add_partner(A, |p| p.certificate = Some(a_cert.clone()));
+    a.add_route(B, b.tcp_port, |_| {});
+    let _rd_b = b.start_rd();
+    let _sqd_b = b.spawn(SQD);
+    let cache = b.config.security.crl_dir.clone();
+    let deadline = Instant::now() + LONG;
+    while std::fs::read_dir(&cache).map_or(0, |d| d.count()) == 0 {
+        assert!(Instant::now() < deadline, "B downloaded no CRL");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let id = a.send(&a.file("REVOKED", b"x"), B, "REVOKED");
+    let _sqd_a = a.spawn(SQD);
+    let e = a.wait_entry(id, LONG, |e| e.state == EntryState::Retry);
+    let err = e.last_error.unwrap();
+    assert!(
+        err.contains("Secure authentication requirements incompatible"),
+        "{err}"
+    );
+    assert!(!b.inbox_from(A).join("REVOKED").exists());
+    let log = b.log("os4xrd_tcpip");
+    assert!(
+        log.contains("partner certificate unusable") && log.contains("revoked"),
+        "{log}"
     );
 }

@@ -119,18 +119,15 @@ ALTER TABLE os4x_partners ADD COLUMN cipher_suite INTEGER NOT NULL DEFAULT 2;
 -- SSIDAUTH: secure authentication (AUCH/AURP) with this partner.
 ALTER TABLE os4x_partners ADD COLUMN secure_auth INTEGER NOT NULL DEFAULT 0;
 
--- Receipts: EERPHSH/NERPHSH, the file's cipher suite, whether the partner
--- asked for a signed receipt (SFIDSIGN), and for NERPs reason and text.
-ALTER TABLE os4x_receipts_due ADD COLUMN file_hash BLOB;
-ALTER TABLE os4x_receipts_due ADD COLUMN cipher_suite INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE os4x_receipts_due ADD COLUMN signed INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE os4x_receipts_due ADD COLUMN nerp_reason INTEGER;
-ALTER TABLE os4x_receipts_due ADD COLUMN nerp_text TEXT;
-
 -- Received files gain the state 'rejected' (transferred, but the file
 -- services failed: bad signature, cannot decrypt...; a NERP is due and
--- nothing was delivered). SQLite cannot change a CHECK constraint, so the
--- table is rebuilt (https://sqlite.org/lang_altertable.html, 12 steps).
+-- nothing was delivered), and receipts due carry EERPHSH/NERPHSH, the
+-- file's cipher suite, whether the partner asked for a signed receipt
+-- (SFIDSIGN) and, for NERPs, reason and text. SQLite cannot change a CHECK
+-- constraint, so both tables are rebuilt. Foreign keys are enforced (the
+-- bundled SQLite's default), so the child table is rebuilt to point at the
+-- new parent before the old parent is dropped; the renames carry the
+-- reference over (SQLite >= 3.26).
 CREATE TABLE os4x_received_files_v3 (
     id               INTEGER PRIMARY KEY,
     partner          TEXT NOT NULL,
@@ -154,7 +151,7 @@ CREATE TABLE os4x_received_files_v3 (
     received_at      INTEGER,
     action_exit      INTEGER,
     action_at        INTEGER,
-    -- What the file services found: e.g. 'signed+encrypted+compressed by CN=...'.
+    -- What the file services found: e.g. 'decrypted, signature verified (CN=...)'.
     security         TEXT,
     -- Why a file was rejected.
     security_error   TEXT,
@@ -168,9 +165,36 @@ SELECT id, partner, dataset_name, file_timestamp, originator, destination, user_
     max_record_size, file_size_1k, description, state, partial_path, final_path, restart_offset,
     records, units, peer, started_at, received_at, action_exit, action_at
 FROM os4x_received_files;
+CREATE TABLE os4x_receipts_due_v3 (
+    id               INTEGER PRIMARY KEY,
+    received_id      INTEGER REFERENCES os4x_received_files_v3 (id),
+    partner          TEXT NOT NULL,
+    kind             TEXT NOT NULL DEFAULT 'EERP' CHECK (kind IN ('EERP', 'NERP')),
+    dataset_name     TEXT NOT NULL,
+    file_timestamp   TEXT NOT NULL,
+    user_data        TEXT NOT NULL DEFAULT '',
+    destination      TEXT NOT NULL,
+    originator       TEXT NOT NULL,
+    state            TEXT NOT NULL DEFAULT 'due' CHECK (state IN ('due', 'sent')),
+    created_at       INTEGER NOT NULL,
+    sent_at          INTEGER,
+    file_hash        BLOB,
+    cipher_suite     INTEGER NOT NULL DEFAULT 0,
+    signed           INTEGER NOT NULL DEFAULT 0,
+    nerp_reason      INTEGER,
+    nerp_text        TEXT
+);
+INSERT INTO os4x_receipts_due_v3 (id, received_id, partner, kind, dataset_name, file_timestamp,
+    user_data, destination, originator, state, created_at, sent_at)
+SELECT id, received_id, partner, kind, dataset_name, file_timestamp, user_data, destination,
+    originator, state, created_at, sent_at
+FROM os4x_receipts_due;
+DROP TABLE os4x_receipts_due;
 DROP TABLE os4x_received_files;
 ALTER TABLE os4x_received_files_v3 RENAME TO os4x_received_files;
+ALTER TABLE os4x_receipts_due_v3 RENAME TO os4x_receipts_due;
 CREATE INDEX os4x_received_files_received_at ON os4x_received_files (received_at);
+CREATE INDEX os4x_receipts_due_partner ON os4x_receipts_due (partner, state);
 ",
     },
 ];
@@ -322,5 +346,68 @@ mod tests {
         assert_eq!(p.client_ca, None);
         let version = migrate::version(&db.lock(), COMPONENT).unwrap();
         assert_eq!(version, MIGRATIONS.len() as u32);
+    }
+
+    /// Version 3 rebuilds `os4x_received_files` (new state `rejected`):
+    /// rows and the receipts that point at them survive, and partners get
+    /// the plain security defaults.
+    #[test]
+    fn version_2_database_keeps_received_files_and_gains_security() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("os4x.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrate::apply(&mut conn, COMPONENT, &MIGRATIONS[..2]).unwrap();
+            conn.execute_batch(
+                "INSERT INTO os4x_partners (odette_id, password_in, password_out, created_at, \
+                 updated_at) VALUES ('O0013000000OLD', 'A', 'B', 0, 0);
+                 INSERT INTO os4x_received_files (id, partner, dataset_name, file_timestamp, \
+                 originator, destination, format, max_record_size, file_size_1k, state, \
+                 partial_path, final_path, started_at) VALUES (7, 'O0013000000OLD', 'DSN', \
+                 '202401010000000000', 'O0013000000OLD', 'O0013000000ME', 'U', 0, 1, \
+                 'received', '/p', '/f', 1);
+                 INSERT INTO os4x_receipts_due (received_id, partner, dataset_name, \
+                 file_timestamp, destination, originator, created_at) VALUES (7, \
+                 'O0013000000OLD', 'DSN', '202401010000000000', 'O0013000000OLD', \
+                 'O0013000000ME', 1);",
+            )
+            .unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        let p = crate::partner::PartnerStore::new(db.clone())
+            .get("O0013000000OLD")
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.certificate, None);
+        assert_eq!(p.security, crate::partner::SecurityPolicy::default());
+        let conn = db.lock();
+        let (state, final_path): (String, String) = conn
+            .query_row(
+                "SELECT state, final_path FROM os4x_received_files WHERE id = 7",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((state.as_str(), final_path.as_str()), ("received", "/f"));
+        let joined: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM os4x_receipts_due d JOIN os4x_received_files f \
+                 ON f.id = d.received_id",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(joined, 1);
+        conn.execute(
+            "UPDATE os4x_received_files SET state = 'rejected' WHERE id = 7",
+            [],
+        )
+        .unwrap();
+        assert!(conn
+            .execute(
+                "UPDATE os4x_received_files SET state = 'bogus' WHERE id = 7",
+                []
+            )
+            .is_err());
     }
 }

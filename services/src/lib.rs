@@ -18,7 +18,7 @@
 //! - [`queue`], [`sq`]: the send queue and its daemon `os4xsqd`.
 //! - [`security`]: OFTP2 security in the daemons: key pairs, partner
 //!   certificates, CRLs, file services, signed receipts.
-//! - [`isdn`]: ISDN over CAPI: `os4xrd_capi_<n>`, the simulator line.
+//! - [`isdn`]: OFTP over ISDN (CAPI): `os4xrd_capi_<n>`, controller settings.
 //! - [`web_settings`]: `[web]`, the web administration service `os4x-web`.
 
 pub mod cli;

@@ -776,6 +776,41 @@ mod tests {
     }
 
     #[test]
+    fn certificates_raise_the_state_and_are_named() {
+        use crate::security::Expiry;
+        let ok = check(
+            &[row("os4xsqd", running("os4xsqd"), PidFileState::Present)],
+            &names(&["os4xsqd"]),
+        );
+        assert_eq!(ok.state, CheckState::Ok);
+        let soon = Expiry {
+            owner: "our".into(),
+            subject: "CN=me".into(),
+            remaining: Some(Duration::from_secs(3 * 86_400)),
+        };
+        let r = with_certificates(ok.clone(), std::slice::from_ref(&soon), &[]);
+        assert_eq!(r.state, CheckState::Warning);
+        assert!(
+            r.output
+                .starts_with("OS4X WARNING - our certificate CN=me expires in 3d00h | running=1"),
+            "{}",
+            r.output
+        );
+        let gone = Expiry {
+            owner: "partner O0013000000P".into(),
+            subject: "CN=p".into(),
+            remaining: None,
+        };
+        let r = with_certificates(ok.clone(), &[soon, gone], &[]);
+        assert_eq!(r.state, CheckState::Critical);
+        assert!(r.output.starts_with(
+            "OS4X CRITICAL - partner O0013000000P certificate CN=p has expired, our certificate"
+        ));
+        // Nothing to report: unchanged.
+        assert_eq!(with_certificates(ok.clone(), &[], &[]), ok);
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(format_duration(Duration::from_secs(42)), "42s");
         assert_eq!(format_duration(Duration::from_secs(307)), "5m07s");

@@ -198,10 +198,7 @@ fn login_markup(error: Option<&str>, user: &str) -> Markup {
 }
 
 async fn login_page(State(state): State<S>, headers: HeaderMap) -> Response {
-    let mut parts = axum::http::Request::new(());
-    *parts.headers_mut() = headers;
-    let (parts, ()) = parts.into_parts();
-    if token_of(&parts, state.secure_cookie).is_some_and(|t| state.sessions.get(&t).is_some()) {
+    if token_of(&headers, state.secure_cookie).is_some_and(|t| state.sessions.get(&t).is_some()) {
         return Redirect::to("/daemons").into_response();
     }
     login_markup(None, "").into_response()
@@ -257,10 +254,7 @@ async fn logout_post(
         )
             .into_response();
     }
-    let mut parts = axum::http::Request::new(());
-    *parts.headers_mut() = headers;
-    let (parts, ()) = parts.into_parts();
-    if let Some(t) = token_of(&parts, state.secure_cookie) {
+    if let Some(t) = token_of(&headers, state.secure_cookie) {
         state.sessions.remove(&t);
     }
     tracing::info!(target: "os4x_web::audit", user = s.user, "logout");

@@ -151,8 +151,8 @@ pub fn removal_cookie(secure: bool) -> Cookie<'static> {
 }
 
 /// The session token sent with a request, if any.
-pub fn token_of(parts: &Parts, secure: bool) -> Option<String> {
-    CookieJar::from_headers(&parts.headers)
+pub fn token_of(headers: &axum::http::HeaderMap, secure: bool) -> Option<String> {
+    CookieJar::from_headers(headers)
         .get(cookie_name(secure))
         .map(|c| c.value().to_owned())
 }
@@ -196,7 +196,8 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = Arc::<AppState>::from_ref(state);
-        let token = token_of(parts, state.secure_cookie).ok_or_else(ApiError::unauthorized)?;
+        let token =
+            token_of(&parts.headers, state.secure_cookie).ok_or_else(ApiError::unauthorized)?;
         let session = state
             .sessions
             .get(&token)
@@ -246,7 +247,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = Arc::<AppState>::from_ref(state);
-        let token = token_of(parts, state.secure_cookie).ok_or(ToLogin)?;
+        let token = token_of(&parts.headers, state.secure_cookie).ok_or(ToLogin)?;
         state.sessions.get(&token).map(PageUser).ok_or(ToLogin)
     }
 }

@@ -94,6 +94,21 @@ fn login_sessions_and_logout() {
         )),
     );
     assert_eq!(r.status, 403);
+
+    // The lockout of os4xclientd applies ([client] max_failed_logins = 5).
+    for _ in 0..5 {
+        let a = anon.post_json(
+            "/api/login",
+            &json!({ "user": "viewer", "password": "wrong one" }),
+        );
+        assert_eq!(a.status, 401);
+    }
+    let a = anon.post_json(
+        "/api/login",
+        &json!({ "user": "viewer", "password": support::PASSWORD }),
+    );
+    assert_eq!(a.status, 429, "{}", a.text());
+    assert_eq!(a.json()["error"], "locked");
 }
 
 #[test]
@@ -494,6 +509,21 @@ fn partners_queue_received_debug_and_users() {
     assert_eq!(admin.send("DELETE", "/api/users/admin").status, 409);
     assert_eq!(admin.send("DELETE", "/api/users/carol").status, 200);
     assert_eq!(admin.send("DELETE", "/api/users/carol").status, 404);
+
+    // Names are text, never markup.
+    admin.json(
+        "PUT",
+        "/api/partners/O0013000000PARTNER",
+        &json!({ "name": "<script>alert(1)</script>" }),
+    );
+    let page = admin.get("/partners").text();
+    assert!(!page.contains("<script>alert"), "escaped");
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    admin.json(
+        "PUT",
+        "/api/partners/O0013000000PARTNER",
+        &json!({ "name": "Partner AG" }),
+    );
 
     // The pages render with the data.
     for (page, needle) in [

@@ -172,6 +172,14 @@ pub fn set(config: &Config, a: RouteArgs) -> Result<Route, Failure> {
             partner.id
         )));
     }
+    if let Some(n) = a.isdn_controller {
+        if config.isdn.controller(n).is_none() {
+            eprintln!(
+                "warning: ISDN controller {n} is not configured ([[isdn.controller]] number = {n}); \
+                 os4xsqd cannot dial until it is"
+            );
+        }
+    }
     queue.set_route(&r)?;
     set_isdn(&queue, &r.partner, a.isdn_number, a.isdn_controller)?;
     Ok(r)

@@ -225,4 +225,52 @@ mod tests {
         assert!(parse_transport("device:dev").is_err());
         assert!(parse_transport("tcp:1.2.3.4:5").is_err());
     }
+
+    #[test]
+    fn in_the_configuration_file() {
+        use crate::config::{Config, ConfigError};
+        let parse = |t: &str| Config::parse(t, std::path::Path::new("/etc/os4x/os4x.toml"));
+        let c = parse(
+            "[isdn]\nmatch_digits = 7\n[[isdn.controller]]\nnumber = 0\n\
+             transport = \"device:/dev/capi20\"\nmsn = [\"+49 30 100\"]\n\
+             [[isdn.controller]]\nnumber = 1\ntransport = \"remote:10.0.0.1:5031\"\n\
+             capi_controller = 1\nb3 = \"transparent\"\nb_channels = 30\n",
+        )
+        .unwrap();
+        assert_eq!(c.isdn.match_digits, 7);
+        let c0 = c.isdn.controller(0).unwrap();
+        assert_eq!(
+            (c0.capi_controller, c0.msn.clone(), c0.b3, c0.b_channels),
+            (1, vec!["4930100".to_owned()], B3Mode::Iso8208, 2)
+        );
+        let c1 = c.isdn.controller(1).unwrap();
+        assert_eq!((c1.capi_controller, c1.b3), (1, B3Mode::Transparent));
+        assert!(c.isdn.controller(2).is_none());
+        assert!(parse("").unwrap().isdn.controllers.is_empty());
+
+        let key = |t: &str| match parse(t) {
+            Err(ConfigError::Key { key, .. }) => key,
+            other => panic!("{other:?}"),
+        };
+        let one = "[[isdn.controller]]\nnumber = 0\ntransport = \"device:/dev/capi20\"\n";
+        assert_eq!(key(&format!("{one}{one}")), "isdn.controller.number");
+        assert_eq!(key(&format!("{one}b3 = \"x75\"\n")), "isdn.controller.b3");
+        assert_eq!(
+            key(&format!("{one}msn = [\"abc\"]\n")),
+            "isdn.controller.msn"
+        );
+        assert_eq!(
+            key(&format!("{one}b_channels = 0\n")),
+            "isdn.controller.b_channels"
+        );
+        assert_eq!(
+            key(&format!("{one}capi_controller = 128\n")),
+            "isdn.controller.capi_controller"
+        );
+        assert_eq!(
+            key("[[isdn.controller]]\nnumber = 0\ntransport = \"isdn0\"\n"),
+            "isdn.controller.transport"
+        );
+        assert!(key(&format!("{one}msns = []\n")).contains("msns"));
+    }
 }

@@ -401,7 +401,7 @@ impl SecureAuthentication for AuthKeys {
 /// One certificate's expiry, for `os4x-pidctl check`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expiry {
-    /// What it is: "our signing certificate", "partner O0013...".
+    /// Whose it is: "our", "our encryption", "partner O0013...".
     pub owner: String,
     pub subject: String,
     /// `None`: expired.
@@ -434,10 +434,10 @@ pub fn expiring_certificates(
         }
     };
     if let Some(k) = &config.signing {
-        look("our certificate".into(), &k.certificate);
+        look("our".into(), &k.certificate);
     }
     if let Some(k) = &config.encryption {
-        look("our encryption certificate".into(), &k.certificate);
+        look("our encryption".into(), &k.certificate);
     }
     for p in partners.iter().filter(|p| p.enabled) {
         if let Some(path) = &p.certificate {
