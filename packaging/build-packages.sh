@@ -24,11 +24,12 @@ arch=$(dpkg --print-architecture 2>/dev/null || uname -m)
 release=${CARGO_TARGET_DIR:-target}/release
 out=target/os4x-pkg
 root=$out/root
-daemons=(os4xrd os4xrd_tcpip os4xrd_tcpip_tls os4xsqd os4xclientd os4xdebugd)
+daemons=(os4xrd os4xrd_tcpip os4xrd_tcpip_tls os4xsqd os4xclientd os4xdebugd os4x-web)
 tools=(os4x os4x-pidctl)
 
 if ((build)); then
     cargo build --release --locked -p os4x-services --bins
+    cargo build --release --locked -p os4x-web
     cargo build --release --locked -p os4x-packaging
 fi
 
@@ -45,6 +46,10 @@ done
 inst 0644 units/sysusers.d/os4x.conf /usr/lib/sysusers.d/os4x.conf
 inst 0644 units/tmpfiles.d/os4x.conf /usr/lib/tmpfiles.d/os4x.conf
 inst 0640 packaging/os4x.toml /etc/os4x/os4x.toml
+# os4x-web may start/stop/restart the os4x daemon units (and nothing else)
+# through polkit; the sudoers variant is an example for hosts without polkit.
+inst 0644 packaging/polkit/49-os4x-web.rules /usr/share/polkit-1/rules.d/49-os4x-web.rules
+inst 0644 packaging/sudoers/os4x-web /usr/share/doc/os4x/examples/sudoers.d/os4x-web
 inst 0644 README.md /usr/share/doc/os4x/README.md
 inst 0644 packaging/debian/copyright /usr/share/doc/os4x/copyright
 

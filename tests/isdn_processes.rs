@@ -316,9 +316,18 @@ fn line_drop_mid_file_restarts_on_the_next_call() {
         sending.iter().skip(1).any(|l| !l.contains("restart=0")),
         "the next call restarted at a nonzero offset: {sending:#?}"
     );
+    // The line failure is named where the admin looks: the session's end.
     assert!(
-        log.contains("0x3301") || log.contains("layer 1"),
-        "the line failure is visible in the sender's log: {log}"
+        log.lines().any(|l| l.contains("session finished")
+            && l.contains("ISDN call cleared: reason 0x3301 (layer 1 error: line broken)")),
+        "{log}"
+    );
+    assert!(
+        b.log("os4xrd_capi_1")
+            .lines()
+            .any(|l| l.contains("connection lost") && l.contains("reason 0x3301")),
+        "{}",
+        b.log("os4xrd_capi_1")
     );
     if std::env::var_os("ISDN_TEST_VERBOSE").is_some() {
         eprintln!("{log}\n{}", b.log("os4xrd_capi_1"));

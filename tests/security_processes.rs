@@ -66,6 +66,8 @@ fn full_policy() -> SecurityPolicy {
         signed_eerp: true,
         cipher_suite: CipherSuite::Other(3),
         secure_auth: true,
+        require_signed: false,
+        require_encrypted: false,
     }
 }
 
@@ -510,4 +512,25 @@ fn receive_daemon_refuses_a_partner_revoked_by_the_crl_its_sqd_downloaded() {
         log.contains("partner certificate unusable") && log.contains("revoked"),
         "{log}"
     );
+}
+
+#[test]
+fn unsigned_file_from_a_partner_that_must_sign_is_refused_at_sfid() {
+    let pki = Pki::new("http://127.0.0.1:9/ca.crl");
+    let (a_cert, _) = pki.issue("station-a", 365);
+    let a = Station::new(A, &security_section(&pki, "station-a"));
+    let b = Station::new(B, "");
+    a.add_partner(B, |_| {});
+    b.add_partner(A, |p| {
+        p.certificate = Some(a_cert.clone());
+        p.security.require_signed = true;
+    });
+    a.add_route(B, b.tcp_port, |_| {});
+    let _rd_b = b.start_rd();
+    let id = a.send(&a.file("UNSIGNED", b"x"), B, "UNSIGNED");
+    let _sqd = a.spawn(SQD);
+    let e = a.wait_state(id, EntryState::Failed, LONG);
+    let err = e.last_error.unwrap();
+    assert!(err.contains("Unsigned file not allowed"), "{err}");
+    assert!(!b.inbox_from(A).join("UNSIGNED").exists());
 }

@@ -19,15 +19,20 @@ fn main() {
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "rs"))
         .collect();
+    // os4x-web lives in its own crate; its main file is named for the crate.
+    entries.push(PathBuf::from("../../web/src/main.rs"));
     entries.sort();
     let mut modules = String::new();
     for path in entries {
         println!("cargo:rerun-if-changed={}", path.display());
-        let program = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .expect("UTF-8 file name")
-            .to_owned();
+        let program = if path.ends_with("web/src/main.rs") {
+            "os4x-web".to_owned()
+        } else {
+            path.file_stem()
+                .and_then(|s| s.to_str())
+                .expect("UTF-8 file name")
+                .to_owned()
+        };
         let source = std::fs::read_to_string(&path).expect("readable program source");
         // Only programs whose main file holds its clap `Cli` can be
         // rendered; `mod x;` would look for files next to the copy. Others

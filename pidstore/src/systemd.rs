@@ -22,7 +22,7 @@ pub fn unit_for(program: &str) -> Option<String> {
     let unit = match program {
         "os4xrd_tcpip" => "os4xrd-tcpip.service".to_owned(),
         "os4xrd_tcpip_tls" => "os4xrd-tls.service".to_owned(),
-        "os4xsqd" | "os4xclientd" | "os4xdebugd" => format!("{program}.service"),
+        "os4xsqd" | "os4xclientd" | "os4xdebugd" | "os4x-web" => format!("{program}.service"),
         _ => {
             let n = program.strip_prefix("os4xrd_capi_")?;
             if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
@@ -222,6 +222,7 @@ mod tests {
             Some("os4xrd-tls.service")
         );
         assert_eq!(unit_for("os4xsqd").as_deref(), Some("os4xsqd.service"));
+        assert_eq!(unit_for("os4x-web").as_deref(), Some("os4x-web.service"));
         assert_eq!(
             unit_for("os4xrd_capi_2").as_deref(),
             Some("os4xrd-capi@2.service")

@@ -118,6 +118,10 @@ ALTER TABLE os4x_partners ADD COLUMN signed_eerp INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE os4x_partners ADD COLUMN cipher_suite INTEGER NOT NULL DEFAULT 2;
 -- SSIDAUTH: secure authentication (AUCH/AURP) with this partner.
 ALTER TABLE os4x_partners ADD COLUMN secure_auth INTEGER NOT NULL DEFAULT 0;
+-- Incoming files from this partner must be signed / encrypted (else SFNA
+-- 20 / 17).
+ALTER TABLE os4x_partners ADD COLUMN require_signed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE os4x_partners ADD COLUMN require_encrypted INTEGER NOT NULL DEFAULT 0;
 
 -- Received files gain the state 'rejected' (transferred, but the file
 -- services failed: bad signature, cannot decrypt...; a NERP is due and

@@ -32,7 +32,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use oftp2::codec::{Eerp, Nerp, Sfid};
 use oftp2::record::{self, Counts, Layout, RestartPoint};
-use oftp2::security::file::{self as file_services, ReceivePolicy};
+use oftp2::security::file as file_services;
 use oftp2::session::{Accepted, FileOffer, Inbox, IncomingFile, Receipt, Refusal};
 use oftp2::value::{
     CipherSuite, EndFileRefusal, FileCompression, FileEnvelope, NerpReason, OdetteId,
@@ -558,7 +558,7 @@ impl SessionInbox {
     /// partner's certificate (checked, not revoked), so that a file is
     /// refused at SFID rather than transferred in vain.
     fn check_security(&self, partner: &Partner, sfid: &Sfid) -> SfnaResult<()> {
-        file_services::check_offer(sfid, &ReceivePolicy::default())?;
+        file_services::check_offer(sfid, &partner.security.receive_policy())?;
         let encrypted = matches!(
             sfid.security,
             SecurityLevel::Encrypted | SecurityLevel::EncryptedAndSigned

@@ -123,6 +123,10 @@ pub struct SecurityPolicy {
     pub cipher_suite: CipherSuite,
     /// Secure authentication (SSIDAUTH, AUCH/AURP) in every session.
     pub secure_auth: bool,
+    /// Refuse unsigned files from the partner (SFNA 20).
+    pub require_signed: bool,
+    /// Refuse unencrypted files from the partner (SFNA 17).
+    pub require_encrypted: bool,
 }
 
 impl Default for SecurityPolicy {
@@ -136,11 +140,22 @@ impl Default for SecurityPolicy {
             signed_eerp: false,
             cipher_suite: CipherSuite::Aes256RsaSha1,
             secure_auth: false,
+            require_signed: false,
+            require_encrypted: false,
         }
     }
 }
 
 impl SecurityPolicy {
+    /// What incoming files must have.
+    pub fn receive_policy(&self) -> oftp2::security::file::ReceivePolicy {
+        oftp2::security::file::ReceivePolicy {
+            require_signed: self.require_signed,
+            require_encrypted: self.require_encrypted,
+            ..Default::default()
+        }
+    }
+
     /// The file services for one outgoing file.
     pub fn file_policy(&self) -> FilePolicy {
         FilePolicy {
@@ -232,7 +247,8 @@ pub struct PartnerStore {
 
 const COLUMNS: &str = "odette_id, name, password_in, password_out, direction, tls_required, \
      client_cert_required, client_cert_sha256, post_receive, enabled, client_ca, certificate, \
-     sign_files, encrypt_files, compress_files, signed_eerp, cipher_suite, secure_auth";
+     sign_files, encrypt_files, compress_files, signed_eerp, cipher_suite, secure_auth, \
+     require_signed, require_encrypted";
 
 impl PartnerStore {
     pub fn new(db: Db) -> PartnerStore {
@@ -280,7 +296,7 @@ impl PartnerStore {
             &format!(
                 "INSERT INTO os4x_partners ({COLUMNS}, created_at, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, ?14, ?15, ?16, \
-                 ?17, ?18, ?19, ?12, ?12)"
+                 ?17, ?18, ?19, ?20, ?21, ?12, ?12)"
             ),
             p,
         )?;
@@ -304,7 +320,8 @@ impl PartnerStore {
              direction = ?5, tls_required = ?6, client_cert_required = ?7, \
              client_cert_sha256 = ?8, post_receive = ?9, enabled = ?10, client_ca = ?11, \
              updated_at = ?12, certificate = ?13, sign_files = ?14, encrypt_files = ?15, \
-             compress_files = ?16, signed_eerp = ?17, cipher_suite = ?18, secure_auth = ?19 \
+             compress_files = ?16, signed_eerp = ?17, cipher_suite = ?18, secure_auth = ?19, \
+             require_signed = ?20, require_encrypted = ?21 \
              WHERE odette_id = ?1",
             p,
         )?
@@ -330,7 +347,7 @@ impl PartnerStore {
 
 /// The CA path as stored: SQLite TEXT holds UTF-8 only.
 /// Runs `sql` with `p` bound as ?1..?11 in [`COLUMNS`] order, the
-/// current time as ?12 and the security columns as ?13..?19: the one place that maps a partner to its row, for
+/// current time as ?12 and the security columns as ?13..?21: the one place that maps a partner to its row, for
 /// both insert and update. The outer error is a partner that cannot be
 /// stored; the inner one is SQLite's, for the caller to interpret.
 fn execute_row(
@@ -362,7 +379,9 @@ fn execute_row(
             sec.compress,
             sec.signed_eerp,
             sec.cipher_suite.code(),
-            sec.secure_auth
+            sec.secure_auth,
+            sec.require_signed,
+            sec.require_encrypted
         ],
     ))
 }
@@ -425,6 +444,8 @@ fn from_row(r: &Row<'_>) -> Result<Partner, PartnerError> {
                 r.get::<_, u8>(16).map_err(|e| corrupt(e.to_string()))?,
             ),
             secure_auth: flag(17)?,
+            require_signed: flag(18)?,
+            require_encrypted: flag(19)?,
         },
     })
 }

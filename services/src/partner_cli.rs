@@ -114,6 +114,12 @@ pub struct SecurityArgs {
     /// the partner; needs --certificate and our [security] key pair
     #[arg(long, value_name = "BOOL")]
     secure_auth: Option<bool>,
+    /// Refuse unsigned files from the partner (SFNA 20)
+    #[arg(long, value_name = "BOOL")]
+    require_signed: Option<bool>,
+    /// Refuse unencrypted files from the partner (SFNA 17)
+    #[arg(long, value_name = "BOOL")]
+    require_encrypted: Option<bool>,
 }
 
 fn parse_suite(s: &str) -> Result<CipherSuite, String> {
@@ -170,6 +176,12 @@ fn apply_security(p: &mut Partner, a: SecurityArgs) -> Result<(), String> {
     }
     if let Some(v) = a.secure_auth {
         sec.secure_auth = v;
+    }
+    if let Some(v) = a.require_signed {
+        sec.require_signed = v;
+    }
+    if let Some(v) = a.require_encrypted {
+        sec.require_encrypted = v;
     }
     if p.certificate.is_none() && (p.security.encrypt || p.security.secure_auth) {
         return Err(
@@ -381,6 +393,11 @@ fn partner(store: &PartnerStore, cmd: PartnerCommand) -> Result<(), Failure> {
                     sec.cipher_suite.code()
                 );
                 println!("secure_auth:          {}", yes(sec.secure_auth));
+                println!(
+                    "incoming files:       signature required {}, encryption required {}",
+                    yes(sec.require_signed),
+                    yes(sec.require_encrypted)
+                );
             }
         }
         PartnerCommand::Remove { id } => {

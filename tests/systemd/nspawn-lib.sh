@@ -9,7 +9,7 @@
 set -o pipefail
 
 ITEST_IMG=${ITEST_IMG:-/var/lib/machines/os4x-itest-bookworm}   # cached base tree
-ITEST_INCLUDE=${ITEST_INCLUDE:-systemd,systemd-sysv,dbus,python3-minimal,sqlite3}
+ITEST_INCLUDE=${ITEST_INCLUDE:-systemd,systemd-sysv,dbus,python3-minimal,sqlite3,polkitd}
 ITEST_NAME=${ITEST_NAME:-itest1}                             # machine name (unique per concurrent container)
 # Debian mirror: the one apt is already configured with on this machine.
 _apt_mirror() {
@@ -44,7 +44,8 @@ _itest_umount_under() {
 
 # 2. Base tree (idempotent: built once into $IMG.tmp, renamed when complete).
 itest_build_image() {
-    [ -e "$ITEST_IMG/.itest-ok" ] && return 0
+    # The stamp holds the package list: a changed list rebuilds the cache.
+    [ "$(cat "$ITEST_IMG/.itest-ok" 2>/dev/null)" = "$ITEST_INCLUDE" ] && return 0
     _itest_umount_under "$ITEST_IMG.tmp"      # a killed debootstrap leaves proc/sys mounted
     rm -rf --one-file-system "$ITEST_IMG.tmp"
     mkdir -p "$(dirname "$ITEST_IMG")"
@@ -58,7 +59,7 @@ itest_build_image() {
     systemctl --root="$ITEST_IMG.tmp" mask console-getty.service getty@tty1.service \
         apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer \
         fstrim.timer e2scrub_reap.service systemd-pstore.service >/dev/null 2>&1 || true
-    touch "$ITEST_IMG.tmp/.itest-ok"
+    echo "$ITEST_INCLUDE" > "$ITEST_IMG.tmp/.itest-ok"
     rm -rf --one-file-system "$ITEST_IMG"
     mv "$ITEST_IMG.tmp" "$ITEST_IMG"
 }

@@ -234,6 +234,47 @@ else
     bad "hand-started os4xdebugd did not claim its entry: $(ex cat /tmp/hand.log)"
 fi
 
+# --- os4x-web: socket-activated; restarts a daemon through systemd+polkit --
+# The API call runs in os4x-web as user os4x; systemd asks polkitd, which
+# allows it only by packaging/polkit/49-os4x-web.rules.
+check "os4x-web.socket active (wanted by os4x.target)" wait_for 50 is_active os4x-web.socket
+ex sh -c 'echo webpw-4711-secret | runuser -u os4x -- os4x user add webop --role operator --password-stdin' >/dev/null ||
+    bad "os4x user add webop"
+dbg_old=$(mainpid os4xdebugd.service)
+web_api() { client '
+import http.cookiejar, json, sys, urllib.request
+op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+def call(method, path, body=None, csrf=None):
+    req = urllib.request.Request("http://127.0.0.1:8404" + path, method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    if csrf:
+        req.add_header("X-CSRF-Token", csrf)
+    try:
+        return json.load(op.open(req, timeout=20))
+    except urllib.error.HTTPError as e:
+        return {"http_status": e.code, "body": e.read().decode(errors="replace")}
+login = call("POST", "/api/login", {"user": "webop", "password": "webpw-4711-secret"})
+d = call("GET", "/api/daemons")
+row = [p for p in d["programs"] if p["program"] == "os4xdebugd"][0]
+print("daemons:", row["pid"], row.get("systemd", {}).get("unit"), row.get("systemd", {}).get("active_state"))
+print("nocsrf:", call("POST", "/api/daemons/os4xdebugd/restart", {}).get("http_status"))
+print("restart:", json.dumps(call("POST", "/api/daemons/os4xdebugd/restart", {}, login["csrf_token"])))
+print("other:", call("POST", "/api/daemons/sshd/restart", {}, login["csrf_token"]).get("http_status"))
+'; }
+web_out=$(web_api 2>&1)
+echo "$web_out" | sed 's/^/     | /'
+check "os4x-web answered on 127.0.0.1:8404 (socket-activated)" is_active os4x-web.service
+check "os4x-web: /api/daemons shows os4xdebugd with its MainPID and unit" \
+    grep -q "^daemons: $dbg_old os4xdebugd.service" <<<"$web_out"
+check "os4x-web: action without CSRF token refused (403)" grep -q '^nocsrf: 403' <<<"$web_out"
+check "os4x-web: unknown program refused" grep -Eq '^other: (400|403|404)' <<<"$web_out"
+dbg_restarted() { local m; m=$(mainpid os4xdebugd.service); [ -n "$m" ] && [ "$m" != 0 ] && [ "$m" != "$dbg_old" ] && is_active os4xdebugd.service; }
+check "os4x-web restart of os4xdebugd went through systemd and polkit (new MainPID)" wait_for 100 dbg_restarted
+check "os4x-web: MainPID = os4x_pids pid = PID file after the restart" wait_for 50 pid_views_agree os4xdebugd.service os4xdebugd
+check "journal: os4x-web logged the action with the user" wait_for 50 \
+    ex sh -c "journalctl -b -u os4x-web.service -o cat | grep -q 'webop'"
+
 # --- os4x send between two local partners (needs issue 5's CLI) ----------
 if ex os4x send --help >/dev/null 2>&1 && ex os4x route --help >/dev/null 2>&1; then
     # One station talking to itself: partner = our own Odette ID, routed to
@@ -261,7 +302,7 @@ fi
 
 # --- hardening figures (measured here, on the installed units) ------------
 echo "     systemd-analyze security (exposure, lower is better):"
-for u in os4xrd-tcpip os4xrd-tls os4xsqd os4xclientd os4xdebugd; do
+for u in os4xrd-tcpip os4xrd-tls os4xsqd os4xclientd os4xdebugd os4x-web; do
     e=$(ex systemd-analyze security --no-pager "$u.service" 2>/dev/null | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\) \(.*\)/\1 \2/p')
     printf '     %-22s %s\n' "$u.service" "$e"
     case $u in os4xrd-tcpip|os4xrd-tls|os4xsqd)
@@ -273,7 +314,7 @@ done
 check "systemctl stop os4x.target" ex systemctl stop os4x.target
 all_down() {
     local u
-    for u in os4xrd-tcpip os4xrd-tls os4xsqd os4xclientd os4xdebugd; do
+    for u in os4xrd-tcpip os4xrd-tls os4xsqd os4xclientd os4xdebugd os4x-web; do
         case "$(state "$u.service")" in inactive|failed) ;; *) return 1 ;; esac
     done
 }

@@ -5,12 +5,14 @@
 //!
 //! * [`settings`]: `[isdn]` and `[[isdn.controller]]`.
 //! * [`link`]: a configured controller as a [`capi::transport::Transport`].
+//! * [`call`]: a call as the session's byte stream, line failures as errors.
 //! * [`receiver`]: the body of `os4xrd_capi_<n>`: listen, accept calls
 //!   from partners' numbers, serve their sessions with [`crate::rd`].
 //! * [`state`]: the controller state `os4x-pidctl status` shows.
 //!
 //! Dialling by `os4xsqd` is in [`crate::sq::isdn`].
 
+pub mod call;
 pub mod link;
 pub mod receiver;
 pub mod settings;

@@ -355,7 +355,11 @@ fn answer(
             let (controller, b3) = (ctl.number, ctl.b3);
             tokio::spawn(async move {
                 match call.accept(b3.b_protocol()).await {
-                    Ok(stream) => server.serve_stream(stream, peer).await,
+                    Ok(stream) => {
+                        server
+                            .serve_stream(super::call::CallStream(stream), peer)
+                            .await
+                    }
                     Err(e) => {
                         tracing::warn!(controller, partner = %partner, error = %e, "call lost while connecting")
                     }

@@ -57,7 +57,13 @@ pub(crate) fn load_dir(dir: &Path, store: &TrustStore) -> Vec<Crl> {
             Ok(crl) => {
                 let mut check = store.clone();
                 match check.add_crl(crl.clone()) {
-                    Ok(()) => out.push(crl),
+                    Ok(()) => {
+                        if crl.next_update().is_some_and(|n| n < SystemTime::now()) {
+                            // Still used: an old CRL revokes no less.
+                            tracing::warn!(file = %path.display(), issuer = %crl.issuer(), "cached CRL is past its nextUpdate; check that os4xsqd can reach the distribution point");
+                        }
+                        out.push(crl)
+                    }
                     Err(e) => {
                         tracing::warn!(file = %path.display(), error = %e, "cached CRL ignored")
                     }
@@ -201,6 +207,11 @@ fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
 /// The CRL refresh loop of `os4xsqd`: once at start, then every
 /// `[security] crl_refresh`. Does nothing without distribution points.
 pub async fn run(security: std::sync::Arc<Security>) {
+    if security.cas().is_empty() {
+        // A CRL cannot be verified without its CA, so none is used.
+        tracing::info!("no [security] ca_file: CRLs are not downloaded or checked");
+        return;
+    }
     let mut tick = tokio::time::interval(security.config().crl_refresh);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

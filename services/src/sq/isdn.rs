@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use capi::stream::{describe_reason, Application, B3Stream, CallError, Dial};
+use capi::stream::{describe_reason, Application, CallError, Dial};
 use pidstore::migrate::{self, Migration};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
@@ -23,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::config::Config;
 use crate::db::{unix_now, Db, DbError};
+use crate::isdn::call::CallStream;
 use crate::isdn::settings::{digits, number_matches};
 
 /// Component name in `os4x_schema`.
@@ -146,7 +147,7 @@ impl IsdnRoutes {
 /// the application.
 #[derive(Debug)]
 pub struct Dialled {
-    stream: Option<B3Stream>,
+    stream: Option<CallStream>,
     app: Option<Application>,
 }
 
@@ -154,7 +155,7 @@ pub struct Dialled {
 const CLEAR_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Dialled {
-    fn stream(&mut self) -> io::Result<&mut B3Stream> {
+    fn stream(&mut self) -> io::Result<&mut CallStream> {
         self.stream
             .as_mut()
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
@@ -221,7 +222,7 @@ impl Drop for Dialled {
                 }
             })
             .await;
-            let reason = stream.disconnect_reason();
+            let reason = stream.0.disconnect_reason();
             tracing::debug!(reason = ?reason, "ISDN call cleared");
             drop(stream);
             drop(app);
@@ -296,7 +297,7 @@ async fn dial(
     tracing::info!(partner = %route.partner, session, number = %route.number, plci = stream.info().plci, "ISDN call connected");
     Ok((
         Dialled {
-            stream: Some(stream),
+            stream: Some(CallStream(stream)),
             app: Some(app),
         },
         format!("isdn:{}", route.number),
