@@ -266,6 +266,7 @@ fn tamper_signed(a: &Station, pki: &Pki, entry: i64, data: &[u8]) -> PathBuf {
             cipher_suite: 2,
             signed_eerp_requested: false,
             protected_path: Some(path.to_string_lossy().into_owned()),
+            file_services: Some("s".into()),
         })
         .unwrap();
     path
@@ -278,10 +279,9 @@ fn tampered_signature_is_answered_with_nerp_and_nothing_is_delivered() {
     let (b_cert, _) = pki.issue("station-b", 365);
     let a = Station::new(A, &security_section(&pki, "station-a"));
     let b = Station::new(B, &security_section(&pki, "station-b"));
-    a.add_partner(B, |p| {
-        p.certificate = Some(b_cert.clone());
-        p.security.sign = true;
-    });
+    // A's policy for B says nothing: the entry was signed (and altered)
+    // at an earlier attempt, and later attempts send what it got then.
+    a.add_partner(B, |p| p.certificate = Some(b_cert.clone()));
     b.add_partner(A, |p| p.certificate = Some(a_cert.clone()));
     a.add_route(B, b.tcp_port, |_| {});
     let _rd_b = b.start_rd();

@@ -127,6 +127,10 @@ ALTER TABLE os4x_send_queue ADD COLUMN protected_path TEXT;
 ALTER TABLE os4x_send_queue ADD COLUMN file_hash BLOB;
 ALTER TABLE os4x_send_queue ADD COLUMN cipher_suite INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE os4x_send_queue ADD COLUMN signed_eerp INTEGER NOT NULL DEFAULT 0;
+-- The services applied: 's' signed, 'c' compressed, 'e' encrypted (the
+-- SFID fields of every later attempt, whatever the partner's policy is by
+-- then).
+ALTER TABLE os4x_send_queue ADD COLUMN file_services TEXT;
 -- What the check of the received EERP/NERP found: 'unsigned', 'valid'
 -- or 'invalid', with the signer or the error.
 ALTER TABLE os4x_send_queue ADD COLUMN receipt_verification TEXT;
@@ -479,8 +483,10 @@ pub struct Protection {
     pub cipher_suite: u8,
     /// SFIDSIGN as sent.
     pub signed_eerp_requested: bool,
-    /// The transmitted (protected) file, if file services were applied.
+    /// The transmitted file (the outbox copy itself without envelope).
     pub protected_path: Option<String>,
+    /// The services applied: `s` signed, `c` compressed, `e` encrypted.
+    pub file_services: Option<String>,
 }
 
 fn protection_from_row(r: &Row<'_>) -> rusqlite::Result<Protection> {
@@ -490,6 +496,7 @@ fn protection_from_row(r: &Row<'_>) -> rusqlite::Result<Protection> {
         cipher_suite: r.get(2)?,
         signed_eerp_requested: r.get(3)?,
         protected_path: r.get(4)?,
+        file_services: r.get(5)?,
     })
 }
 
@@ -939,7 +946,7 @@ impl QueueStore {
     pub fn protection_of(&self, id: i64) -> Result<Option<Protection>, QueueError> {
         let conn = self.db.lock();
         conn.query_row(
-            "SELECT id, file_hash, cipher_suite, signed_eerp, protected_path \
+            "SELECT id, file_hash, cipher_suite, signed_eerp, protected_path, file_services \
              FROM os4x_send_queue WHERE id = ?1",
             [id],
             protection_from_row,
@@ -952,7 +959,7 @@ impl QueueStore {
     pub fn protection(&self, m: &ReceiptMatch) -> Result<Option<Protection>, QueueError> {
         let conn = self.db.lock();
         conn.query_row(
-            "SELECT id, file_hash, cipher_suite, signed_eerp, protected_path \
+            "SELECT id, file_hash, cipher_suite, signed_eerp, protected_path, file_services \
              FROM os4x_send_queue WHERE dataset_name = ?1 \
              AND file_timestamp = ?2 AND originator = ?3 COLLATE NOCASE \
              AND destination = ?4 COLLATE NOCASE ORDER BY id LIMIT 1",
@@ -974,14 +981,15 @@ impl QueueStore {
         let conn = self.db.lock();
         conn.execute(
             "UPDATE os4x_send_queue SET file_hash = ?2, cipher_suite = ?3, signed_eerp = ?4, \
-             protected_path = ?5, updated_at = ?6 WHERE id = ?1",
+             protected_path = ?5, updated_at = ?6, file_services = ?7 WHERE id = ?1",
             params![
                 p.id,
                 p.file_hash,
                 p.cipher_suite,
                 p.signed_eerp_requested,
                 p.protected_path,
-                unix_now()
+                unix_now(),
+                p.file_services
             ],
         )
         .map_err(|e| self.sql(e))?;

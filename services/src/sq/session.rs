@@ -663,6 +663,15 @@ fn protect(
     security: Option<&Security>,
 ) -> Result<Option<(oftp2::security::file::Protected, std::path::PathBuf)>, String> {
     use oftp2::security::file;
+    let stored = queue
+        .protection_of(e.id)
+        .map_err(|err| format!("queue: {err}"))?;
+    // Protected before: sent as it was then, whatever the partner's
+    // policy says now (the partner may hold part of it for a restart, and
+    // its EERP must carry the hash of these octets).
+    if let Some(p) = stored.filter(|p| p.protected_path.is_some() && p.file_services.is_some()) {
+        return protected_before(e, &p).map(Some);
+    }
     let policy = partner.security.file_policy();
     if !policy.enveloped() && !policy.signed_eerp {
         return Ok(None);
@@ -674,15 +683,6 @@ fn protect(
         )
     })?;
     let format = e.record_format()?;
-    let stored = queue
-        .protection_of(e.id)
-        .map_err(|err| format!("queue: {err}"))?;
-    let cms_path = std::path::PathBuf::from(format!("{}.cms", e.outbox_path));
-    let reuse = stored
-        .as_ref()
-        .and_then(|p| p.protected_path.as_deref())
-        .map(std::path::PathBuf::from)
-        .filter(|p| p.exists() || !policy.enveloped());
     let partner_cert = if policy.encrypt {
         Some(
             security
@@ -692,14 +692,9 @@ fn protect(
     } else {
         None
     };
-    // Reused octets: the SFID fields come from protecting nothing (cheap)
-    // with the same policy.
-    let plain = match (&reuse, policy.enveloped()) {
-        (Some(_), true) => Vec::new(),
-        _ => std::fs::read(&e.outbox_path)
-            .map_err(|err| format!("outbox file {} cannot be read: {err}", e.outbox_path))?,
-    };
-    let mut protected = file::protect(
+    let plain = std::fs::read(&e.outbox_path)
+        .map_err(|err| format!("outbox file {} cannot be read: {err}", e.outbox_path))?;
+    let protected = file::protect(
         &plain,
         format,
         &policy,
@@ -707,35 +702,80 @@ fn protect(
         partner_cert.as_ref(),
     )
     .map_err(|err| err.to_string())?;
-    protected.original_len = e.size;
-    let path = match (&reuse, policy.enveloped()) {
-        (Some(path), true) => {
-            protected.data = std::fs::read(path).map_err(|err| {
-                format!("protected file {} cannot be read: {err}", path.display())
-            })?;
-            path.clone()
-        }
-        (_, true) => {
-            write_durably(&cms_path, &protected.data)
-                .map_err(|err| format!("cannot write {}: {err}", cms_path.display()))?;
-            cms_path
-        }
-        (_, false) => std::path::PathBuf::from(&e.outbox_path),
+    let path = if policy.enveloped() {
+        let cms_path = std::path::PathBuf::from(format!("{}.cms", e.outbox_path));
+        write_durably(&cms_path, &protected.data)
+            .map_err(|err| format!("cannot write {}: {err}", cms_path.display()))?;
+        cms_path
+    } else {
+        std::path::PathBuf::from(&e.outbox_path)
     };
-    let hash = file::file_hash(&protected.data, policy.suite).ok();
-    let first = stored.as_ref().map_or(true, |p| p.protected_path.is_none());
-    if first || reuse.is_none() {
-        queue
-            .set_protection(&Protection {
-                id: e.id,
-                file_hash: hash,
-                cipher_suite: policy.suite.code(),
-                signed_eerp_requested: policy.signed_eerp,
-                protected_path: Some(path.to_string_lossy().into_owned()),
-            })
-            .map_err(|err| format!("queue: {err}"))?;
-    }
+    let services: String = [
+        (policy.sign, 's'),
+        (policy.compress, 'c'),
+        (policy.encrypt, 'e'),
+    ]
+    .into_iter()
+    .filter_map(|(on, c)| on.then_some(c))
+    .collect();
+    queue
+        .set_protection(&Protection {
+            id: e.id,
+            file_hash: file::file_hash(&protected.data, policy.suite).ok(),
+            cipher_suite: policy.suite.code(),
+            signed_eerp_requested: policy.signed_eerp,
+            protected_path: Some(path.to_string_lossy().into_owned()),
+            file_services: Some(services),
+        })
+        .map_err(|err| format!("queue: {err}"))?;
     Ok(Some((protected, path)))
+}
+
+/// The protection an entry got at its first attempt, from the queue.
+fn protected_before(
+    e: &Entry,
+    p: &Protection,
+) -> Result<(oftp2::security::file::Protected, std::path::PathBuf), String> {
+    use oftp2::value::CipherSuite as Suite;
+    let path = std::path::PathBuf::from(p.protected_path.clone().unwrap_or_default());
+    let services = p.file_services.as_deref().unwrap_or_default();
+    let (sign, compress, encrypt) = (
+        services.contains('s'),
+        services.contains('c'),
+        services.contains('e'),
+    );
+    let data = std::fs::read(&path)
+        .map_err(|err| format!("protected file {} cannot be read: {err}", path.display()))?;
+    let enveloped = sign || compress || encrypt;
+    Ok((
+        oftp2::security::file::Protected {
+            data,
+            original_len: e.size,
+            security: match (encrypt, sign) {
+                (false, false) => SecurityLevel::None,
+                (true, false) => SecurityLevel::Encrypted,
+                (false, true) => SecurityLevel::Signed,
+                (true, true) => SecurityLevel::EncryptedAndSigned,
+            },
+            cipher_suite: if sign || encrypt || p.signed_eerp_requested {
+                Suite::from_code(p.cipher_suite)
+            } else {
+                Suite::None
+            },
+            compression: if compress {
+                FileCompression::Zlib
+            } else {
+                FileCompression::None
+            },
+            envelope: if enveloped {
+                FileEnvelope::Cms
+            } else {
+                FileEnvelope::None
+            },
+            signed_eerp: p.signed_eerp_requested,
+        },
+        path,
+    ))
 }
 
 fn write_durably(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
