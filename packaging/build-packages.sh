@@ -24,12 +24,13 @@ arch=$(dpkg --print-architecture 2>/dev/null || uname -m)
 release=${CARGO_TARGET_DIR:-target}/release
 out=target/os4x-pkg
 root=$out/root
-daemons=(os4xrd os4xrd_tcpip os4xrd_tcpip_tls os4xsqd os4xclientd os4xdebugd os4x-web)
+daemons=(os4xrd os4xrd_tcpip os4xrd_tcpip_tls os4xrd_capi os4xsqd os4xclientd os4xdebugd os4x-web)
 tools=(os4x os4x-pidctl)
 
 if ((build)); then
     cargo build --release --locked -p os4x-services --bins
     cargo build --release --locked -p os4x-web
+    cargo build --release --locked -p capi --bin capi-sim
     cargo build --release --locked -p os4x-packaging
 fi
 
@@ -39,6 +40,9 @@ inst() { install -D -m "$1" "$2" "$root$3"; }
 # admin tools in /usr/bin. Debug info stays out of the package.
 for b in "${daemons[@]}"; do inst 0755 "$release/$b" "/usr/sbin/$b"; done
 for b in "${tools[@]}"; do inst 0755 "$release/$b" "/usr/bin/$b"; done
+# The ISDN exchange simulator as remote CAPI: ISDN set-ups can be tried
+# without hardware (README "Demo without hardware").
+inst 0755 "$release/capi-sim" /usr/bin/capi-sim
 strip --strip-debug "$root"/usr/sbin/* "$root"/usr/bin/*
 for u in units/*.service units/*.socket units/*.target; do
     inst 0644 "$u" "/usr/lib/systemd/system/$(basename "$u")"

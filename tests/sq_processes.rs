@@ -51,7 +51,7 @@ fn both_directions_several_files_per_session_with_eerps() {
 
     // All four files went in one session (they were queued before the
     // daemon started), the EERPs came back in it, and B's file too.
-    let log = a.log("os4xsqd");
+    let log = a.wait_log("os4xsqd", "session finished", LONG);
     assert_eq!(log.matches("starting session").count(), 1, "{log}");
     assert!(log.contains("sent=4 received=1"), "{log}");
 
@@ -62,7 +62,8 @@ fn both_directions_several_files_per_session_with_eerps() {
     let e = b.wait_state(back2_id, EntryState::Delivered, LONG);
     assert_eq!((e.eerp.as_str(), e.attempts), ("eerp", 1));
     assert!(std::fs::read(a.inbox_from(B).join("BTOA2")).unwrap() == back2);
-    assert!(b.log("os4xsqd").contains("sent=1"), "{}", b.log("os4xsqd"));
+    let log = b.wait_log("os4xsqd", "sent=1", LONG);
+    assert!(log.contains("sent=1"), "{log}");
 
     // The receiver lists them with the EERP sent.
     let received = os4x::cli::received::list(&b.config, Some(A)).unwrap();

@@ -244,6 +244,19 @@ impl Station {
     pub fn log(&self, program: &str) -> String {
         std::fs::read_to_string(self.log_path(program)).unwrap_or_default()
     }
+
+    /// The daemon's log once it contains `needle`: a queue entry can reach
+    /// its final state before the daemon logs the end of the session.
+    pub fn wait_log(&self, program: &str, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log(program);
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 /// A daemon child process, killed on drop.

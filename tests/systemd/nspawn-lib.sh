@@ -9,7 +9,7 @@
 set -o pipefail
 
 ITEST_IMG=${ITEST_IMG:-/var/lib/machines/os4x-itest-bookworm}   # cached base tree
-ITEST_INCLUDE=${ITEST_INCLUDE:-systemd,systemd-sysv,dbus,python3-minimal,sqlite3,polkitd}
+ITEST_INCLUDE=${ITEST_INCLUDE:-systemd,systemd-sysv,dbus,python3-minimal,sqlite3,polkitd,libpam-systemd}
 ITEST_NAME=${ITEST_NAME:-itest1}                             # machine name (unique per concurrent container)
 # Debian mirror: the one apt is already configured with on this machine.
 _apt_mirror() {

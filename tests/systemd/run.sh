@@ -272,8 +272,9 @@ check "os4x-web: unknown program refused" grep -Eq '^other: (400|403|404)' <<<"$
 dbg_restarted() { local m; m=$(mainpid os4xdebugd.service); [ -n "$m" ] && [ "$m" != 0 ] && [ "$m" != "$dbg_old" ] && is_active os4xdebugd.service; }
 check "os4x-web restart of os4xdebugd went through systemd and polkit (new MainPID)" wait_for 100 dbg_restarted
 check "os4x-web: MainPID = os4x_pids pid = PID file after the restart" wait_for 50 pid_views_agree os4xdebugd.service os4xdebugd
-check "journal: os4x-web logged the action with the user" wait_for 50 \
-    ex sh -c "journalctl -b -u os4x-web.service -o cat | grep -q 'webop'"
+check "journal: os4x-web logged the action with the user (USER=webop)" wait_for 50 \
+    ex sh -c "journalctl -b -u os4x-web.service -o verbose | grep -q '^ *USER=webop'"
+ex journalctl -b -u os4x-web.service USER=webop -o cat --no-pager | sed 's/^/     | /'
 
 # --- os4x send between two local partners (needs issue 5's CLI) ----------
 if ex os4x send --help >/dev/null 2>&1 && ex os4x route --help >/dev/null 2>&1; then
