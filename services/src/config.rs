@@ -303,6 +303,36 @@ fn find_key_line(text: &str, key: &str) -> Option<usize> {
     None
 }
 
+/// `[section] key` as a socket address, `default` when unset; the error
+/// shows `example`.
+pub(crate) fn listen_addr(
+    value: Option<&str>,
+    default: &str,
+    key: &str,
+    example: &str,
+    bad: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<std::net::SocketAddr, ConfigError> {
+    value
+        .unwrap_or(default)
+        .parse()
+        .map_err(|_| bad(key, format!("expected an address like {example}")))
+}
+
+/// `v` when within `lo..=hi`, else an error naming `key` and the range.
+pub(crate) fn in_range(
+    key: &str,
+    v: u64,
+    lo: u64,
+    hi: u64,
+    bad: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<u64, ConfigError> {
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(bad(key, format!("use {lo} .. {hi}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -292,6 +292,22 @@ impl Db {
         &self.path
     }
 
+    /// Applies the migrations of another component (the send queue, ISDN
+    /// routes, ...) that lives in this database.
+    pub fn migrate(
+        &self,
+        component: &str,
+        migrations: &[migrate::Migration],
+    ) -> Result<(), DbError> {
+        let mut conn = self.lock();
+        migrate::apply(&mut conn, component, migrations)
+            .map(|_| ())
+            .map_err(|source| DbError::Migrate {
+                path: self.path.to_path_buf(),
+                source: Box::new(source),
+            })
+    }
+
     /// The connection, for one short unit of work.
     pub fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent

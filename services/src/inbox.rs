@@ -309,29 +309,13 @@ impl InboxStore {
     pub fn load_due(&self, partner: &OdetteId, queue: &mut ReceiptQueue) {
         let conn = self.db.lock();
         let rows = conn
-            .prepare(
-                "SELECT id, dataset_name, file_timestamp, user_data, destination, originator, \
-                 file_hash, cipher_suite, signed, nerp_reason, nerp_text \
-                 FROM os4x_receipts_due WHERE partner = ?1 AND state = 'due' \
-                 AND kind IN ('EERP', 'NERP') ORDER BY id",
-            )
+            .prepare(&format!(
+                "SELECT {DUE_COLUMNS} FROM os4x_receipts_due WHERE partner = ?1 \
+                     AND state = 'due' AND kind IN ('EERP', 'NERP') ORDER BY id"
+            ))
             .and_then(|mut stmt| {
-                stmt.query_map([partner.as_str()], |r| {
-                    Ok(DueRow {
-                        id: r.get(0)?,
-                        dataset_name: r.get(1)?,
-                        file_timestamp: r.get(2)?,
-                        user_data: r.get(3)?,
-                        destination: r.get(4)?,
-                        originator: r.get(5)?,
-                        file_hash: r.get(6)?,
-                        cipher_suite: r.get(7)?,
-                        signed: r.get(8)?,
-                        nerp_reason: r.get(9)?,
-                        nerp_text: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()
+                stmt.query_map([partner.as_str()], DueRow::from_row)?
+                    .collect::<Result<Vec<_>, _>>()
             });
         let rows = match rows {
             Ok(rows) => rows,
@@ -409,25 +393,9 @@ impl InboxStore {
         let row = {
             let conn = self.db.lock();
             conn.query_row(
-                "SELECT id, dataset_name, file_timestamp, user_data, destination, originator, \
-                 file_hash, cipher_suite, signed, nerp_reason, nerp_text \
-                 FROM os4x_receipts_due WHERE id = ?1",
+                &format!("SELECT {DUE_COLUMNS} FROM os4x_receipts_due WHERE id = ?1"),
                 [id],
-                |r| {
-                    Ok(DueRow {
-                        id: r.get(0)?,
-                        dataset_name: r.get(1)?,
-                        file_timestamp: r.get(2)?,
-                        user_data: r.get(3)?,
-                        destination: r.get(4)?,
-                        originator: r.get(5)?,
-                        file_hash: r.get(6)?,
-                        cipher_suite: r.get(7)?,
-                        signed: r.get(8)?,
-                        nerp_reason: r.get(9)?,
-                        nerp_text: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
-                    })
-                },
+                DueRow::from_row,
             )
             .ok()?
         };
@@ -435,6 +403,10 @@ impl InboxStore {
         Some(DueReceipt { id, receipt })
     }
 }
+
+/// The columns [`DueRow::from_row`] reads, in its order.
+const DUE_COLUMNS: &str = "id, dataset_name, file_timestamp, user_data, destination, originator, \
+     file_hash, cipher_suite, signed, nerp_reason, nerp_text";
 
 /// A row of `os4x_receipts_due` as read back.
 #[derive(Debug)]
@@ -451,6 +423,25 @@ struct DueRow {
     /// `Some`: a NERP with this reason.
     nerp_reason: Option<u8>,
     nerp_text: String,
+}
+
+impl DueRow {
+    /// Reads a row selected with [`DUE_COLUMNS`].
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DueRow> {
+        Ok(DueRow {
+            id: r.get(0)?,
+            dataset_name: r.get(1)?,
+            file_timestamp: r.get(2)?,
+            user_data: r.get(3)?,
+            destination: r.get(4)?,
+            originator: r.get(5)?,
+            file_hash: r.get(6)?,
+            cipher_suite: r.get(7)?,
+            signed: r.get(8)?,
+            nerp_reason: r.get(9)?,
+            nerp_text: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
+        })
+    }
 }
 
 /// What a due receipt carries beyond the file's identity.

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use oftp2::record::{self, Layout};
 use oftp2::value::{DatasetName, OdetteId, RecordFormat, Timestamp, UserData};
-use pidstore::migrate::{self, Migration};
+use pidstore::migrate::Migration;
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
@@ -512,15 +512,7 @@ pub struct QueueStore {
 impl QueueStore {
     /// Opens the queue tables, migrating them if needed.
     pub fn open(db: Db) -> Result<QueueStore, DbError> {
-        {
-            let mut conn = db.lock();
-            migrate::apply(&mut conn, COMPONENT, MIGRATIONS).map_err(|source| {
-                DbError::Migrate {
-                    path: db.path().to_owned(),
-                    source: Box::new(source),
-                }
-            })?;
-        }
+        db.migrate(COMPONENT, MIGRATIONS)?;
         Ok(QueueStore { db, owner: 0 })
     }
 

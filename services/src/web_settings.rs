@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::config::{in_range, listen_addr, ConfigError};
 
 /// Default `[web] listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8404";
@@ -84,24 +84,14 @@ pub fn resolve(
     file: WebFile,
     bad: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<WebConfig, ConfigError> {
-    let listen = file
-        .listen
-        .as_deref()
-        .unwrap_or(DEFAULT_LISTEN)
-        .parse()
-        .map_err(|_| {
-            bad(
-                "web.listen",
-                "expected an address like \"127.0.0.1:8404\"".into(),
-            )
-        })?;
-    let range = |key: &str, v: u64, lo: u64, hi: u64| {
-        if (lo..=hi).contains(&v) {
-            Ok(v)
-        } else {
-            Err(bad(key, format!("use {lo} .. {hi}")))
-        }
-    };
+    let listen = listen_addr(
+        file.listen.as_deref(),
+        DEFAULT_LISTEN,
+        "web.listen",
+        "\"127.0.0.1:8404\"",
+        bad,
+    )?;
+    let range = |key: &str, v: u64, lo: u64, hi: u64| in_range(key, v, lo, hi, bad);
     let session_idle = range(
         "web.session_idle",
         file.session_idle.unwrap_or(1800),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::config::{in_range, listen_addr, ConfigError};
 
 /// Default `[client] listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:60000";
@@ -72,24 +72,14 @@ pub fn resolve(
     file: ClientFile,
     bad: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<ClientConfig, ConfigError> {
-    let listen = file
-        .listen
-        .as_deref()
-        .unwrap_or(DEFAULT_LISTEN)
-        .parse()
-        .map_err(|_| {
-            bad(
-                "client.listen",
-                "expected an address like \"127.0.0.1:60000\"".into(),
-            )
-        })?;
-    let range = |key: &str, v: u64, lo: u64, hi: u64| {
-        if (lo..=hi).contains(&v) {
-            Ok(v)
-        } else {
-            Err(bad(key, format!("use {lo} .. {hi}")))
-        }
-    };
+    let listen = listen_addr(
+        file.listen.as_deref(),
+        DEFAULT_LISTEN,
+        "client.listen",
+        "\"127.0.0.1:60000\"",
+        bad,
+    )?;
+    let range = |key: &str, v: u64, lo: u64, hi: u64| in_range(key, v, lo, hi, bad);
     let max_connections = range(
         "client.max_connections",
         u64::from(file.max_connections.unwrap_or(64)),

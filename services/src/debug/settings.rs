@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use serde::Deserialize;
 use tracing::level_filters::LevelFilter;
 
-use crate::config::{ConfigError, DEFAULT_DEBUG_LISTEN};
+use crate::config::{listen_addr, ConfigError, DEFAULT_DEBUG_LISTEN};
 
 /// Default `[debug] ring_max_mb`.
 pub const DEFAULT_RING_MAX_MB: u64 = 64;
@@ -57,17 +57,13 @@ pub fn resolve(
     file: DebugFile,
     bad: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<DebugConfig, ConfigError> {
-    let listen = file
-        .listen
-        .as_deref()
-        .unwrap_or(DEFAULT_DEBUG_LISTEN)
-        .parse()
-        .map_err(|_| {
-            bad(
-                "debug.listen",
-                "expected an address like \"127.0.0.1:10001\" or \"[::1]:10001\"".into(),
-            )
-        })?;
+    let listen = listen_addr(
+        file.listen.as_deref(),
+        DEFAULT_DEBUG_LISTEN,
+        "debug.listen",
+        "\"127.0.0.1:10001\" or \"[::1]:10001\"",
+        bad,
+    )?;
     let enable = file.enable.unwrap_or_default();
     for p in &enable {
         if p != "*" && pidstore::ProgramName::new(p.as_str()).is_err() {

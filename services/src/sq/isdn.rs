@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use capi::stream::{describe_reason, Application, CallError, Dial};
-use pidstore::migrate::{self, Migration};
+use pidstore::migrate::Migration;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -62,15 +62,7 @@ pub struct IsdnRoutes {
 impl IsdnRoutes {
     /// Opens the table, migrating it if needed.
     pub fn open(db: Db) -> Result<IsdnRoutes, DbError> {
-        {
-            let mut conn = db.lock();
-            migrate::apply(&mut conn, COMPONENT, MIGRATIONS).map_err(|source| {
-                DbError::Migrate {
-                    path: db.path().to_owned(),
-                    source: Box::new(source),
-                }
-            })?;
-        }
+        db.migrate(COMPONENT, MIGRATIONS)?;
         Ok(IsdnRoutes { db })
     }
 
