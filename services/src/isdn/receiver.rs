@@ -45,8 +45,9 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 /// What to do with an offered call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Accept: the partner the calling number belongs to.
-    Accept { partner: String },
+    /// Accept: the enabled partners the calling number belongs to (one,
+    /// or several sharing a line); the SSID must name one of them.
+    Accept { partners: Vec<String> },
     /// Reject with this `CONNECT_RESP` reject value, and why (for the log).
     Reject { value: u16, why: String },
 }
@@ -96,19 +97,10 @@ pub fn decide(
         }
     };
     let mut disabled = None;
+    let mut accepted = Vec::new();
     for r in candidates {
         match partners.get(&r.partner) {
-            Ok(Some(p)) if p.enabled => {
-                if active >= u32::from(ctl.b_channels) {
-                    return reject(
-                        reject::USER_BUSY,
-                        format!("all {} B channels busy", ctl.b_channels),
-                    );
-                }
-                return Decision::Accept {
-                    partner: p.id.to_string(),
-                };
-            }
+            Ok(Some(p)) if p.enabled => accepted.push(p.id.to_string()),
             Ok(Some(p)) => disabled = Some(p.id.to_string()),
             Ok(None) => {}
             Err(e) => {
@@ -118,6 +110,15 @@ pub fn decide(
                 )
             }
         }
+    }
+    if !accepted.is_empty() {
+        if active >= u32::from(ctl.b_channels) {
+            return reject(
+                reject::USER_BUSY,
+                format!("all {} B channels busy", ctl.b_channels),
+            );
+        }
+        return Decision::Accept { partners: accepted };
     }
     let why = match disabled {
         Some(p) => format!("calling number {calling} belongs to partner {p}, which is disabled"),
@@ -342,7 +343,8 @@ fn answer(
                 tracing::warn!(error = %e, "cannot answer the call");
             }
         }
-        Decision::Accept { partner } => {
+        Decision::Accept { partners } => {
+            let partner = partners.join(",");
             tracing::info!(controller = ctl.number, partner = %partner, calling = %shown(&calling), called = %shown(&called), "call accepted");
             active.fetch_add(1, Ordering::Relaxed);
             published.update(|s| {
@@ -357,7 +359,7 @@ fn answer(
                 match call.accept(b3.b_protocol()).await {
                     Ok(stream) => {
                         server
-                            .serve_stream(super::call::CallStream(stream), peer)
+                            .serve_stream(super::call::CallStream(stream), peer, partners)
                             .await
                     }
                     Err(e) => {
@@ -491,7 +493,7 @@ mod tests {
         assert_eq!(
             decide(&c, &isdn, Some("4930100"), Some("4930200"), 0),
             Decision::Accept {
-                partner: "O0013000000AAAA".into()
+                partners: vec!["O0013000000AAAA".into()]
             }
         );
         // Another MSN on the bus: ignored, so another device may answer.

@@ -332,6 +332,7 @@ impl Server {
                     client_cert,
                     tls_version: conn.protocol_version().and_then(|v| v.as_str()),
                     peer: peer.to_string(),
+                    line_partners: None,
                 };
                 Some((tls, info))
             }
@@ -354,6 +355,7 @@ impl Server {
                     client_cert: None,
                     tls_version: None,
                     peer: peer.to_string(),
+                    line_partners: None,
                 };
                 self.drive(stream, info, session).await;
             }
@@ -368,8 +370,10 @@ impl Server {
     /// Serves one OFTP session over an established byte stream that is
     /// not one of our TCP connections (an ISDN B channel, see
     /// [`crate::isdn`]): the same partner checks, inbox and receipts as
-    /// over TCP. `peer` names the caller in logs (`isdn:<number>`).
-    pub async fn serve_stream<S>(self: Arc<Self>, io: S, peer: String)
+    /// over TCP. `peer` names the caller in logs (`isdn:<number>`);
+    /// `line_partners` are the partners the line belongs to (by calling
+    /// number): the SSID must name one of them.
+    pub async fn serve_stream<S>(self: Arc<Self>, io: S, peer: String, line_partners: Vec<String>)
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -381,6 +385,7 @@ impl Server {
             client_cert: None,
             tls_version: None,
             peer,
+            line_partners: Some(line_partners),
         };
         self.drive(io, info, session).await;
         self.stats.active.fetch_sub(1, Ordering::Relaxed);
@@ -637,6 +642,10 @@ pub struct TransportInfo {
     pub tls_version: Option<&'static str>,
     /// `IP:port`, or `isdn:<calling number>` for an ISDN call.
     pub peer: String,
+    /// ISDN: the partners the calling number belongs to; an SSID naming
+    /// another partner is refused, so a number accepted for one partner
+    /// cannot be used to log in as another. `None` over TCP/TLS.
+    pub line_partners: Option<Vec<String>>,
 }
 
 /// A TLS client certificate as presented; its chain is checked at SSID
@@ -707,6 +716,15 @@ impl PartnerAuth {
         };
         if !p.enabled {
             return refuse(R::UserCodeNotKnown, "partner disabled");
+        }
+        if let Some(line) = &transport.line_partners {
+            let id = p.id.to_string();
+            if !line.iter().any(|l| l.eq_ignore_ascii_case(&id)) {
+                return refuse(
+                    R::UserCodeNotKnown,
+                    "the SSID names a partner the calling number does not belong to",
+                );
+            }
         }
         if !p.password_matches(&ssid.password) {
             return refuse(R::InvalidPassword, "wrong password");
@@ -1086,7 +1104,32 @@ mod tests {
             client_cert: ClientCertificate::new(vec![cert], global_ca),
             tls_version: Some("TLSv1_3"),
             peer: "127.0.0.1:40000".parse().unwrap(),
+            line_partners: None,
         }
+    }
+
+    #[test]
+    fn an_isdn_line_admits_only_the_partners_of_its_calling_number() {
+        let p = Partner::new(
+            ssid().id,
+            Password::new("SECRET").unwrap(),
+            Password::new("HELLO").unwrap(),
+        );
+        let line = |partners: &[&str]| TransportInfo {
+            tls: false,
+            client_cert: None,
+            tls_version: None,
+            peer: "isdn:4930100".into(),
+            line_partners: Some(partners.iter().map(|s| s.to_string()).collect()),
+        };
+        let check = |t: &TransportInfo| PartnerAuth::check(Some(&p), &ssid(), t);
+        assert!(check(&line(&["O0013000000PARTNER"])).is_ok());
+        // Case as stored by another tool; a shared line.
+        assert!(check(&line(&["O0013000000OTHER", "o0013000000partner"])).is_ok());
+        // The number belongs to someone else: the right password is not enough.
+        let (reason, why) = check(&line(&["O0013000000OTHER"])).unwrap_err();
+        assert_eq!(reason, EndSessionReason::UserCodeNotKnown);
+        assert!(why.contains("calling number"), "{why}");
     }
 
     #[test]
