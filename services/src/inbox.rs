@@ -404,6 +404,17 @@ impl InboxStore {
     }
 }
 
+/// Runs CPU-bound work (decrypting and verifying a large file) without
+/// stalling the other sessions of the runtime: on a multi-thread runtime
+/// the worker first hands its queued tasks to another thread.
+fn cpu_heavy<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// The columns [`DueRow::from_row`] reads, in its order.
 const DUE_COLUMNS: &str = "id, dataset_name, file_timestamp, user_data, destination, originator, \
      file_hash, cipher_suite, signed, nerp_reason, nerp_text";
@@ -978,8 +989,7 @@ impl ReceivingFile {
                 .map_err(|e| fail("cannot read the received file back", &e))?;
             fields.file_hash = file_services::file_hash(&transmitted, self.sfid.cipher_suite).ok();
             if transfer_layout_enveloped(&self.sfid) {
-                match self
-                    .unwrap_services(&transmitted)
+                match cpu_heavy(|| self.unwrap_services(&transmitted))
                     .map_err(|e| fail("cannot store the unwrapped file", &e))?
                 {
                     Ok((plain, summary)) => {
