@@ -412,6 +412,27 @@ fn controller_down_is_shown_and_reconnected() {
         row.contains("running") && row.contains("ISDN ctrl 2 down"),
         "{row}"
     );
+    // The monitoring check warns: the daemon runs, but no call can come in.
+    // (Only the capi daemon is required here, so nothing else is critical.)
+    let text = std::fs::read_to_string(&b.config_path).unwrap();
+    std::fs::write(
+        &b.config_path,
+        format!("required_daemons = [\"os4xrd_capi_1\"]\n{text}"),
+    )
+    .unwrap();
+    let out = Command::new(PIDCTL)
+        .arg("--config")
+        .arg(&b.config_path)
+        .arg("check")
+        .output()
+        .unwrap();
+    let check = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{check}");
+    assert!(
+        check.starts_with("OS4X WARNING - ")
+            && check.contains("os4xrd_capi_1: ISDN controller 2 down"),
+        "{check}"
+    );
 
     // The exchange (router) comes up: the daemon reconnects by itself.
     let _sim = Exchange::start_on(&format!("127.0.0.1:{port}"), &[NUMBER_A, NUMBER_B]);

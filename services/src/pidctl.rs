@@ -475,6 +475,24 @@ pub fn check_with_systemd(
             _ => {}
         }
     }
+    // A capi daemon can run while its controller is unreachable (router
+    // off, device gone): no call can come in, which the PID alone hides.
+    for s in rows {
+        if !matches!(s.liveness, Liveness::Running(_)) {
+            continue;
+        }
+        if let Some(i) = isdn_state(s).filter(|i| i.state == "down") {
+            warning.push(format!(
+                "{}: ISDN controller {} down{}",
+                s.program,
+                i.capi_controller,
+                i.error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
     for (s, v) in rows.iter().zip(views.unwrap_or_default()) {
         if let Some(SystemdRow {
             agreement: Some(Agreement::Disagree(t)),
@@ -520,7 +538,9 @@ pub fn check_with_systemd(
         if let Some(u) = s.uptime {
             let _ = write!(output, ", up {}", format_duration(u));
         }
-        if let Listening::Sockets(_) = s.listening {
+        if let Some(i) = isdn_state(s) {
+            let _ = write!(output, ", {}", i.summary());
+        } else if let Listening::Sockets(_) = s.listening {
             let _ = write!(output, ", listening {}", listening_text(&s.listening));
         }
         output.push('\n');
