@@ -544,11 +544,27 @@ impl QueueStore {
         local_id: &OdetteId,
         outbox: &Path,
     ) -> Result<Entry, QueueError> {
+        let src = File::open(&file.source).map_err(|source| QueueError::Source {
+            path: file.source.clone(),
+            source,
+        })?;
+        self.enqueue_open(file, src, local_id, outbox)
+    }
+
+    /// [`QueueStore::enqueue`] from `src`, which the caller opened (and
+    /// checked) as `file.source`: the path is not looked up again, so it
+    /// cannot be swapped for another file in between.
+    pub fn enqueue_open(
+        &self,
+        file: &NewFile,
+        mut src: File,
+        local_id: &OdetteId,
+        outbox: &Path,
+    ) -> Result<Entry, QueueError> {
         let source_err = |source| QueueError::Source {
             path: file.source.clone(),
             source,
         };
-        let mut src = File::open(&file.source).map_err(source_err)?;
         let meta = src.metadata().map_err(source_err)?;
         if !meta.is_file() {
             return Err(QueueError::NotAFile {

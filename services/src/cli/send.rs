@@ -103,6 +103,16 @@ pub fn run(config: &Config, a: SendArgs) -> Result<(), Failure> {
 
 /// What `os4x send` does, without printing (also used by `os4xclientd`).
 pub fn enqueue(config: &Config, a: SendArgs) -> Result<Queued, Failure> {
+    enqueue_opened(config, a, None)
+}
+
+/// [`enqueue`], copying from `opened` (the already opened and checked
+/// `a.file`) when given, so the path is not looked up a second time.
+pub fn enqueue_opened(
+    config: &Config,
+    a: SendArgs,
+    opened: Option<std::fs::File>,
+) -> Result<Queued, Failure> {
     let local = config
         .local
         .require_id()
@@ -153,7 +163,10 @@ pub fn enqueue(config: &Config, a: SendArgs) -> Result<Queued, Failure> {
         description: a.description,
         destination,
     };
-    let entry = queue.enqueue(&file, &local, &config.sq.outbox_dir)?;
+    let entry = match opened {
+        Some(src) => queue.enqueue_open(&file, src, &local, &config.sq.outbox_dir)?,
+        None => queue.enqueue(&file, &local, &config.sq.outbox_dir)?,
+    };
     let has_route = queue.route(partner.id.as_str())?.is_some();
     Ok(Queued { entry, has_route })
 }

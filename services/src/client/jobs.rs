@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::protocol::{ErrorBody, ErrorCode, Request};
-use super::upload::{allowed_source, Upload};
+use super::upload::{open_allowed_source, Upload};
 use crate::cli::send::{self, SendArgs};
 use crate::config::Config;
 use crate::exit;
@@ -193,9 +193,11 @@ impl Jobs {
         p: SendParams,
         upload: &mut Option<Upload>,
     ) -> Result<Value, ErrorBody> {
+        let mut opened = None;
         let (file, dataset) = match (&p.path, p.upload) {
             (Some(path), false) => {
-                let real = allowed_source(&self.config.client.allowed_paths, path)?;
+                let (real, f) = open_allowed_source(&self.config.client.allowed_paths, path)?;
+                opened = Some(f);
                 // The name the client used, not the link target's.
                 let dataset = p
                     .dataset
@@ -230,7 +232,7 @@ impl Jobs {
             destination: p.destination.clone(),
         };
         let source = args.file.clone();
-        let q = send::enqueue(&self.config, args).map_err(failure)?;
+        let q = send::enqueue_opened(&self.config, args, opened).map_err(failure)?;
         if p.upload {
             // Queued (copied into the outbox): the upload is done.
             *upload = None;

@@ -170,13 +170,44 @@ pub fn allowed_source(allowed: &[PathBuf], requested: &Path) -> Result<PathBuf, 
     }
     let not_inside = || refuse("not an existing file inside an allowed directory");
     let real = std::fs::canonicalize(requested).map_err(|_| not_inside())?;
-    let inside = allowed.iter().any(|root| {
-        std::fs::canonicalize(root).is_ok_and(|root| real.starts_with(&root) && real != root)
-    });
-    if !inside || !std::fs::metadata(&real).is_ok_and(|m| m.is_file()) {
+    if !inside_allowed(allowed, &real) || !std::fs::metadata(&real).is_ok_and(|m| m.is_file()) {
         return Err(not_inside());
     }
     Ok(real)
+}
+
+/// [`allowed_source`], opened: the file is checked again by what was
+/// really opened (`/proc/self/fd`), so a directory or link swapped between
+/// the check and the open cannot smuggle in a file from elsewhere.
+pub fn open_allowed_source(
+    allowed: &[PathBuf],
+    requested: &Path,
+) -> Result<(PathBuf, std::fs::File), ErrorBody> {
+    use std::os::fd::AsRawFd;
+    let real = allowed_source(allowed, requested)?;
+    let refuse = || {
+        ErrorBody::new(
+            ErrorCode::PathNotAllowed,
+            format!(
+                "{}: changed while it was being opened; try again",
+                requested.display()
+            ),
+        )
+    };
+    let file = std::fs::File::open(&real).map_err(|_| refuse())?;
+    let opened =
+        std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).map_err(|_| refuse())?;
+    if !inside_allowed(allowed, &opened) || !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(refuse());
+    }
+    Ok((real, file))
+}
+
+/// Whether the canonical `path` lies below (not at) an allowed directory.
+fn inside_allowed(allowed: &[PathBuf], path: &Path) -> bool {
+    allowed.iter().any(|root| {
+        std::fs::canonicalize(root).is_ok_and(|root| path.starts_with(&root) && path != root)
+    })
 }
 
 #[cfg(test)]
@@ -217,6 +248,32 @@ mod tests {
                 .code,
             ErrorCode::PathNotAllowed
         );
+    }
+
+    #[test]
+    fn the_opened_file_is_the_checked_one() {
+        use std::io::Read;
+        let t = tempfile::tempdir().unwrap();
+        let allowed = t.path().join("out");
+        std::fs::create_dir(&allowed).unwrap();
+        std::fs::write(allowed.join("ok.edi"), b"payload").unwrap();
+        std::fs::write(t.path().join("secret"), b"k").unwrap();
+        std::os::unix::fs::symlink(t.path().join("secret"), allowed.join("link")).unwrap();
+        let roots = [allowed.clone()];
+        let (real, mut f) = open_allowed_source(&roots, &allowed.join("ok.edi")).unwrap();
+        assert_eq!(real, allowed.canonicalize().unwrap().join("ok.edi"));
+        let mut got = String::new();
+        f.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "payload");
+        assert!(open_allowed_source(&roots, &allowed.join("link")).is_err());
+        // What the fd check sees for a file opened outside the roots.
+        let outside = std::fs::File::open(t.path().join("secret")).unwrap();
+        let seen = std::fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&outside)
+        ))
+        .unwrap();
+        assert!(!inside_allowed(&roots, &seen));
     }
 
     #[test]
