@@ -148,6 +148,60 @@ fn tls_login_and_status_plain_refused() {
     assert_eq!(daemon.stop(), Some(0));
 }
 
+/// Polls until `f` is true (the daemon handles SIGHUP asynchronously).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sighup_reloads_a_renewed_certificate_and_keeps_the_old_one_on_errors() {
+    let env = Env::new();
+    let (cert, key) = certificate(env.dir.path(), "server");
+    let inst = env.instance(
+        0,
+        "",
+        &format!(
+            "tls_certificate = \"{}\"\ntls_private_key = \"{}\"",
+            cert.display(),
+            key.display()
+        ),
+        "",
+    );
+    UserStore::open(&env.db)
+        .unwrap()
+        .add("olga", "operator-pass", Role::Operator)
+        .unwrap();
+    let mut daemon = env.start(CLIENTD, &inst);
+    let old_ca = env.dir.path().join("old-ca.crt");
+    std::fs::copy(&cert, &old_ca).unwrap();
+    let with_ca = |ca: &Path| client_status(&inst, &["--tls", "--tls-ca", ca.to_str().unwrap()]);
+    assert_eq!(with_ca(&old_ca).0, 0, "{}", daemon.log());
+
+    // A broken key: logged, the old certificate stays in use.
+    std::fs::write(&key, "not a key").unwrap();
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    eventually("reload failure logged", || {
+        daemon.log().contains("TLS certificate not reloaded")
+    });
+    assert_eq!(with_ca(&old_ca).0, 0, "{}", daemon.log());
+
+    // The renewed pair (as certbot or an admin would put it in place).
+    let (new_cert, new_key) = certificate(env.dir.path(), "renewed");
+    std::fs::copy(&new_cert, &cert).unwrap();
+    std::fs::copy(&new_key, &key).unwrap();
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    eventually("renewed certificate served", || with_ca(&new_cert).0 == 0);
+    let (code, _, err) = with_ca(&old_ca);
+    assert_eq!(code, 1, "{err}");
+    assert!(daemon.is_alive());
+    assert!(daemon.log().contains("TLS certificate reloaded"));
+    assert_eq!(daemon.stop(), Some(0));
+}
+
 /// Runs os4xclientd with `inst`'s configuration until it exits by itself:
 /// exit code and stderr.
 fn run_to_exit(inst: &Instance) -> (Option<i32>, String) {

@@ -40,7 +40,36 @@ async fn serve(d: Daemon) -> anyhow::Result<()> {
             .await
             .context("opening the database")??
     };
-    let tls = cfg.client.tls.as_ref().map(load_tls).transpose()?;
+    let tls = cfg
+        .client
+        .tls
+        .as_ref()
+        .map(load_tls)
+        .transpose()?
+        .map(|c| Arc::new(server::TlsHolder::new(c)));
+    // SIGHUP (systemctl reload os4xclientd) re-reads a renewed certificate
+    // and key; a bad pair is logged and the old one stays in use.
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install the SIGHUP handler")?;
+    let reloader = {
+        let (tls, files) = (tls.clone(), cfg.client.tls.clone());
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                match (&tls, &files) {
+                    (Some(holder), Some(files)) => match load_tls(files) {
+                        Ok(c) => {
+                            holder.replace(c);
+                            tracing::info!(certificate = %files.certificate.display(), "TLS certificate reloaded");
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "TLS certificate not reloaded, the previous one stays in use; fix the files and reload again")
+                        }
+                    },
+                    _ => tracing::info!("SIGHUP: no [client] TLS configured, nothing to reload"),
+                }
+            }
+        })
+    };
     let listener = os4x::debug::server::listener(cfg.client.listen, "[client] listen")?;
     let local = listener.local_addr().context("listening socket address")?;
     tracing::info!(address = %local, tls = tls.is_some(), "listening");
@@ -59,6 +88,7 @@ async fn serve(d: Daemon) -> anyhow::Result<()> {
         d.shutdown(),
     )
     .await;
+    reloader.abort();
     tracing::info!("stopping");
     Ok(())
 }

@@ -35,17 +35,35 @@ const CONCURRENT_LOGINS: usize = 4;
 /// (including its TLS handshake).
 const BUSY_ANSWER: Duration = Duration::from_secs(2);
 
+/// The TLS configuration in use; [`TlsHolder::replace`] swaps it (SIGHUP)
+/// for connections accepted afterwards, open ones keep theirs.
+#[derive(Debug)]
+pub struct TlsHolder(std::sync::RwLock<Arc<rustls::ServerConfig>>);
+
+impl TlsHolder {
+    pub fn new(config: Arc<rustls::ServerConfig>) -> TlsHolder {
+        TlsHolder(std::sync::RwLock::new(config))
+    }
+
+    pub fn replace(&self, config: Arc<rustls::ServerConfig>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = config;
+    }
+
+    fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.0.read().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
+
 /// Accepts connections until shutdown. With `tls` (from `[client]
 /// tls_certificate`/`tls_private_key`) every connection must complete a
 /// TLS handshake, within the login timeout, before it is greeted.
 pub async fn serve(
     listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<Arc<TlsHolder>>,
     jobs: Arc<Jobs>,
     cfg: ClientConfig,
     mut shutdown: Shutdown,
 ) {
-    let tls = tls.map(TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(cfg.max_connections as usize));
     let logins = Arc::new(Semaphore::new(CONCURRENT_LOGINS));
     loop {
@@ -60,7 +78,7 @@ pub async fn serve(
                 }
             },
         };
-        let tls = tls.clone();
+        let tls = tls.as_ref().map(|t| t.acceptor());
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, max = cfg.max_connections, "too many client connections; refusing");
             tokio::spawn(refuse_busy(stream, tls));
