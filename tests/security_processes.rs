@@ -73,9 +73,9 @@ fn full_policy() -> SecurityPolicy {
 
 #[test]
 fn signed_encrypted_compressed_file_over_tls_with_secure_authentication_and_signed_eerp() {
-    let pki = Pki::new("http://127.0.0.1:9/ca.crl");
-    let (a_cert, _) = pki.issue("station-a", 365);
-    let (b_cert, _) = pki.issue("station-b", 365);
+    let pki = Pki::with_crl_url("http://127.0.0.1:9/ca.crl");
+    let (a_cert, _) = pki.issue_files("station-a", 365);
+    let (b_cert, _) = pki.issue_files("station-b", 365);
     let a = Station::new(A, &security_section(&pki, "station-a"));
     let tls_port = free_port();
     let tls_dir = tempfile::tempdir().unwrap();
@@ -186,12 +186,12 @@ fn signed_encrypted_compressed_file_over_tls_with_secure_authentication_and_sign
 
 #[test]
 fn secure_authentication_failure_in_both_directions() {
-    let pki = Pki::new("http://127.0.0.1:9/ca.crl");
-    let (a_cert, _) = pki.issue("station-a", 365);
-    pki.issue("station-b", 365);
+    let pki = Pki::with_crl_url("http://127.0.0.1:9/ca.crl");
+    let (a_cert, _) = pki.issue_files("station-a", 365);
+    pki.issue_files("station-b", 365);
     // A holds an impostor's certificate for B: B cannot decrypt A's
     // challenges, whichever side called.
-    let (wrong, _) = pki.issue("impostor", 365);
+    let (wrong, _) = pki.issue_files("impostor", 365);
     let a = Station::new(A, &security_section(&pki, "station-a"));
     let b = Station::new(B, &security_section(&pki, "station-b"));
     a.add_partner(B, |p| {
@@ -274,9 +274,9 @@ fn tamper_signed(a: &Station, pki: &Pki, entry: i64, data: &[u8]) -> PathBuf {
 
 #[test]
 fn tampered_signature_is_answered_with_nerp_and_nothing_is_delivered() {
-    let pki = Pki::new("http://127.0.0.1:9/ca.crl");
-    let (a_cert, _) = pki.issue("station-a", 365);
-    let (b_cert, _) = pki.issue("station-b", 365);
+    let pki = Pki::with_crl_url("http://127.0.0.1:9/ca.crl");
+    let (a_cert, _) = pki.issue_files("station-a", 365);
+    let (b_cert, _) = pki.issue_files("station-b", 365);
     let a = Station::new(A, &security_section(&pki, "station-a"));
     let b = Station::new(B, &security_section(&pki, "station-b"));
     // A's policy for B says nothing: the entry was signed (and altered)
@@ -305,10 +305,10 @@ fn tampered_signature_is_answered_with_nerp_and_nothing_is_delivered() {
 
 #[test]
 fn forged_signed_eerp_is_rejected_and_recorded() {
-    let pki = Pki::new("http://127.0.0.1:9/ca.crl");
-    let (a_cert, _) = pki.issue("station-a", 365);
-    let (b_cert, _) = pki.issue("station-b", 365);
-    pki.issue("forger", 365);
+    let pki = Pki::with_crl_url("http://127.0.0.1:9/ca.crl");
+    let (a_cert, _) = pki.issue_files("station-a", 365);
+    let (b_cert, _) = pki.issue_files("station-b", 365);
+    pki.issue_files("forger", 365);
     let a = Station::new(A, &security_section(&pki, "station-a"));
     // B signs its receipts with a key that is not the one A has on file
     // for B (a CA-issued certificate of someone else).
@@ -347,9 +347,9 @@ fn revoked_partner_certificate_is_refused_after_a_crl_refresh() {
     let crl_dir = tempfile::tempdir().unwrap();
     let crl_file = crl_dir.path().join("ca-crl.pem");
     let server = CrlServer::start(crl_file.clone());
-    let pki = Pki::new(&server.url());
-    let (a_cert, _) = pki.issue("station-a", 365);
-    let (b_cert, _) = pki.issue("station-b", 365);
+    let pki = Pki::with_crl_url(&server.url());
+    let (a_cert, _) = pki.issue_files("station-a", 365);
+    let (b_cert, _) = pki.issue_files("station-b", 365);
     pki.publish_crl(&crl_file);
     let a = Station::new(A, &security_section(&pki, "station-a"));
     let b = Station::new(B, &security_section(&pki, "station-b"));
@@ -391,10 +391,10 @@ fn revoked_partner_certificate_is_refused_after_a_crl_refresh() {
 
 #[test]
 fn expiring_certificates_make_the_check_warn_and_partner_options_are_stored() {
-    let pki = Pki::new("http://127.0.0.1:9/ca.crl");
-    pki.issue("station-a", 10);
-    let (b_cert, _) = pki.issue("station-b", 365);
-    let (c_cert, _) = pki.issue_expired("station-c");
+    let pki = Pki::with_crl_url("http://127.0.0.1:9/ca.crl");
+    pki.issue_files("station-a", 10);
+    let (b_cert, _) = pki.issue_files("station-b", 365);
+    let (c_cert, _) = pki.issue_expired_files("station-c");
     let a = Station::new(A, &security_section(&pki, "station-a"));
     let text = std::fs::read_to_string(&a.config_path).unwrap();
     std::fs::write(&a.config_path, format!("required_daemons = []\n{text}")).unwrap();
@@ -471,9 +471,9 @@ fn receive_daemon_refuses_a_partner_revoked_by_the_crl_its_sqd_downloaded() {
     let crl_dir = tempfile::tempdir().unwrap();
     let crl_file = crl_dir.path().join("ca-crl.pem");
     let server = CrlServer::start(crl_file.clone());
-    let pki = Pki::new(&server.url());
-    let (a_cert, _) = pki.issue("station-a", 365);
-    let (b_cert, _) = pki.issue("station-b", 365);
+    let pki = Pki::with_crl_url(&server.url());
+    let (a_cert, _) = pki.issue_files("station-a", 365);
+    let (b_cert, _) = pki.issue_files("station-b", 365);
     pki.revoke("station-a");
     pki.publish_crl(&crl_file);
     // A checks nothing (no CA set); B has the CA and downloads its CRL.
@@ -516,8 +516,8 @@ fn receive_daemon_refuses_a_partner_revoked_by_the_crl_its_sqd_downloaded() {
 
 #[test]
 fn unsigned_file_from_a_partner_that_must_sign_is_refused_at_sfid() {
-    let pki = Pki::new("http://127.0.0.1:9/ca.crl");
-    let (a_cert, _) = pki.issue("station-a", 365);
+    let pki = Pki::with_crl_url("http://127.0.0.1:9/ca.crl");
+    let (a_cert, _) = pki.issue_files("station-a", 365);
     let a = Station::new(A, &security_section(&pki, "station-a"));
     let b = Station::new(B, "");
     a.add_partner(B, |_| {});

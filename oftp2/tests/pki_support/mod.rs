@@ -46,6 +46,12 @@ pub struct Pki {
 impl Pki {
     /// A new CA "os4x test CA" in a temporary directory.
     pub fn new() -> Pki {
+        Pki::with_crl_url("http://127.0.0.1:8080/ca.crl")
+    }
+
+    /// A CA whose leaf certificates name `crl_url` as their CRL
+    /// distribution point.
+    pub fn with_crl_url(crl_url: &str) -> Pki {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
         std::fs::write(p.join("index.txt"), "").unwrap();
@@ -61,7 +67,7 @@ impl Pki {
              [ policy_any ]\ncommonName = supplied\norganizationName = optional\n\
              [ leaf ]\nbasicConstraints = CA:FALSE\nkeyUsage = digitalSignature, keyEncipherment\n\
              subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n\
-             crlDistributionPoints = URI:http://127.0.0.1:8080/ca.crl\n",
+             crlDistributionPoints = URI:{crl_url}\n",
             dir = p.display()
         );
         std::fs::write(p.join("ca.cnf"), conf).unwrap();
@@ -101,6 +107,30 @@ impl Pki {
     /// A key pair and a CA-issued certificate `name.pem` / `name.key`,
     /// valid for `days` days from now.
     pub fn issue(&self, name: &str, days: u32) -> Identity {
+        self.issue_files(name, days);
+        self.identity(name)
+    }
+
+    /// [`Pki::issue`] as the files (certificate, key), for daemons'
+    /// configuration.
+    pub fn issue_files(&self, name: &str, days: u32) -> (PathBuf, PathBuf) {
+        self.issue_with(name, &["-days", &days.to_string()])
+    }
+
+    /// A certificate that expired before now, as files.
+    pub fn issue_expired_files(&self, name: &str) -> (PathBuf, PathBuf) {
+        self.issue_with(
+            name,
+            &[
+                "-startdate",
+                "20200101000000Z",
+                "-enddate",
+                "20200201000000Z",
+            ],
+        )
+    }
+
+    fn issue_with(&self, name: &str, validity: &[&str]) -> (PathBuf, PathBuf) {
         let p = self.dir.path();
         let (key, csr, pem) = (
             format!("{name}.key"),
@@ -122,23 +152,12 @@ impl Pki {
                 &format!("/O=os4x test/CN={name}"),
             ],
         );
-        openssl(
-            p,
-            &[
-                "ca",
-                "-batch",
-                "-notext",
-                "-config",
-                "ca.cnf",
-                "-in",
-                &csr,
-                "-out",
-                &pem,
-                "-days",
-                &days.to_string(),
-            ],
-        );
-        self.identity(name)
+        let mut args = vec![
+            "ca", "-batch", "-notext", "-config", "ca.cnf", "-in", &csr, "-out", &pem,
+        ];
+        args.extend_from_slice(validity);
+        openssl(p, &args);
+        (self.path(&pem), self.path(&key))
     }
 
     pub fn identity(&self, name: &str) -> Identity {
@@ -178,6 +197,16 @@ impl Pki {
         openssl(
             self.dir.path(),
             &["ca", "-config", "ca.cnf", "-revoke", &format!("{name}.pem")],
+        );
+    }
+
+    /// Publishes a fresh CRL (PEM) at `to` (what a distribution point
+    /// serves).
+    pub fn publish_crl(&self, to: &Path) {
+        let to = to.to_string_lossy();
+        openssl(
+            self.dir.path(),
+            &["ca", "-config", "ca.cnf", "-gencrl", "-out", &to],
         );
     }
 
