@@ -28,10 +28,9 @@ daemons=(os4xrd os4xrd_tcpip os4xrd_tcpip_tls os4xrd_capi os4xsqd os4xclientd os
 tools=(os4x os4x-pidctl)
 
 if ((build)); then
-    cargo build --release --locked -p os4x-services --bins
-    cargo build --release --locked -p os4x-web
-    cargo build --release --locked -p capi --bin capi-sim
-    cargo build --release --locked -p os4x-packaging
+    # One invocation: features are unified once, so shared dependencies
+    # are compiled (and stored) once rather than per package.
+    cargo build --release --locked -p os4x-services -p os4x-web -p capi -p os4x-packaging --bins
 fi
 
 rm -rf "$root" && mkdir -p "$root"
