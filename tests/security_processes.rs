@@ -534,3 +534,60 @@ fn unsigned_file_from_a_partner_that_must_sign_is_refused_at_sfid() {
     assert!(err.contains("Unsigned file not allowed"), "{err}");
     assert!(!b.inbox_from(A).join("UNSIGNED").exists());
 }
+
+#[test]
+fn v_format_file_keeps_its_records_through_sign_compress_encrypt() {
+    let pki = Pki::with_crl_url("http://127.0.0.1:9/ca.crl");
+    let (a_cert, _) = pki.issue_files("station-a", 365);
+    let (b_cert, _) = pki.issue_files("station-b", 365);
+    let a = Station::new(A, &security_section(&pki, "station-a"));
+    let b = Station::new(B, &security_section(&pki, "station-b"));
+    a.add_partner(B, |p| {
+        p.certificate = Some(b_cert.clone());
+        p.security = SecurityPolicy {
+            signed_eerp: false,
+            secure_auth: false,
+            ..full_policy()
+        };
+    });
+    b.add_partner(A, |p| p.certificate = Some(a_cert.clone()));
+    a.add_route(B, b.tcp_port, |_| {});
+    let _rd_b = b.start_rd();
+
+    // Local V form: each record behind its 2-octet length (section 6.5),
+    // lengths from 0 to the SFIDLRECL of 2000.
+    let mut data = Vec::new();
+    for i in 0..3000u32 {
+        let len = (i * 37 % 2001) as u16;
+        data.extend_from_slice(&len.to_be_bytes());
+        data.extend((0..len).map(|j| (u32::from(j) + i) as u8));
+    }
+    let file = a.file("VREC", &data);
+    let (code, out, err) = a.os4x(&[
+        "send",
+        &file.to_string_lossy(),
+        "--to",
+        B,
+        "--dataset",
+        "VREC",
+        "--format",
+        "V",
+        "--record-size",
+        "2000",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let id: i64 = out.trim().parse().unwrap();
+    let _sqd = a.spawn(SQD);
+    let e = a.wait_state(id, EntryState::Delivered, LONG);
+    // What travelled was the envelope, not the records.
+    let cms = std::fs::read(format!("{}.cms", e.outbox_path)).unwrap();
+    assert!(!cms
+        .windows(data.len().min(64))
+        .any(|w| w == &data[..w.len()]));
+    // B holds the records again, indicators included, byte for byte.
+    assert_eq!(std::fs::read(b.inbox_from(A).join("VREC")).unwrap(), data);
+    let (state, security, error) = received(&b, "VREC");
+    assert_eq!(state, "received");
+    assert_eq!(error, None);
+    assert!(security.unwrap().contains("signature verified"));
+}

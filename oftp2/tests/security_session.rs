@@ -428,15 +428,26 @@ fn protected_file(
     p: &Parties,
     tamper: bool,
 ) -> (OutgoingFile, Vec<u8>) {
+    protected_layout_file(dsn, Layout::unstructured(), plain, policy, p, tamper)
+}
+
+fn protected_layout_file(
+    dsn: &str,
+    layout: Layout,
+    plain: &[u8],
+    policy: &FilePolicy,
+    p: &Parties,
+    tamper: bool,
+) -> (OutgoingFile, Vec<u8>) {
     let protected = file::protect(
         plain,
-        RecordFormat::Unstructured,
+        layout.format(),
         policy,
         Some(&p.initiator),
         Some(p.responder.certificate()),
     )
     .unwrap();
-    let mut sfid = sfid(dsn, Layout::unstructured(), 0);
+    let mut sfid = sfid(dsn, layout, 0);
     protected.apply_to(&mut sfid);
     let mut data = protected.data.clone();
     if tamper {
@@ -532,6 +543,123 @@ fn signed_compressed_encrypted_file_arrives_verified() {
         // Signed ones name the initiator.
         assert_eq!(r.signer.is_some(), i % 8 % 2 == 1, "F{i}");
     }
+}
+
+/// V records in their local form: each preceded by its 2-octet length
+/// (the section 6.5 record length indicator).
+fn v_records(lengths: &[usize]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, &len) in lengths.iter().enumerate() {
+        out.extend_from_slice(&u16::try_from(len).unwrap().to_be_bytes());
+        out.extend((0..len).map(|j| (i * 31 + j) as u8));
+    }
+    out
+}
+
+#[test]
+fn v_and_f_files_keep_their_records_through_sign_compress_encrypt() {
+    let p = parties();
+    let policy = FilePolicy {
+        sign: true,
+        compress: true,
+        encrypt: true,
+        suite: CipherSuite::Aes256RsaSha1,
+        signed_eerp: false,
+    };
+    // Records of every awkward length, an empty one and one of 65535
+    // octets (the largest a length indicator holds) among them.
+    let v_plain = v_records(&[0, 1, 80, 65_535, 10, 4096, 0, 3]);
+    let f_plain: Vec<u8> = (0..80 * 500).map(|i| (i % 251) as u8).collect();
+    let (v, _) = protected_layout_file(
+        "VRECORDS",
+        Layout::variable(65_535).unwrap(),
+        &v_plain,
+        &policy,
+        &p,
+        false,
+    );
+    let (f, _) = protected_layout_file(
+        "FRECORDS",
+        Layout::fixed(80).unwrap(),
+        &f_plain,
+        &policy,
+        &p,
+        false,
+    );
+    // SFIDFMT/SFIDLRECL keep the original format (section 5.3.3).
+    assert_eq!(v.sfid.format, RecordFormat::Variable);
+    assert_eq!(v.sfid.max_record_size, 65_535);
+    assert_eq!(f.sfid.format, RecordFormat::Fixed);
+    let (pair, store, reports) = run_secure_transfer(vec![v, f], &p);
+    assert_eq!(
+        ended(&pair.initiator_events).reason,
+        EndSessionReason::Normal
+    );
+    assert!(reports.iter().all(|r| r.result.is_ok()), "{reports:?}");
+    // Delivered in the local form again: the records are all there.
+    assert_eq!(stored(&store, "VRECORDS").data, v_plain);
+    assert_eq!(stored(&store, "FRECORDS").data, f_plain);
+}
+
+#[test]
+fn record_structure_is_checked_before_wrapping_and_after_unwrapping() {
+    let p = parties();
+    let policy = FilePolicy {
+        sign: true,
+        compress: false,
+        encrypt: false,
+        suite: CipherSuite::Aes256RsaSha1,
+        signed_eerp: false,
+    };
+    // A V file whose last indicator promises more than there is.
+    let mut broken = v_records(&[5, 7]);
+    broken.truncate(broken.len() - 1);
+    let err = file::protect(
+        &broken,
+        RecordFormat::Variable,
+        &policy,
+        Some(&p.initiator),
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            file::FileServiceError::RecordStructure {
+                format: RecordFormat::Variable,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // A sender that announces F 80 for 100 octets: verified, but not
+    // deliverable as records, so rejected with NERP 34 (not "signature").
+    let plain = vec![b'x'; 100];
+    let protected = file::protect(
+        &plain,
+        RecordFormat::Fixed,
+        &policy,
+        Some(&p.initiator),
+        None,
+    )
+    .unwrap();
+    let mut sfid = sfid("FBROKEN", Layout::fixed(80).unwrap(), 0);
+    protected.apply_to(&mut sfid);
+    let signers = [p.initiator.certificate().clone()];
+    let err = file::unprotect(&protected.data, &sfid, None, &signers).unwrap_err();
+    assert!(err.to_string().contains("record structure"), "{err}");
+    assert_eq!(err.nerp_reason(), NerpReason::FileProcessingFailed);
+    // The same octets announced as F 20 are five whole records.
+    sfid.max_record_size = 20;
+    let ok = file::unprotect(&protected.data, &sfid, None, &signers).unwrap();
+    assert_eq!(ok.data, plain);
+    // V with SFIDLRECL 65536 (allowed for enveloped V, section 5.3.3)
+    // and records up to the indicator's limit.
+    let v = v_records(&[65_535, 1]);
+    assert!(file::check_record_structure(&v, RecordFormat::Variable, 65_536).is_ok());
+    // ... but a record above a smaller SFIDLRECL is not accepted.
+    assert!(file::check_record_structure(&v, RecordFormat::Variable, 100).is_err());
 }
 
 #[test]

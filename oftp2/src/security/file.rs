@@ -9,9 +9,13 @@
 //! EFID for receivers that prefer that, answering EFNA 21/22/23 when the
 //! file does not verify.
 //!
-//! Limitations: V-format files would need record length indicators
-//! inserted before signing (section 6.5); [`protect`] refuses V so that
-//! nothing silently loses its record structure.
+//! Record structure (section 6.5): enveloping makes every file a U file
+//! in transit, and SFIDFMT/SFIDLRECL keep the original format. A V file
+//! is enveloped in its local form, which already carries the 2-octet
+//! record length indicators the RFC requires before signing; an F file
+//! is its records concatenated, the record length coming from SFIDLRECL.
+//! After unwrapping, the original structure is checked against the SFID,
+//! so a file whose records do not add up is rejected, not delivered.
 
 use std::io::Write;
 use std::sync::mpsc;
@@ -20,7 +24,7 @@ use super::cert::{Certificate, Identity};
 use super::cms::{self, CmsError};
 use super::suite::{self, ContentCipher, SuiteError};
 use crate::codec::Sfid;
-use crate::record::Counts;
+use crate::record::{self, Counts, Layout, MAX_LOCAL_VARIABLE_RECORD_LEN};
 use crate::session::{IncomingFile, Refusal};
 use crate::value::{
     CipherSuite, EndFileRefusal, FileCompression, FileEnvelope, NerpReason, RecordFormat,
@@ -68,9 +72,15 @@ pub enum FileServiceError {
     /// A key or certificate the policy needs was not given.
     #[error("{0} is needed for this file service but not configured")]
     MissingKey(&'static str),
-    /// Record format that cannot be enveloped here.
-    #[error("record format {0:?} cannot be enveloped (only U and T; V needs section 6.5 record lengths)")]
-    Format(RecordFormat),
+    /// The (unwrapped or to-be-wrapped) data does not have the record
+    /// structure its SFIDFMT/SFIDLRECL announce (section 6.5).
+    #[error("record structure of the {format} file does not match SFIDFMT/SFIDLRECL: {detail}")]
+    RecordStructure {
+        /// SFIDFMT of the original file.
+        format: RecordFormat,
+        /// What is wrong, for the log and the NERP text.
+        detail: String,
+    },
     /// Building a CMS layer failed.
     #[error("cannot build the CMS envelope: {0}")]
     Build(CmsError),
@@ -168,8 +178,10 @@ pub fn protect(
     } else {
         None
     };
-    if policy.enveloped() && !matches!(format, RecordFormat::Unstructured | RecordFormat::Text) {
-        return Err(FileServiceError::Format(format));
+    if policy.enveloped() && format == RecordFormat::Variable {
+        // The section 6.5 length indicators must chain to the end of the
+        // file, or the receiver could not rebuild the records.
+        check_record_structure(plain, format, MAX_LOCAL_VARIABLE_RECORD_LEN)?;
     }
     let mut data = plain.to_vec();
     if let (true, Some((_, digest))) = (policy.sign, algorithms) {
@@ -210,6 +222,31 @@ pub fn protect(
         },
         signed_eerp: policy.signed_eerp,
     })
+}
+
+/// Checks that `data` holds whole records of `format`: for F a multiple
+/// of `max_record_len` (SFIDLRECL), for V length indicators (section 6.5)
+/// that chain exactly to the end, none above SFIDLRECL. U and T have no
+/// structure to check.
+///
+/// Section 5.3.3 allows SFIDLRECL up to 65536 for an enveloped V file; the
+/// 2-octet indicator cannot exceed 65535, so larger values are clamped.
+pub fn check_record_structure(
+    data: &[u8],
+    format: RecordFormat,
+    max_record_len: u32,
+) -> Result<(), FileServiceError> {
+    let max_record_len = match format {
+        RecordFormat::Unstructured | RecordFormat::Text => return Ok(()),
+        RecordFormat::Variable if max_record_len == 0 => MAX_LOCAL_VARIABLE_RECORD_LEN,
+        RecordFormat::Variable => max_record_len.min(MAX_LOCAL_VARIABLE_RECORD_LEN),
+        RecordFormat::Fixed => max_record_len,
+    };
+    let structure = |detail: String| FileServiceError::RecordStructure { format, detail };
+    let layout = Layout::new(format, max_record_len).map_err(|e| structure(e.to_string()))?;
+    record::inspect(layout, &mut std::io::Cursor::new(data))
+        .map(drop)
+        .map_err(|e| structure(e.to_string()))
 }
 
 /// An incoming file after the services were undone.
@@ -289,6 +326,7 @@ pub fn unprotect(
         data = verified.content;
         signer = Some(verified.signer);
     }
+    check_record_structure(&data, sfid.format, sfid.max_record_size)?;
     Ok(Unprotected {
         data,
         signer,
