@@ -471,6 +471,24 @@ pub struct ReceiptMatch {
     pub destination: String,
 }
 
+impl ReceiptMatch {
+    /// `WHERE` clause selecting the entry a receipt answers (the virtual
+    /// file identity of section 1.5.2; Odette IDs compared as the codec
+    /// does, case-insensitively), with [`Self::params`] as `?1`..`?4`.
+    const WHERE: &'static str = "WHERE dataset_name = ?1 AND file_timestamp = ?2 \
+         AND originator = ?3 COLLATE NOCASE AND destination = ?4 COLLATE NOCASE \
+         ORDER BY id LIMIT 1";
+
+    fn params(&self) -> [&str; 4] {
+        [
+            &self.dataset_name,
+            &self.file_timestamp,
+            &self.originator,
+            &self.destination,
+        ]
+    }
+}
+
 /// What was done to a queued file (file services) and requested for its
 /// receipt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -967,16 +985,12 @@ impl QueueStore {
     pub fn protection(&self, m: &ReceiptMatch) -> Result<Option<Protection>, QueueError> {
         let conn = self.db.lock();
         conn.query_row(
-            "SELECT id, file_hash, cipher_suite, signed_eerp, protected_path, file_services \
-             FROM os4x_send_queue WHERE dataset_name = ?1 \
-             AND file_timestamp = ?2 AND originator = ?3 COLLATE NOCASE \
-             AND destination = ?4 COLLATE NOCASE ORDER BY id LIMIT 1",
-            params![
-                m.dataset_name,
-                m.file_timestamp,
-                m.originator,
-                m.destination
-            ],
+            &format!(
+                "SELECT id, file_hash, cipher_suite, signed_eerp, protected_path, file_services \
+                 FROM os4x_send_queue {}",
+                ReceiptMatch::WHERE
+            ),
+            m.params(),
             protection_from_row,
         )
         .optional()
@@ -1049,15 +1063,11 @@ impl QueueStore {
         let now = unix_now();
         let found: Option<(i64, String)> = conn
             .query_row(
-                "SELECT id, eerp FROM os4x_send_queue WHERE dataset_name = ?1 \
-                 AND file_timestamp = ?2 AND originator = ?3 COLLATE NOCASE \
-                 AND destination = ?4 COLLATE NOCASE ORDER BY id LIMIT 1",
-                params![
-                    m.dataset_name,
-                    m.file_timestamp,
-                    m.originator,
-                    m.destination
-                ],
+                &format!(
+                    "SELECT id, eerp FROM os4x_send_queue {}",
+                    ReceiptMatch::WHERE
+                ),
+                m.params(),
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
