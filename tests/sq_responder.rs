@@ -216,7 +216,7 @@ async fn polling_fetches_the_file_the_partner_holds_for_us() {
         Arc::new(DiskStorage),
         b.config.rd.inbox_dir.clone(),
         OdetteId::new(B).unwrap(),
-        Duration::from_secs(10),
+        os4x::inbox::InboxLimits::from_config(&b.config.rd),
     );
     let queue = b.queue.clone();
     let sessions = Arc::new(AtomicU32::new(0));

@@ -201,6 +201,29 @@ CREATE INDEX os4x_received_files_received_at ON os4x_received_files (received_at
 CREATE INDEX os4x_receipts_due_partner ON os4x_receipts_due (partner, state);
 ",
     },
+    Migration {
+        version: 4,
+        description: "hardening: allowed originators, receipt forwarders, inbox quota, durable post-receive actions",
+        sql: "
+-- Odette IDs (space separated) this partner may name as SFIDORIG besides
+-- itself; NULL: only itself.
+ALTER TABLE os4x_partners ADD COLUMN originators TEXT;
+-- Odette IDs (space separated) of other partners that may deliver EERPs
+-- and NERPs for files we sent to this partner; NULL: none.
+ALTER TABLE os4x_partners ADD COLUMN receipts_via TEXT;
+-- Octets this partner's inbox directory may hold (received files not yet
+-- taken away plus partial files); NULL: no quota.
+ALTER TABLE os4x_partners ADD COLUMN inbox_quota INTEGER;
+-- The post-receive command of a received file: 'pending' (queued, also
+-- across a restart), 'running', 'done'; NULL: none configured.
+ALTER TABLE os4x_received_files ADD COLUMN action_state TEXT
+    CHECK (action_state IN ('pending', 'running', 'done'));
+-- The daemon running it ('<boot id>:<pid>:<start ticks>'): a 'running'
+-- action whose daemon is gone is run again.
+ALTER TABLE os4x_received_files ADD COLUMN action_owner TEXT;
+CREATE INDEX os4x_received_files_action ON os4x_received_files (action_state);
+",
+    },
 ];
 
 /// The database could not be used.

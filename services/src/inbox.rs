@@ -35,13 +35,13 @@ use oftp2::record::{self, Counts, Layout, RestartPoint};
 use oftp2::security::file as file_services;
 use oftp2::session::{Accepted, FileOffer, Inbox, IncomingFile, Receipt, Refusal};
 use oftp2::value::{
-    CipherSuite, EndFileRefusal, FileCompression, FileEnvelope, NerpReason, OdetteId,
-    SecurityLevel, StartFileRefusal,
+    CipherSuite, DatasetName, EndFileRefusal, EndSessionReason, FileCompression, FileEnvelope,
+    NerpReason, OdetteId, SecurityLevel, StartFileRefusal, UserData,
 };
 use rusqlite::{params, OptionalExtension};
 
 use crate::db::{unix_now, Db};
-use crate::partner::Partner;
+use crate::partner::{Partner, PartnerStore};
 use crate::security::Security;
 
 /// How much is written between two durable restart checkpoints.
@@ -103,7 +103,112 @@ pub trait Storage: Send + Sync + 'static {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Makes directory entries in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Length of the file at `path`; `None` if there is none.
+    fn len(&self, path: &Path) -> io::Result<Option<u64>> {
+        match std::fs::metadata(path) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+    /// Octets the regular files below `dir` take (a partner's inbox for
+    /// its quota); 0 if `dir` does not exist.
+    fn usage(&self, dir: &Path) -> io::Result<u64> {
+        dir_usage(dir)
+    }
 }
+
+/// Sum of the lengths of the regular files below `dir` (symbolic links
+/// are not followed).
+pub fn dir_usage(dir: &Path) -> io::Result<u64> {
+    let mut total = 0u64;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                // A file taken away meanwhile no longer counts.
+                if let Ok(m) = entry.metadata() {
+                    total = total.saturating_add(m.len());
+                }
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Limits of what partners may store, from `[rd]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxLimits {
+    /// Longest run of a post-receive command.
+    pub action_timeout: Duration,
+    /// A file may exceed its announced size (SFIDFSIZ) by this percentage
+    /// plus [`InboxLimits::size_slack`] octets; past that the session ends
+    /// (ESID) and the partial file is discarded.
+    pub size_tolerance_percent: u64,
+    pub size_slack: u64,
+    /// Free space the inbox's file system keeps: files that would eat into
+    /// it are refused at SFID (retry later), transfers that reach it end
+    /// with ESID 08 and keep their partial file for a restart.
+    pub disk_reserve: u64,
+    /// Partial files not written to for this long are removed with their
+    /// row (`None`: kept until the partner restarts them).
+    pub partial_expiry: Option<Duration>,
+}
+
+impl Default for InboxLimits {
+    fn default() -> Self {
+        InboxLimits {
+            action_timeout: Duration::from_secs(600),
+            size_tolerance_percent: 10,
+            size_slack: 1 << 20,
+            disk_reserve: 256 << 20,
+            partial_expiry: Some(Duration::from_secs(14 * 86_400)),
+        }
+    }
+}
+
+impl InboxLimits {
+    pub fn from_config(rd: &crate::rd::settings::RdConfig) -> InboxLimits {
+        InboxLimits {
+            action_timeout: rd.action_timeout,
+            size_tolerance_percent: rd.size_tolerance_percent,
+            size_slack: rd.size_slack,
+            disk_reserve: rd.disk_reserve,
+            partial_expiry: rd.partial_expiry,
+        }
+    }
+
+    /// The most local octets a file announced by `sfid` may have. A V
+    /// file's local form adds a 2-octet length to every record, which the
+    /// sender's SFIDFSIZ may not count: up to three times as much is
+    /// allowed for it.
+    pub fn max_local_size(&self, sfid: &Sfid) -> u64 {
+        let announced = sfid.file_size.saturating_mul(1024);
+        let announced = if sfid.format == oftp2::value::RecordFormat::Variable
+            && !transfer_layout_enveloped(sfid)
+        {
+            announced.saturating_mul(3)
+        } else {
+            announced
+        };
+        announced
+            .saturating_add(announced / 100 * self.size_tolerance_percent)
+            .saturating_add(self.size_slack)
+    }
+}
+
+/// How often (in octets written) a transfer checks the disk reserve and
+/// the partner's quota.
+const SPACE_CHECK_BYTES: u64 = 4 << 20;
 
 /// The real file system.
 #[derive(Debug, Clone, Copy, Default)]
@@ -189,25 +294,18 @@ pub struct SessionContext {
     pub receipts: Mutex<ReceiptQueue>,
 }
 
-/// A post-receive command to run.
-#[derive(Debug)]
-struct Action {
-    received_id: i64,
-    command: String,
-    path: PathBuf,
-    env: Vec<(&'static str, String)>,
-}
-
 /// The daemon-wide inbox.
 pub struct InboxStore {
     db: Db,
     storage: Arc<dyn Storage>,
     root: PathBuf,
     local_id: OdetteId,
-    actions: Option<tokio::sync::mpsc::UnboundedSender<Action>>,
-    /// Rows being received right now: a second session offering the same
-    /// virtual file must not write into the same partial file.
-    receiving: Mutex<std::collections::HashSet<i64>>,
+    limits: InboxLimits,
+    /// Wakes the runner of post-receive commands (queued in the database).
+    actions: Option<tokio::sync::mpsc::UnboundedSender<()>>,
+    /// Partial files being written right now: a second session offering
+    /// the same virtual file must not write into the same partial file.
+    receiving: Mutex<std::collections::HashSet<PathBuf>>,
     /// Keys and partner certificates for the file services and signed
     /// receipts ([`InboxStore::set_security`]); without them secured
     /// files are refused.
@@ -226,18 +324,25 @@ impl std::fmt::Debug for InboxStore {
 impl InboxStore {
     /// An inbox under `root` for files addressed to `local_id`. Called
     /// inside a tokio runtime, it starts the runner of post-receive
-    /// commands (each limited to `action_timeout`); outside one, such
-    /// commands are logged and skipped.
+    /// commands (each limited to `limits.action_timeout`), which first
+    /// runs the commands still queued from before a restart; outside one,
+    /// commands stay queued in the database for the next daemon that runs
+    /// them.
     pub fn new(
         db: Db,
         storage: Arc<dyn Storage>,
         root: PathBuf,
         local_id: OdetteId,
-        action_timeout: Duration,
+        limits: InboxLimits,
     ) -> Arc<InboxStore> {
         let actions = tokio::runtime::Handle::try_current().ok().map(|rt| {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            rt.spawn(run_actions(db.clone(), rx, action_timeout));
+            rt.spawn(crate::actions::run(
+                db.clone(),
+                PartnerStore::new(db.clone()),
+                rx,
+                limits.action_timeout,
+            ));
             tx
         });
         Arc::new(InboxStore {
@@ -245,6 +350,7 @@ impl InboxStore {
             storage,
             root,
             local_id,
+            limits,
             actions,
             receiving: Mutex::default(),
             security: OnceLock::new(),
@@ -261,20 +367,22 @@ impl InboxStore {
     /// for a signed receipt (SFIDSIGN) and we have a signing key.
     fn build_receipt(&self, row: &DueRow) -> Result<Receipt, oftp2::value::ValueError> {
         let mut receipt = match row.nerp_reason {
+            // The identity fields as the partner sent them (lowercase
+            // letters included): the receipt must name the file exactly.
             None => Receipt::Eerp(Eerp {
-                dataset_name: row.dataset_name.parse()?,
+                dataset_name: DatasetName::as_received(&row.dataset_name)?,
                 timestamp: row.file_timestamp.parse()?,
-                user_data: row.user_data.parse()?,
-                destination: row.destination.parse()?,
-                originator: row.originator.parse()?,
+                user_data: UserData::as_received(&row.user_data)?,
+                destination: OdetteId::as_received(&row.destination)?,
+                originator: OdetteId::as_received(&row.originator)?,
                 hash: Bytes::new(),
                 signature: Bytes::new(),
             }),
             Some(reason) => Receipt::Nerp(Nerp {
-                dataset_name: row.dataset_name.parse()?,
+                dataset_name: DatasetName::as_received(&row.dataset_name)?,
                 timestamp: row.file_timestamp.parse()?,
-                destination: row.destination.parse()?,
-                originator: row.originator.parse()?,
+                destination: OdetteId::as_received(&row.destination)?,
+                originator: OdetteId::as_received(&row.originator)?,
                 creator: self.local_id,
                 reason: NerpReason::from_code(reason),
                 text: row.nerp_text.clone(),
@@ -619,6 +727,19 @@ impl Inbox for SessionInbox {
                 )),
             );
         }
+        if !partner.may_originate(&sfid.originator) {
+            tracing::warn!(partner = %partner.id, session, file, originator = %sfid.originator, "refusing file: originator not allowed for this partner (`os4x partner set --originators`)");
+            return Err(
+                Refusal::new(StartFileRefusal::InvalidOrigin).with_text(format!(
+                    "you ({}) may not send files originated by {}",
+                    partner.id, sfid.originator
+                )),
+            );
+        }
+        if !sfid.dataset_name.is_strict() {
+            // Accepted (unambiguous); the EERP echoes the name as sent.
+            tracing::info!(partner = %partner.id, session, file, "dataset name outside RFC 5024 Appendix B (accepted; receipts repeat it as sent)");
+        }
         self.check_security(partner, sfid).inspect_err(|r| {
             tracing::warn!(partner = %partner.id, session, file, reason = %r.reason, text = %r.text, "refusing file: file services");
         })?;
@@ -626,10 +747,6 @@ impl Inbox for SessionInbox {
             .map_err(|e| Refusal::new(e.sfna_reason()).with_text(e.to_string()))?;
         let dir = store.partner_dir(&partner.id);
         let partial_dir = dir.join(PARTIAL_DIR);
-        store
-            .storage
-            .create_dir_all(&partial_dir)
-            .map_err(|e| access_failure("cannot create the inbox directory", e))?;
         let partial_path = partial_dir.join(format!(
             "{}.{}.{}.part",
             safe_file_name(sfid.dataset_name.as_bytes()),
@@ -641,7 +758,7 @@ impl Inbox for SessionInbox {
         let existing = {
             let conn = store.db.lock();
             conn.query_row(
-                "SELECT id, state, partial_path, restart_offset FROM os4x_received_files \
+                "SELECT id, state, restart_offset FROM os4x_received_files \
                  WHERE partner = ?1 AND dataset_name = ?2 AND file_timestamp = ?3 \
                  AND originator = ?4 AND destination = ?5",
                 params![
@@ -655,19 +772,18 @@ impl Inbox for SessionInbox {
                     Ok((
                         r.get::<_, i64>(0)?,
                         r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(2)?,
                     ))
                 },
             )
             .optional()
             .map_err(|e| access_failure("database", e))?
         };
-        let (row, persisted_offset) = match existing {
-            Some((row, state, _, _)) if state == "received" => {
+        if let Some((row, state, _)) = &existing {
+            if state == "received" {
                 // The partner did not see our EFPA (or lost track): the
                 // file is safe here; make sure it gets its EERP.
-                if let Some(due) = store.queue_receipt_if_none(row, &partner.id, sfid) {
+                if let Some(due) = store.queue_receipt_if_none(*row, &partner.id, sfid) {
                     if let Ok(mut q) = self.ctx.receipts.lock() {
                         q.push(due);
                     }
@@ -676,7 +792,79 @@ impl Inbox for SessionInbox {
                 return Err(Refusal::new(StartFileRefusal::DuplicateFile)
                     .with_text("this virtual file was already received"));
             }
-            Some((row, _, _, offset)) => (row, u64::try_from(offset).unwrap_or(0)),
+        }
+
+        let claimed = store
+            .receiving
+            .lock()
+            .map(|mut set| set.insert(partial_path.clone()))
+            .unwrap_or(false);
+        if !claimed {
+            tracing::warn!(partner = %partner.id, session, file, "refusing file: it is being received in another session");
+            return Err(Refusal::new(StartFileRefusal::DuplicateFile)
+                .retry_later(true)
+                .with_text("this file is being received in another session; retry later"));
+        }
+        // Released when the writer is done, or here if it never exists;
+        // a row or partial file created here for a refused SFID goes too.
+        let mut claim = Claim {
+            store: Some(self.store.clone()),
+            partial: partial_path.clone(),
+            new_row: None,
+            new_file: false,
+        };
+
+        // Space first, before anything is created: the disk reserve and
+        // the partner's quota, for the whole announced size less what a
+        // restart keeps.
+        let announced = sfid.file_size.saturating_mul(1024);
+        let on_disk = store
+            .storage
+            .len(&partial_path)
+            .map_err(|e| access_failure("cannot read the partial file", e))?;
+        let kept = if offer.restart_allowed && sfid.restart_position > 0 {
+            on_disk.unwrap_or(0)
+        } else {
+            0
+        };
+        let needed = announced.saturating_sub(kept);
+        let reserve = store.limits.disk_reserve;
+        match store.storage.available(&store.root) {
+            Ok(free) if free < needed.saturating_add(reserve) => {
+                tracing::warn!(partner = %partner.id, session, file, free, needed, reserve, "refusing file: not enough disk space (keeping [rd] disk_reserve free)");
+                return Err(Refusal::new(StartFileRefusal::FileSizeTooBig)
+                    .retry_later(true)
+                    .with_text("not enough disk space at the receiver now; retry later"));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot determine free disk space"),
+        }
+        let quota = match partner.inbox_quota {
+            None => None,
+            Some(limit) => {
+                let used = store
+                    .storage
+                    .usage(&dir)
+                    .map_err(|e| access_failure("cannot measure the inbox", e))?
+                    .saturating_sub(on_disk.unwrap_or(0));
+                if used.saturating_add(needed.saturating_add(kept)) > limit {
+                    tracing::warn!(partner = %partner.id, session, file, used, announced, quota = limit, "refusing file: partner's inbox quota reached (`os4x partner set --inbox-quota`)");
+                    return Err(Refusal::new(StartFileRefusal::FileSizeTooBig)
+                        .retry_later(true)
+                        .with_text(format!(
+                            "your inbox here holds {used} of {limit} octets; retry when files were taken away"
+                        )));
+                }
+                Some(QuotaState { limit, used })
+            }
+        };
+
+        store
+            .storage
+            .create_dir_all(&partial_dir)
+            .map_err(|e| access_failure("cannot create the inbox directory", e))?;
+        let (row, persisted_offset) = match existing {
+            Some((row, _, offset)) => (row, u64::try_from(offset).unwrap_or(0)),
             None => {
                 let conn = store.db.lock();
                 conn.execute(
@@ -701,26 +889,12 @@ impl Inbox for SessionInbox {
                     ],
                 )
                 .map_err(|e| access_failure("database", e))?;
-                (conn.last_insert_rowid(), 0)
+                let row = conn.last_insert_rowid();
+                claim.new_row = Some(row);
+                (row, 0)
             }
         };
-
-        let claimed = store
-            .receiving
-            .lock()
-            .map(|mut set| set.insert(row))
-            .unwrap_or(false);
-        if !claimed {
-            tracing::warn!(partner = %partner.id, session, file, "refusing file: it is being received in another session");
-            return Err(Refusal::new(StartFileRefusal::DuplicateFile)
-                .retry_later(true)
-                .with_text("this file is being received in another session; retry later"));
-        }
-        // Released when the writer is done, or here if it never exists.
-        let mut claim = Claim {
-            store: Some(self.store.clone()),
-            row,
-        };
+        claim.new_file = on_disk.is_none();
         let mut data = store
             .storage
             .open(&partial_path)
@@ -749,22 +923,6 @@ impl Inbox for SessionInbox {
             .and_then(|()| data.seek(SeekFrom::Start(restart.local_offset)).map(drop))
             .map_err(|e| access_failure("cannot prepare the partial file", e))?;
 
-        // Refuse what cannot fit rather than fail at the end.
-        let needed = sfid
-            .file_size
-            .saturating_mul(record::RESTART_BLOCK_LEN)
-            .saturating_sub(restart.local_offset);
-        match store.storage.available(&partial_dir) {
-            Ok(free) if free < needed => {
-                tracing::warn!(partner = %partner.id, session, file, free, needed, "refusing file: not enough disk space");
-                return Err(Refusal::new(StartFileRefusal::FileSizeTooBig)
-                    .retry_later(true)
-                    .with_text("not enough disk space at the receiver now; retry later"));
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot determine free disk space"),
-        }
-
         tracing::info!(
             partner = %partner.id,
             session,
@@ -785,12 +943,24 @@ impl Inbox for SessionInbox {
             out: Some(BufWriter::with_capacity(256 * 1024, data)),
             written: restart.local_offset,
             next_checkpoint: restart.local_offset + CHECKPOINT_BYTES,
+            max_size: store.limits.max_local_size(sfid),
+            quota,
+            next_space_check: restart.local_offset + SPACE_CHECK_BYTES,
+            discard: false,
         };
         Ok(Accepted {
             writer: Box::new(writer),
             restart,
         })
     }
+}
+
+/// The partner's quota as measured when its file was accepted.
+#[derive(Debug, Clone, Copy)]
+struct QuotaState {
+    limit: u64,
+    /// Octets in the partner's inbox apart from this file.
+    used: u64,
 }
 
 /// One file being received.
@@ -805,6 +975,13 @@ struct ReceivingFile {
     /// Local octets handed to us so far (restarted part included).
     written: u64,
     next_checkpoint: u64,
+    /// Announced size plus tolerance: past it the session ends.
+    max_size: u64,
+    quota: Option<QuotaState>,
+    next_space_check: u64,
+    /// The data must not be kept for a restart (far larger than
+    /// announced).
+    discard: bool,
 }
 
 impl ReceivingFile {
@@ -983,12 +1160,25 @@ impl ReceivingFile {
         let mut fields = ReceiptFields::default();
         let mut source = self.partial_path.clone();
         let mut security_summary: Option<String> = None;
-        if self.secured() {
+        if self.secured() && !transfer_layout_enveloped(&self.sfid) {
+            // Only the hash for the signed EERP: read as a stream, so a
+            // plain file of any size costs no memory.
+            let mut f = self
+                .store
+                .storage
+                .open(&self.partial_path)
+                .map_err(|e| fail("cannot read the received file back", &e))?;
+            f.seek(SeekFrom::Start(0))
+                .map_err(|e| fail("cannot read the received file back", &e))?;
+            fields.file_hash = cpu_heavy(|| file_services::file_hash_reader(f, self.sfid.cipher_suite))
+                .map_err(|e| fail("cannot read the received file back", &e))?
+                .ok();
+        } else if self.secured() {
             let transmitted = self
                 .read_transmitted()
                 .map_err(|e| fail("cannot read the received file back", &e))?;
             fields.file_hash = file_services::file_hash(&transmitted, self.sfid.cipher_suite).ok();
-            if transfer_layout_enveloped(&self.sfid) {
+            {
                 match cpu_heavy(|| self.unwrap_services(&transmitted))
                     .map_err(|e| fail("cannot store the unwrapped file", &e))?
                 {
@@ -1020,17 +1210,20 @@ impl ReceivingFile {
         let recorded = (|| {
             let mut conn = self.store.db.lock();
             let tx = conn.transaction()?;
+            // The post-receive command is queued with the file: a crash
+            // after this commit still runs it at the next start.
             tx.execute(
                 "UPDATE os4x_received_files SET state = 'received', final_path = ?2, records = ?3, \
                  units = ?4, received_at = ?5, restart_offset = 0, security = ?6, \
-                 security_error = NULL WHERE id = ?1",
+                 security_error = NULL, action_state = ?7 WHERE id = ?1",
                 params![
                     self.row,
                     target.to_string_lossy(),
                     i64::try_from(counts.records).unwrap_or(i64::MAX),
                     i64::try_from(counts.units).unwrap_or(i64::MAX),
                     unix_now(),
-                    security_summary
+                    security_summary,
+                    self.has_action().then_some("pending")
                 ],
             )?;
             let receipt = insert_receipt(&tx, self.row, &partner, &self.sfid, &fields)?;
@@ -1065,8 +1258,86 @@ impl ReceivingFile {
     }
 }
 
+impl ReceivingFile {
+    /// The limits a write of `len` more octets must respect.
+    fn check_limits(&mut self, len: usize) -> io::Result<()> {
+        let after = self.written.saturating_add(len as u64);
+        if after > self.max_size {
+            self.discard = true;
+            tracing::warn!(
+                partner = %self.partner_label(),
+                session = self.ctx.session,
+                file = %self.file_label(),
+                announced_kib = self.sfid.file_size,
+                bytes = after,
+                "file larger than announced (SFIDFSIZ plus [rd] size tolerance); ending the session, nothing kept"
+            );
+            return Err(oftp2::session::EndSession::new(
+                EndSessionReason::Unspecified,
+                format!(
+                    "file {} exceeds its announced size of {} KiB; send the correct SFIDFSIZ",
+                    self.file_label(),
+                    self.sfid.file_size
+                ),
+            )
+            .into_io());
+        }
+        if let Some(q) = self.quota {
+            if q.used.saturating_add(after) > q.limit {
+                tracing::warn!(partner = %self.partner_label(), session = self.ctx.session, file = %self.file_label(), quota = q.limit, "partner's inbox quota reached during the transfer; ending the session, partial file kept for a restart");
+                return Err(oftp2::session::EndSession::new(
+                    EndSessionReason::ResourcesNotAvailable,
+                    "your inbox quota here is used up; retry when files were taken away",
+                )
+                .into_io());
+            }
+        }
+        if after >= self.next_space_check {
+            self.next_space_check = after.saturating_add(SPACE_CHECK_BYTES);
+            let reserve = self.store.limits.disk_reserve;
+            if let Ok(free) = self.store.storage.available(&self.store.root) {
+                if free < reserve {
+                    tracing::error!(partner = %self.partner_label(), session = self.ctx.session, file = %self.file_label(), free, reserve, "disk reserve reached during the transfer ([rd] disk_reserve); ending the session, partial file kept for a restart");
+                    return Err(oftp2::session::EndSession::new(
+                        EndSessionReason::ResourcesNotAvailable,
+                        "the receiver's disk is full; retry later (restart keeps what arrived)",
+                    )
+                    .into_io());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn partner_label(&self) -> String {
+        self.ctx
+            .partner
+            .get()
+            .map(|p| p.id.to_string())
+            .unwrap_or_default()
+    }
+
+    /// Removes the partial file and its row: nothing of it is kept.
+    fn discard_partial(&mut self) {
+        if let Some(out) = self.out.take() {
+            let (_file, _unwritten) = out.into_parts();
+        }
+        if let Err(e) = self.store.storage.remove(&self.partial_path) {
+            tracing::warn!(path = %self.partial_path.display(), error = %e, "cannot remove the discarded partial file");
+        }
+        let conn = self.store.db.lock();
+        if let Err(e) = conn.execute(
+            "DELETE FROM os4x_received_files WHERE id = ?1 AND state = 'partial'",
+            [self.row],
+        ) {
+            tracing::warn!(row = self.row, error = %e, "cannot remove the discarded file's row");
+        }
+    }
+}
+
 impl Write for ReceivingFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.check_limits(buf.len())?;
         let n = self.out()?.write(buf)?;
         self.written += n as u64;
         if self.written >= self.next_checkpoint {
@@ -1103,7 +1374,7 @@ impl IncomingFile for ReceivingFile {
                     "file stored; EERP due"
                 );
                 self.out = None;
-                self.start_action(&path, counts);
+                self.start_action();
                 Ok(())
             }
             Err(refusal) => {
@@ -1122,6 +1393,10 @@ impl IncomingFile for ReceivingFile {
 
     fn abort(&mut self) {
         if self.out.is_none() {
+            return;
+        }
+        if self.discard {
+            self.discard_partial();
             return;
         }
         // Keep whatever reached the disk for the restart. If flushing
@@ -1159,129 +1434,73 @@ impl Drop for ReceivingFile {
             self.abort();
         }
         if let Ok(mut set) = self.store.receiving.lock() {
-            set.remove(&self.row);
+            set.remove(&self.partial_path);
         }
     }
 }
 
-/// The claim on a row between the check in `accept` and the writer.
+/// The claim on a partial file between the checks in `accept` and the
+/// writer. Dropped without being handed on (the SFID was refused), it
+/// also removes the row and the empty partial file `accept` created.
 struct Claim {
     store: Option<Arc<InboxStore>>,
-    row: i64,
+    partial: PathBuf,
+    new_row: Option<i64>,
+    new_file: bool,
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        if let Some(store) = &self.store {
-            if let Ok(mut set) = store.receiving.lock() {
-                set.remove(&self.row);
+        let Some(store) = &self.store else { return };
+        if let Some(row) = self.new_row {
+            let conn = store.db.lock();
+            if let Err(e) = conn.execute(
+                "DELETE FROM os4x_received_files WHERE id = ?1 AND state = 'partial'",
+                [row],
+            ) {
+                tracing::warn!(row, error = %e, "cannot remove the row of a refused file");
             }
+        }
+        if self.new_file {
+            if let Ok(Some(0)) = store.storage.len(&self.partial) {
+                let _ = store.storage.remove(&self.partial);
+            }
+        }
+        if let Ok(mut set) = store.receiving.lock() {
+            set.remove(&self.partial);
         }
     }
 }
 
 impl ReceivingFile {
-    fn start_action(&self, path: &Path, counts: Counts) {
-        let Some(partner) = self.ctx.partner.get() else {
+    /// Whether the partner has a post-receive command (queued with the
+    /// file, in the same transaction).
+    fn has_action(&self) -> bool {
+        self.ctx
+            .partner
+            .get()
+            .and_then(|p| p.post_receive.as_deref())
+            .is_some_and(|c| !c.trim().is_empty())
+    }
+
+    /// Wakes the runner for the command queued with the file.
+    fn start_action(&self) {
+        if !self.has_action() {
             return;
-        };
-        let Some(command) = partner
-            .post_receive
-            .clone()
-            .filter(|c| !c.trim().is_empty())
-        else {
-            return;
-        };
-        let s = &self.sfid;
-        let env = vec![
-            ("OS4X_FILE", path.to_string_lossy().into_owned()),
-            ("OS4X_PARTNER", partner.id.to_string()),
-            ("OS4X_DATASET", s.dataset_name.to_string()),
-            ("OS4X_TIMESTAMP", s.timestamp.to_string()),
-            ("OS4X_ORIGINATOR", s.originator.to_string()),
-            ("OS4X_DESTINATION", s.destination.to_string()),
-            ("OS4X_USER_DATA", s.user_data.to_string()),
-            ("OS4X_FORMAT", s.format.to_string()),
-            ("OS4X_RECORD_LENGTH", s.max_record_size.to_string()),
-            ("OS4X_RECORDS", counts.records.to_string()),
-            ("OS4X_BYTES", counts.units.to_string()),
-            ("OS4X_DESCRIPTION", s.description.clone()),
-            ("OS4X_RECEIVED_ID", self.row.to_string()),
-        ];
-        let action = Action {
-            received_id: self.row,
-            command,
-            path: path.to_owned(),
-            env,
-        };
+        }
         match &self.store.actions {
             Some(tx) => {
-                if tx.send(action).is_err() {
+                if tx.send(()).is_err() {
                     tracing::error!(
                         received = self.row,
-                        "post-receive runner stopped; command not run"
+                        "post-receive runner stopped; the command stays queued for the next start"
                     );
                 }
             }
-            None => tracing::error!(
+            None => tracing::warn!(
                 received = self.row,
-                "no runtime for post-receive commands; command not run"
+                "no runtime for post-receive commands; the command stays queued"
             ),
-        }
-    }
-}
-
-/// Runs post-receive commands one after another and records their exit
-/// status (`-1`: could not start or timed out; `128+n`: killed by signal
-/// `n`). The file stays where it is whatever the command does.
-async fn run_actions(
-    db: Db,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Action>,
-    timeout: Duration,
-) {
-    use std::os::unix::process::ExitStatusExt;
-    while let Some(a) = rx.recv().await {
-        let mut cmd = tokio::process::Command::new("/bin/sh");
-        cmd.arg("-c")
-            .arg(&a.command)
-            .arg("os4x-post-receive")
-            .arg(&a.path)
-            .envs(a.env.iter().map(|(k, v)| (*k, v)))
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
-        let code: i64 = match cmd.spawn() {
-            Err(e) => {
-                tracing::error!(received = a.received_id, command = %a.command, error = %e, "cannot start post-receive command");
-                -1
-            }
-            Ok(mut child) => match tokio::time::timeout(timeout, child.wait()).await {
-                Ok(Ok(status)) => status
-                    .code()
-                    .map(i64::from)
-                    .or_else(|| status.signal().map(|s| 128 + i64::from(s)))
-                    .unwrap_or(-1),
-                Ok(Err(e)) => {
-                    tracing::error!(received = a.received_id, error = %e, "post-receive command lost");
-                    -1
-                }
-                Err(_) => {
-                    let _ = child.kill().await;
-                    tracing::error!(received = a.received_id, command = %a.command, timeout = ?timeout, "post-receive command timed out and was killed");
-                    -1
-                }
-            },
-        };
-        if code == 0 {
-            tracing::info!(received = a.received_id, file = %a.path.display(), "post-receive command succeeded");
-        } else {
-            tracing::warn!(received = a.received_id, file = %a.path.display(), exit = code, "post-receive command failed; the file stays in the inbox");
-        }
-        let conn = db.lock();
-        if let Err(e) = conn.execute(
-            "UPDATE os4x_received_files SET action_exit = ?2, action_at = ?3 WHERE id = ?1",
-            params![a.received_id, code, unix_now()],
-        ) {
-            tracing::error!(received = a.received_id, error = %e, "cannot record the post-receive exit status");
         }
     }
 }

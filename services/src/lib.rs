@@ -14,13 +14,17 @@
 //! - [`station`]: `[local]`, this station's OFTP identity.
 //! - [`partner`], [`partner_cli`]: trading partners, `os4x partner`.
 //! - [`inbox`]: the durable inbox of received files, receipts due.
+//! - [`actions`]: post-receive commands, queued durably with the file.
 //! - [`rd`]: the receive daemons `os4xrd_tcpip`, `os4xrd_tcpip_tls`, `os4xrd`.
 //! - [`queue`], [`sq`]: the send queue and its daemon `os4xsqd`.
+//! - [`receipts`]: EERPs/NERPs partners deliver for files we sent: who
+//!   may settle which entry.
 //! - [`security`]: OFTP2 security in the daemons: key pairs, partner
 //!   certificates, CRLs, file services, signed receipts.
 //! - [`isdn`]: OFTP over ISDN (CAPI): `os4xrd_capi_<n>`, controller settings.
 //! - [`web_settings`]: `[web]`, the web administration service `os4x-web`.
 
+pub mod actions;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -36,6 +40,7 @@ pub mod partner_cli;
 pub mod pidctl;
 pub mod queue;
 pub mod rd;
+pub mod receipts;
 pub mod security;
 pub mod sq;
 pub mod station;

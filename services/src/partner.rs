@@ -103,6 +103,18 @@ pub struct Partner {
     /// File services for files we send the partner, and the secure
     /// authentication requirement.
     pub security: SecurityPolicy,
+    /// Originators (SFIDORIG) the partner may send files for besides
+    /// itself: a hub forwarding files of others. Empty: only itself.
+    #[serde(serialize_with = "ser_ids")]
+    pub originators: Vec<OdetteId>,
+    /// Other partners that may deliver receipts (EERP/NERP) for files we
+    /// sent to this partner (a receipt routed back another way). Empty:
+    /// only this partner.
+    #[serde(serialize_with = "ser_ids")]
+    pub receipts_via: Vec<OdetteId>,
+    /// Octets the partner's inbox directory may hold (files not yet taken
+    /// away plus partial files); `None`: no quota.
+    pub inbox_quota: Option<u64>,
 }
 
 /// What a partner's sessions and outgoing files get (RFC 5024 sections
@@ -172,6 +184,33 @@ fn ser_suite<S: serde::Serializer>(v: &CipherSuite, s: S) -> Result<S::Ok, S::Er
     s.serialize_str(&format!("{:02}", v.code()))
 }
 
+fn ser_ids<S: serde::Serializer>(v: &[OdetteId], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|id| id.as_str()))
+}
+
+/// A list of Odette IDs as stored: space separated.
+fn ids_text(ids: &[OdetteId]) -> Option<String> {
+    (!ids.is_empty()).then(|| {
+        ids.iter()
+            .map(|i| i.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
+}
+
+/// Parses a list of Odette IDs separated by spaces or commas (as stored,
+/// or as given on the command line).
+pub fn parse_ids(text: &str) -> Result<Vec<OdetteId>, String> {
+    let mut out: Vec<OdetteId> = Vec::new();
+    for part in text.split([',', ' ', '\n', '\t']).filter(|p| !p.is_empty()) {
+        let id = OdetteId::new(part).map_err(|e| format!("Odette ID {part:?}: {e}"))?;
+        if !out.iter().any(|o| o.eq_ignore_case(&id)) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
 fn ser_display<T: fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)
 }
@@ -210,7 +249,22 @@ impl Partner {
             enabled: true,
             certificate: None,
             security: SecurityPolicy::default(),
+            originators: Vec::new(),
+            receipts_via: Vec::new(),
+            inbox_quota: None,
         }
+    }
+
+    /// Whether the partner may send us a file whose SFIDORIG is `id`:
+    /// its own, or one of [`Partner::originators`].
+    pub fn may_originate(&self, id: &OdetteId) -> bool {
+        id.eq_ignore_case(&self.id) || self.originators.iter().any(|o| o.eq_ignore_case(id))
+    }
+
+    /// Whether partner `from` may deliver receipts for files we sent to
+    /// this partner.
+    pub fn accepts_receipts_from(&self, from: &OdetteId) -> bool {
+        from.eq_ignore_case(&self.id) || self.receipts_via.iter().any(|o| o.eq_ignore_case(from))
     }
 
     /// Whether `password` is the one this partner must send. Compared
@@ -248,7 +302,7 @@ pub struct PartnerStore {
 const COLUMNS: &str = "odette_id, name, password_in, password_out, direction, tls_required, \
      client_cert_required, client_cert_sha256, post_receive, enabled, client_ca, certificate, \
      sign_files, encrypt_files, compress_files, signed_eerp, cipher_suite, secure_auth, \
-     require_signed, require_encrypted";
+     require_signed, require_encrypted, originators, receipts_via, inbox_quota";
 
 impl PartnerStore {
     pub fn new(db: Db) -> PartnerStore {
@@ -296,7 +350,7 @@ impl PartnerStore {
             &format!(
                 "INSERT INTO os4x_partners ({COLUMNS}, created_at, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, ?14, ?15, ?16, \
-                 ?17, ?18, ?19, ?20, ?21, ?12, ?12)"
+                 ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?12, ?12)"
             ),
             p,
         )?;
@@ -321,7 +375,8 @@ impl PartnerStore {
              client_cert_sha256 = ?8, post_receive = ?9, enabled = ?10, client_ca = ?11, \
              updated_at = ?12, certificate = ?13, sign_files = ?14, encrypt_files = ?15, \
              compress_files = ?16, signed_eerp = ?17, cipher_suite = ?18, secure_auth = ?19, \
-             require_signed = ?20, require_encrypted = ?21 \
+             require_signed = ?20, require_encrypted = ?21, originators = ?22, \
+             receipts_via = ?23, inbox_quota = ?24 \
              WHERE odette_id = ?1",
             p,
         )?
@@ -347,7 +402,8 @@ impl PartnerStore {
 
 /// The CA path as stored: SQLite TEXT holds UTF-8 only.
 /// Runs `sql` with `p` bound as ?1..?11 in [`COLUMNS`] order, the
-/// current time as ?12 and the security columns as ?13..?21: the one place that maps a partner to its row, for
+/// current time as ?12, the security columns as ?13..?21 and the limits as
+/// ?22..?24: the one place that maps a partner to its row, for
 /// both insert and update. The outer error is a partner that cannot be
 /// stored; the inner one is SQLite's, for the caller to interpret.
 fn execute_row(
@@ -381,7 +437,10 @@ fn execute_row(
             sec.cipher_suite.code(),
             sec.secure_auth,
             sec.require_signed,
-            sec.require_encrypted
+            sec.require_encrypted,
+            ids_text(&p.originators),
+            ids_text(&p.receipts_via),
+            p.inbox_quota.map(|q| i64::try_from(q).unwrap_or(i64::MAX))
         ],
     ))
 }
@@ -447,6 +506,12 @@ fn from_row(r: &Row<'_>) -> Result<Partner, PartnerError> {
             require_signed: flag(18)?,
             require_encrypted: flag(19)?,
         },
+        originators: parse_ids(&opt(20)?.unwrap_or_default()).map_err(corrupt)?,
+        receipts_via: parse_ids(&opt(21)?.unwrap_or_default()).map_err(corrupt)?,
+        inbox_quota: r
+            .get::<_, Option<i64>>(22)
+            .map_err(|e| corrupt(e.to_string()))?
+            .map(|q| u64::try_from(q).unwrap_or(0)),
     })
 }
 
@@ -495,7 +560,15 @@ mod tests {
         p.security.sign = true;
         p.security.signed_eerp = true;
         p.security.cipher_suite = CipherSuite::Other(3);
+        p.originators = parse_ids("O0013000000HUBA, O0013000000HUBB").unwrap();
+        p.receipts_via = parse_ids("O0013000000VAN").unwrap();
+        p.inbox_quota = Some(5 << 30);
         store.add(&p).unwrap();
+        assert!(p.may_originate(&OdetteId::new("o0013000000huba").unwrap()));
+        assert!(p.may_originate(&p.id));
+        assert!(!p.may_originate(&OdetteId::new("O0013000000OTHER").unwrap()));
+        assert!(p.accepts_receipts_from(&OdetteId::new("O0013000000VAN").unwrap()));
+        assert!(!p.accepts_receipts_from(&OdetteId::new("O0013000000HUBA").unwrap()));
         assert!(matches!(store.add(&p), Err(PartnerError::Exists(_))));
         let got = store.get("o0013000000partner1").unwrap().unwrap();
         assert_eq!(got, p);

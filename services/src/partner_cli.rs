@@ -9,7 +9,9 @@ use oftp2::value::{CipherSuite, OdetteId, Password};
 use crate::config::Config;
 use crate::db::Db;
 use crate::exit;
-use crate::partner::{normalize_sha256, Directions, Partner, PartnerError, PartnerStore};
+use crate::partner::{
+    normalize_sha256, parse_ids, Directions, Partner, PartnerError, PartnerStore,
+};
 
 /// Manage trading partners
 #[derive(Debug, Subcommand)]
@@ -82,6 +84,8 @@ pub struct AddArgs {
     disabled: bool,
     #[command(flatten)]
     security: SecurityArgs,
+    #[command(flatten)]
+    limits: LimitsArgs,
 }
 
 /// OFTP2 security of a partner (RFC 5024 sections 4.2.3 and 6).
@@ -120,6 +124,64 @@ pub struct SecurityArgs {
     /// Refuse unencrypted files from the partner (SFNA 17)
     #[arg(long, value_name = "BOOL")]
     require_encrypted: Option<bool>,
+}
+
+/// What a partner may do beyond its own files, and how much it may store.
+#[derive(Debug, Args)]
+pub struct LimitsArgs {
+    /// Originators (SFIDORIG) the partner may send files for besides
+    /// itself, comma separated (a hub forwarding others' files); "" allows
+    /// only the partner itself (SFNA 03 for others)
+    #[arg(long, value_name = "IDS")]
+    originators: Option<String>,
+    /// Other partners that may deliver EERPs/NERPs for files we send to
+    /// this partner, comma separated; "" allows only the partner itself
+    #[arg(long, value_name = "IDS")]
+    receipts_via: Option<String>,
+    /// Most octets the partner's inbox directory may hold (received files
+    /// not yet taken away plus partial ones), e.g. 500M, 20G; "none"
+    /// removes the quota
+    #[arg(long, value_name = "SIZE")]
+    inbox_quota: Option<String>,
+}
+
+/// Parses a size: octets, or with a K/M/G/T suffix (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("{s:?}: unknown unit; use K, M, G or T")),
+            };
+            (&t[..i], shift)
+        }
+        _ => (t, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a size like 1048576, 500M or 20G"))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{s:?}: too large"))
+}
+
+fn apply_limits(p: &mut Partner, a: LimitsArgs) -> Result<(), String> {
+    if let Some(v) = a.originators {
+        p.originators = parse_ids(&v).map_err(|e| format!("--originators: {e}"))?;
+    }
+    if let Some(v) = a.receipts_via {
+        p.receipts_via = parse_ids(&v).map_err(|e| format!("--receipts-via: {e}"))?;
+    }
+    if let Some(v) = a.inbox_quota {
+        p.inbox_quota = match v.trim() {
+            "" | "none" => None,
+            q => Some(parse_size(q).map_err(|e| format!("--inbox-quota: {e}"))?),
+        };
+    }
+    Ok(())
 }
 
 fn parse_suite(s: &str) -> Result<CipherSuite, String> {
@@ -223,6 +285,8 @@ pub struct SetArgs {
     enabled: Option<bool>,
     #[command(flatten)]
     security: SecurityArgs,
+    #[command(flatten)]
+    limits: LimitsArgs,
 }
 
 fn parse_direction(s: &str) -> Result<Directions, String> {
@@ -306,6 +370,7 @@ fn partner(store: &PartnerStore, cmd: PartnerCommand) -> Result<(), Failure> {
             p.post_receive = a.post_receive.filter(|c| !c.is_empty());
             p.enabled = !a.disabled;
             apply_security(&mut p, a.security).map_err(usage)?;
+            apply_limits(&mut p, a.limits).map_err(usage)?;
             store.add(&p)?;
             println!("partner {} added", p.id);
             if p.client_ca.is_some() {
@@ -393,6 +458,19 @@ fn partner(store: &PartnerStore, cmd: PartnerCommand) -> Result<(), Failure> {
                     sec.cipher_suite.code()
                 );
                 println!("secure_auth:          {}", yes(sec.secure_auth));
+                let ids = |v: &[OdetteId]| {
+                    if v.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        v.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(",")
+                    }
+                };
+                println!("originators:          {}", ids(&p.originators));
+                println!("receipts_via:         {}", ids(&p.receipts_via));
+                println!(
+                    "inbox_quota:          {}",
+                    p.inbox_quota.map_or_else(|| "-".into(), |q| q.to_string())
+                );
                 println!(
                     "incoming files:       signature required {}, encryption required {}",
                     yes(sec.require_signed),
@@ -448,6 +526,7 @@ fn partner(store: &PartnerStore, cmd: PartnerCommand) -> Result<(), Failure> {
                 p.enabled = v;
             }
             apply_security(&mut p, s.security).map_err(usage)?;
+            apply_limits(&mut p, s.limits).map_err(usage)?;
             let ca_changed = new_ca.as_ref().is_some_and(|ca| *ca != p.client_ca);
             if let Some(ca) = new_ca {
                 p.client_ca = ca;

@@ -489,6 +489,28 @@ impl ReceiptMatch {
     }
 }
 
+/// The queue entry a receipt names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptEntry {
+    pub id: i64,
+    /// The partner the file was sent to.
+    pub partner: String,
+    pub state: EntryState,
+    /// `none`, `awaiting`, `overdue`, `eerp` or `nerp`.
+    pub eerp: String,
+}
+
+/// What [`QueueStore::apply_receipt`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceiptApplied {
+    /// The entry is delivered (EERP) or failed (NERP) now.
+    Applied,
+    /// An earlier receipt settled the entry; it stands.
+    AlreadySettled { first: String },
+    /// The entry was not sent (or not completely): nothing is awaited.
+    NotAwaiting { state: EntryState },
+}
+
 /// What was done to a queued file (file services) and requested for its
 /// receipt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -981,22 +1003,6 @@ impl QueueStore {
         .map_err(|e| self.sql(e))
     }
 
-    /// The protection of the entry a receipt answers.
-    pub fn protection(&self, m: &ReceiptMatch) -> Result<Option<Protection>, QueueError> {
-        let conn = self.db.lock();
-        conn.query_row(
-            &format!(
-                "SELECT id, file_hash, cipher_suite, signed_eerp, protected_path, file_services \
-                 FROM os4x_send_queue {}",
-                ReceiptMatch::WHERE
-            ),
-            m.params(),
-            protection_from_row,
-        )
-        .optional()
-        .map_err(|e| self.sql(e))
-    }
-
     /// Records the file services applied to entry `id` (once, before its
     /// first transmission).
     pub fn set_protection(&self, p: &Protection) -> Result<(), QueueError> {
@@ -1038,63 +1044,80 @@ impl QueueStore {
         Ok(())
     }
 
-    /// An EERP arrived: the matching entry is delivered. Returns its id.
-    pub fn eerp_received(&self, m: &ReceiptMatch) -> Result<Option<i64>, QueueError> {
-        self.receipt(m, "delivered", "eerp", None)
-    }
-
-    /// A NERP arrived: the matching entry failed with `text`.
-    pub fn nerp_received(&self, m: &ReceiptMatch, text: &str) -> Result<Option<i64>, QueueError> {
-        self.receipt(m, "failed", "nerp", Some(text))
-    }
-
-    /// Applies a receipt to its entry. The first receipt for a file is
-    /// final: a partner that repeats one (its RTR was lost) or contradicts
-    /// it (NERP after EERP) does not change the entry again; the id is
-    /// still returned, so the caller knows the file.
-    fn receipt(
-        &self,
-        m: &ReceiptMatch,
-        state: &str,
-        eerp: &str,
-        text: Option<&str>,
-    ) -> Result<Option<i64>, QueueError> {
+    /// The entry a receipt names (by the virtual file's identity alone:
+    /// who may settle it is the caller's check, see [`crate::receipts`]).
+    pub fn receipt_entry(&self, m: &ReceiptMatch) -> Result<Option<ReceiptEntry>, QueueError> {
         let conn = self.db.lock();
-        let now = unix_now();
-        let found: Option<(i64, String)> = conn
+        let found: Option<(i64, String, String, String)> = conn
             .query_row(
                 &format!(
-                    "SELECT id, eerp FROM os4x_send_queue {}",
+                    "SELECT id, partner, state, eerp FROM os4x_send_queue {}",
                     ReceiptMatch::WHERE
                 ),
                 m.params(),
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()
             .map_err(|e| self.sql(e))?;
-        let Some((id, before)) = found else {
-            return Ok(None);
+        found
+            .map(|(id, partner, state, eerp)| {
+                Ok(ReceiptEntry {
+                    id,
+                    partner,
+                    state: state.parse().map_err(|e: String| {
+                        QueueError::Db(self.db.error(rusqlite::Error::InvalidColumnType(
+                            2,
+                            e,
+                            rusqlite::types::Type::Text,
+                        )))
+                    })?,
+                    eerp,
+                })
+            })
+            .transpose()
+    }
+
+    /// Applies a receipt to entry `id`: an EERP (`nerp` `None`) delivers
+    /// it, a NERP fails it with the text. Only an entry awaiting its
+    /// receipt changes; the first receipt for a file is final (a partner
+    /// that repeats one because its RTR was lost, or contradicts it, does
+    /// not change the entry again).
+    pub fn apply_receipt(
+        &self,
+        id: i64,
+        nerp: Option<&str>,
+    ) -> Result<ReceiptApplied, QueueError> {
+        let (state, eerp) = match nerp {
+            None => ("delivered", "eerp"),
+            Some(_) => ("failed", "nerp"),
         };
-        if before == "eerp" || before == "nerp" {
-            if before != eerp {
-                tracing::warn!(
-                    entry = id,
-                    file = %format!("{} {}", m.dataset_name, m.file_timestamp),
-                    first = %before,
-                    now = eerp,
-                    "partner sent a receipt contradicting its earlier one; the first stands"
-                );
-            }
-            return Ok(Some(id));
+        let conn = self.db.lock();
+        let now = unix_now();
+        let n = conn
+            .execute(
+                "UPDATE os4x_send_queue SET state = ?2, eerp = ?3, eerp_text = ?4, \
+                 last_error = COALESCE(?4, last_error), delivered_at = CASE WHEN ?2 = 'delivered' \
+                 THEN ?5 ELSE delivered_at END, updated_at = ?5 WHERE id = ?1 \
+                 AND state = 'sent-awaiting-eerp' AND eerp IN ('awaiting', 'overdue')",
+                params![id, state, eerp, nerp, now],
+            )
+            .map_err(|e| self.sql(e))?;
+        if n == 1 {
+            return Ok(ReceiptApplied::Applied);
         }
-        conn.execute(
-            "UPDATE os4x_send_queue SET state = ?2, eerp = ?3, eerp_text = ?4, \
-             last_error = COALESCE(?4, last_error), delivered_at = CASE WHEN ?2 = 'delivered' \
-             THEN ?5 ELSE delivered_at END, updated_at = ?5 WHERE id = ?1",
-            params![id, state, eerp, text, now],
-        )
-        .map_err(|e| self.sql(e))?;
-        Ok(Some(id))
+        let (now_state, first): (String, String) = conn
+            .query_row(
+                "SELECT state, eerp FROM os4x_send_queue WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| self.sql(e))?;
+        if first == "eerp" || first == "nerp" {
+            return Ok(ReceiptApplied::AlreadySettled { first });
+        }
+        Ok(ReceiptApplied::NotAwaiting {
+            state: now_state.parse().unwrap_or(EntryState::Queued),
+        })
     }
 
     /// Flags entries whose EERP is overdue by their partner's
@@ -1355,7 +1378,12 @@ mod tests {
             originator: local.to_string(),
             destination: "O0013000000B".into(),
         };
-        assert_eq!(q.eerp_received(&m).unwrap(), Some(e.id));
+        let entry = q.receipt_entry(&m).unwrap().unwrap();
+        assert_eq!(
+            (entry.id, entry.partner.as_str(), entry.state),
+            (e.id, "O0013000000B", EntryState::SentAwaitingEerp)
+        );
+        assert_eq!(q.apply_receipt(e.id, None).unwrap(), ReceiptApplied::Applied);
         let got = q.get(e.id).unwrap().unwrap();
         assert_eq!(
             (got.state, got.eerp.as_str()),
@@ -1365,7 +1393,7 @@ mod tests {
             file_timestamp: "202001010000000000".into(),
             ..m
         };
-        assert_eq!(q.eerp_received(&other).unwrap(), None);
+        assert_eq!(q.receipt_entry(&other).unwrap(), None);
     }
 
     #[test]
@@ -1382,22 +1410,35 @@ mod tests {
             originator: local.to_string(),
             destination: f.partner.to_string(),
         };
-        assert_eq!(q.eerp_received(&m).unwrap(), Some(e.id));
+        assert_eq!(q.receipt_entry(&m).unwrap().unwrap().id, e.id);
+        assert_eq!(q.apply_receipt(e.id, None).unwrap(), ReceiptApplied::Applied);
         let delivered = q.get(e.id).unwrap().unwrap();
         // Repeated, then contradicted: the entry stays delivered.
-        assert_eq!(q.eerp_received(&m).unwrap(), Some(e.id));
-        assert_eq!(q.nerp_received(&m, "NERP late").unwrap(), Some(e.id));
+        let first = ReceiptApplied::AlreadySettled {
+            first: "eerp".into(),
+        };
+        assert_eq!(q.apply_receipt(e.id, None).unwrap(), first);
+        assert_eq!(q.apply_receipt(e.id, Some("NERP late")).unwrap(), first);
         assert_eq!(q.get(e.id).unwrap().unwrap(), delivered);
 
+        // A file not sent yet awaits no receipt: nothing changes.
         let f = new_file(dir.path(), "NOPE", b"2");
         let e = q.enqueue(&f, &local, &dir.path().join("outbox")).unwrap();
-        let m = ReceiptMatch {
-            dataset_name: "NOPE".into(),
-            file_timestamp: e.file_timestamp.clone(),
-            ..m
-        };
-        assert_eq!(q.nerp_received(&m, "NERP 34").unwrap(), Some(e.id));
-        assert_eq!(q.eerp_received(&m).unwrap(), Some(e.id));
+        assert_eq!(
+            q.apply_receipt(e.id, Some("NERP 34")).unwrap(),
+            ReceiptApplied::NotAwaiting {
+                state: EntryState::Queued
+            }
+        );
+        q.claim_next(&e.partner, 1).unwrap().unwrap();
+        q.sent(e.id).unwrap();
+        assert_eq!(q.apply_receipt(e.id, Some("NERP 34")).unwrap(), ReceiptApplied::Applied);
+        assert_eq!(
+            q.apply_receipt(e.id, None).unwrap(),
+            ReceiptApplied::AlreadySettled {
+                first: "nerp".into()
+            }
+        );
         let got = q.get(e.id).unwrap().unwrap();
         assert_eq!(
             (got.state, got.eerp.as_str(), got.last_error.as_deref()),
@@ -1492,7 +1533,8 @@ mod tests {
             originator: local.to_string(),
             destination: f.partner.to_string(),
         };
-        assert_eq!(q.eerp_received(&m).unwrap(), Some(e.id));
+        assert_eq!(q.receipt_entry(&m).unwrap().unwrap().id, e.id);
+        assert_eq!(q.apply_receipt(e.id, None).unwrap(), ReceiptApplied::Applied);
     }
 
     #[test]

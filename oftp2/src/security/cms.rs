@@ -447,9 +447,17 @@ pub fn compress(content: &[u8]) -> Result<Vec<u8>, CmsError> {
         })
 }
 
-/// Decompress a CMS CompressedData.
+/// Decompress a CMS CompressedData (at most [`MAX_DECOMPRESSED`]).
 pub fn decompress(data: &[u8]) -> Result<Vec<u8>, CmsError> {
+    decompress_limited(data, MAX_DECOMPRESSED)
+}
+
+/// Decompress a CMS CompressedData whose content may be at most `limit`
+/// octets: decompression stops as soon as the output exceeds it, so a
+/// zlib bomb never costs more than `limit` in memory.
+pub fn decompress_limited(data: &[u8], limit: u64) -> Result<Vec<u8>, CmsError> {
     use std::io::Read;
+    let limit = limit.min(MAX_DECOMPRESSED);
     let any = open_content_info(data, ID_CT_COMPRESSED_DATA, "CompressedData")?;
     let cd: CompressedData = any.decode_as().map_err(malformed)?;
     if cd.compression_alg.oid != ID_ALG_ZLIB_COMPRESS {
@@ -460,11 +468,13 @@ pub fn decompress(data: &[u8]) -> Result<Vec<u8>, CmsError> {
     let zipped = id_data_content(&cd.encap_content_info)?;
     let mut out = Vec::new();
     flate2::read::ZlibDecoder::new(&zipped[..])
-        .take(MAX_DECOMPRESSED + 1)
+        .take(limit + 1)
         .read_to_end(&mut out)
         .map_err(|e| CmsError::Decompression(e.to_string()))?;
-    if out.len() as u64 > MAX_DECOMPRESSED {
-        return Err(CmsError::Decompression("content larger than 8 GiB".into()));
+    if out.len() as u64 > limit {
+        return Err(CmsError::Decompression(format!(
+            "content larger than the {limit} octets the file may have (SFIDOSIZ); refused as a possible zlib bomb"
+        )));
     }
     Ok(out)
 }

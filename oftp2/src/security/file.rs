@@ -318,7 +318,8 @@ pub fn unprotect(
         cipher = Some(used);
     }
     if compressed {
-        data = cms::decompress(&data).map_err(FileServiceError::Decompression)?;
+        data = cms::decompress_limited(&data, decompression_limit(sfid))
+            .map_err(FileServiceError::Decompression)?;
     }
     let mut signer = None;
     if signed {
@@ -339,6 +340,43 @@ pub fn unprotect(
 pub fn file_hash(transmitted: &[u8], suite: CipherSuite) -> Result<Vec<u8>, SuiteError> {
     let (_, digest) = suite::algorithms(suite)?;
     Ok(digest.digest(transmitted))
+}
+
+/// [`file_hash`] of a transmitted file read from `reader` in constant
+/// memory. The outer error is the reader's.
+pub fn file_hash_reader(
+    reader: impl std::io::Read,
+    suite: CipherSuite,
+) -> std::io::Result<Result<Vec<u8>, SuiteError>> {
+    let digest = match suite::algorithms(suite) {
+        Ok((_, d)) => d,
+        Err(e) => return Ok(Err(e)),
+    };
+    digest.digest_reader(reader).map(Ok)
+}
+
+/// Slack over SFIDOSIZ allowed when decompressing: the size is counted in
+/// 1K blocks, and a signed-then-compressed file decompresses to the
+/// SignedData around the original (signature, certificates).
+pub const DECOMPRESSION_SLACK: u64 = 1 << 20;
+
+/// The most octets a compressed file of `sfid` may decompress to: the
+/// announced original size (SFIDOSIZ) plus 1/8 and [`DECOMPRESSION_SLACK`].
+/// An SFIDOSIZ of 0 (some implementations leave it empty) falls back to
+/// zlib's largest ratio, 1032:1, over the transmitted size (SFIDFSIZ);
+/// never more than [`cms::MAX_DECOMPRESSED`]. Past the limit the
+/// decompression stops (a zlib bomb costs at most this much memory).
+pub fn decompression_limit(sfid: &Sfid) -> u64 {
+    let announced = if sfid.original_file_size > 0 {
+        sfid.original_file_size
+    } else {
+        sfid.file_size.max(1).saturating_mul(1032)
+    };
+    let bytes = announced.saturating_mul(1024);
+    bytes
+        .saturating_add(bytes / 8)
+        .saturating_add(DECOMPRESSION_SLACK)
+        .min(cms::MAX_DECOMPRESSED)
 }
 
 /// What a receiver accepts (per-partner policy), checked against an SFID

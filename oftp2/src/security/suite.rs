@@ -84,6 +84,30 @@ impl DigestAlgorithm {
             DigestAlgorithm::Sha256 => sha2::Sha256::digest(data).to_vec(),
         }
     }
+
+    /// Hash everything `reader` yields, a buffer at a time, so a file of
+    /// any size is hashed in constant memory.
+    pub fn digest_reader(self, mut reader: impl std::io::Read) -> std::io::Result<Vec<u8>> {
+        use sha2::Digest;
+        fn run<D: Digest>(
+            mut d: D,
+            reader: &mut dyn std::io::Read,
+        ) -> std::io::Result<Vec<u8>> {
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) => return Ok(d.finalize().to_vec()),
+                    Ok(n) => d.update(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        match self {
+            DigestAlgorithm::Sha1 => run(sha1::Sha1::new(), &mut reader),
+            DigestAlgorithm::Sha256 => run(sha2::Sha256::new(), &mut reader),
+        }
+    }
 }
 
 /// A cipher suite this implementation cannot use.

@@ -101,6 +101,45 @@ pub trait IncomingFile: Write + Send {
     fn abort(&mut self) {}
 }
 
+/// What an [`IncomingFile`] returns, wrapped in an `io::Error`
+/// ([`EndSession::into_io`]), when the transfer must stop now rather than
+/// end with EFNA at EFID: the partner would otherwise keep sending until
+/// its EFID (a file far larger than announced, a disk at its reserve).
+/// The session answers ESID with this reason and text, and the writer's
+/// [`IncomingFile::abort`] runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndSession {
+    pub reason: EndSessionReason,
+    pub text: String,
+}
+
+impl EndSession {
+    pub fn new(reason: EndSessionReason, text: impl Into<String>) -> Self {
+        EndSession {
+            reason,
+            text: text.into(),
+        }
+    }
+
+    /// The error to return from `Write::write`.
+    pub fn into_io(self) -> std::io::Error {
+        std::io::Error::other(self)
+    }
+
+    /// The request inside an error returned by a writer, if it is one.
+    pub fn from_io(e: &std::io::Error) -> Option<&EndSession> {
+        e.get_ref().and_then(|inner| inner.downcast_ref::<EndSession>())
+    }
+}
+
+impl fmt::Display for EndSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ESID {}: {}", self.reason, self.text)
+    }
+}
+
+impl std::error::Error for EndSession {}
+
 /// A refusal with its RFC reason code and a text for the partner's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal<R> {

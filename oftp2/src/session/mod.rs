@@ -67,8 +67,8 @@ use crate::value::{
 };
 
 pub use app::{
-    Accepted, Authenticator, FileData, FileOffer, Handlers, Inbox, IncomingFile, Outbox,
-    OutgoingFile, Receipt, Refusal,
+    Accepted, Authenticator, EndSession, FileData, FileOffer, Handlers, Inbox, IncomingFile,
+    Outbox, OutgoingFile, Receipt, Refusal,
 };
 pub use config::{Config, ConfigError, Negotiated, Role};
 pub use event::{
@@ -1331,6 +1331,12 @@ impl Session {
                     }
                     tracing::warn!(file = %rx.file, error = %err, "receive failed; EFNA follows at EFID");
                     rx.failed = Some(Refusal::new(err.efna_reason()).with_text(err.to_string()));
+                }
+                (Ok(()), Err(err)) if EndSession::from_io(&err).is_some() => {
+                    let end = EndSession::from_io(&err).cloned();
+                    if let Some(end) = end {
+                        return self.abort_local(end.reason, end.text);
+                    }
                 }
                 (Ok(()), Err(err)) => {
                     tracing::warn!(file = %rx.file, error = %err, "writing failed; EFNA follows at EFID");

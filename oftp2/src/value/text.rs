@@ -146,6 +146,37 @@ macro_rules! alnum_type {
                 strict::<$n>($what, s, $empty, $space).map($name)
             }
 
+            /// Rebuilds a value that was received from a partner (and
+            /// stored, e.g. to echo it in a receipt): any printable ASCII
+            /// the codec accepts leniently (lowercase letters, characters
+            /// outside Appendix B), so an answer repeats exactly what the
+            /// partner sent. Length and emptiness rules still apply.
+            pub fn as_received(s: &str) -> Result<Self, ValueError> {
+                let trimmed = s.trim_end_matches(' ');
+                if trimmed.len() > $n {
+                    return Err(ValueError::TooLong {
+                        what: $what,
+                        len: trimmed.len(),
+                        max: $n,
+                    });
+                }
+                if trimmed.is_empty() && !$empty {
+                    return Err(ValueError::Empty { what: $what });
+                }
+                if let Some((pos, found)) = trimmed
+                    .chars()
+                    .enumerate()
+                    .find(|(_, c)| !(c.is_ascii_graphic() || *c == ' '))
+                {
+                    return Err(ValueError::InvalidChar {
+                        what: $what,
+                        found,
+                        pos,
+                    });
+                }
+                Ok($name(Inline::from_trimmed(trimmed.as_bytes())))
+            }
+
             /// Builds the value from a field as received, without the
             /// character checks (the caller has checked the octets are
             /// printable ASCII and recorded any deviation). `field` may be
@@ -373,6 +404,22 @@ mod tests {
         assert!(DatasetName::new("PAYMENTS.2024").is_ok());
         assert!(DatasetName::new("A B").is_err());
         assert!(DatasetName::new("ABC   ").is_ok());
+    }
+
+    #[test]
+    fn as_received_keeps_lenient_values() {
+        let d = DatasetName::as_received("invoice.2026").unwrap();
+        assert_eq!(d.as_str(), "invoice.2026");
+        assert!(!d.is_strict());
+        assert!(DatasetName::new("invoice.2026").is_err());
+        assert!(DatasetName::as_received("").is_err());
+        assert!(DatasetName::as_received(&"A".repeat(27)).is_err());
+        assert!(DatasetName::as_received("A\u{7f}").is_err());
+        assert_eq!(UserData::as_received("").unwrap(), UserData::EMPTY);
+        assert_eq!(
+            OdetteId::as_received("o0013000000x  ").unwrap().as_str(),
+            "o0013000000x"
+        );
     }
 
     #[test]

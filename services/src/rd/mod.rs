@@ -160,7 +160,7 @@ impl Server {
             storage,
             config.rd.inbox_dir.clone(),
             local_id,
-            config.rd.action_timeout,
+            crate::inbox::InboxLimits::from_config(&config.rd),
         );
         if let Some(s) = &security {
             inbox.set_security(s.clone());
@@ -522,7 +522,7 @@ impl Server {
                 }
             }
             Event::ReceiptReceived(receipt) => {
-                self.receipt_received(&partner_of(&ctx), session, &receipt);
+                self.receipt_received(&ctx, &receipt);
             }
             Event::Deviation(d) => {
                 tracing::info!(partner = %partner_of(&ctx), session, deviation = %d, "partner deviates from RFC 5024 (accepted)");
@@ -563,59 +563,22 @@ impl Server {
 impl Server {
     /// A partner delivered an EERP/NERP for a file the send side queued
     /// (partners often do so in a session they open themselves).
-    fn receipt_received(&self, partner: &str, session: u64, receipt: &Receipt) {
-        use crate::queue::ReceiptMatch;
-        let (m, nerp) = match receipt {
-            Receipt::Eerp(e) => (
-                ReceiptMatch {
-                    dataset_name: e.dataset_name.to_string(),
-                    file_timestamp: e.timestamp.to_string(),
-                    originator: e.destination.to_string(),
-                    destination: e.originator.to_string(),
-                },
-                None,
-            ),
-            Receipt::Nerp(n) => (
-                ReceiptMatch {
-                    dataset_name: n.dataset_name.to_string(),
-                    file_timestamp: n.timestamp.to_string(),
-                    originator: n.destination.to_string(),
-                    destination: n.originator.to_string(),
-                },
-                Some(format!("NERP from {}: {} {}", n.creator, n.reason, n.text)),
-            ),
+    fn receipt_received(&self, ctx: &SessionContext, receipt: &Receipt) {
+        let Some(partner) = ctx.partner.get() else {
+            return;
         };
-        let file = format!("{} {}", m.dataset_name, m.file_timestamp);
         let Some(queue) = &self.queue else {
-            tracing::warn!(
-                partner,
-                session,
-                file,
-                "receipt received but the send queue is unavailable"
-            );
+            tracing::warn!(partner = %partner.id, session = ctx.session, "receipt received but the send queue is unavailable");
             return;
         };
-        if !crate::security::check_receipt(self.security.as_deref(), queue, &m, receipt) {
-            return;
-        }
-        let result = match &nerp {
-            None => queue.eerp_received(&m),
-            Some(text) => queue.nerp_received(&m, text.trim_end()),
-        };
-        match result {
-            Ok(Some(entry)) => tracing::info!(
-                partner,
-                session,
-                file,
-                entry,
-                kind = if nerp.is_some() { "NERP" } else { "EERP" },
-                "receipt received for a sent file"
-            ),
-            Ok(None) => tracing::warn!(partner, session, file, "receipt for no known sent file"),
-            Err(e) => {
-                tracing::error!(partner, session, file, error = %e, "cannot record the receipt; the partner will not send it again")
-            }
-        }
+        crate::receipts::receipt_received(
+            queue,
+            &self.partners,
+            self.security.as_deref(),
+            &partner.id,
+            ctx.session,
+            receipt,
+        );
     }
 }
 

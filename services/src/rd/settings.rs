@@ -2,11 +2,23 @@
 //!
 //! ```toml
 //! [rd]
-//! max_sessions = 100        # concurrent sessions per daemon
-//! idle_timeout = 30         # seconds until TLS handshake and SSID are done
+//! max_sessions = 100        # concurrent sessions per daemon (after SSID)
+//! idle_timeout = 10         # seconds until TLS handshake and SSID are done
 //! response_timeout = 120    # seconds the partner may keep us waiting
 //! inbox_dir = "/var/lib/os4x/inbox"
 //! action_timeout = 600      # seconds a post-receive command may run
+//! max_pending = 64          # connections not yet past their SSID
+//! max_pending_per_ip = 8    # of those, from one address
+//! accept_rate = 5           # new connections per second per address ...
+//! accept_burst = 20         # ... with bursts up to this
+//! refusal_log_interval = 60 # seconds: refused connections, one summary line
+//! auth_failure_delay_ms = 1000  # wrong SSID: answer delayed, doubling ...
+//! auth_failure_delay_max = 30   # ... up to this many seconds
+//! auth_failure_window = 900     # seconds until failures are forgotten
+//! size_tolerance_percent = 10   # a file may exceed SFIDFSIZ by this ...
+//! size_slack_kb = 1024          # ... plus this
+//! disk_reserve_mb = 256     # free space kept on the inbox file system
+//! partial_expiry_days = 14  # partial files untouched this long go (0: never)
 //!
 //! [tcp]
 //! listen = ["0.0.0.0:3305"]
@@ -40,6 +52,18 @@ pub struct RdFile {
     response_timeout: Option<u64>,
     inbox_dir: Option<PathBuf>,
     action_timeout: Option<u64>,
+    max_pending: Option<u32>,
+    max_pending_per_ip: Option<u32>,
+    accept_rate: Option<u32>,
+    accept_burst: Option<u32>,
+    refusal_log_interval: Option<u64>,
+    auth_failure_delay_ms: Option<u64>,
+    auth_failure_delay_max: Option<u64>,
+    auth_failure_window: Option<u64>,
+    size_tolerance_percent: Option<u64>,
+    size_slack_kb: Option<u64>,
+    disk_reserve_mb: Option<u64>,
+    partial_expiry_days: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -71,6 +95,32 @@ pub struct RdConfig {
     pub inbox_dir: PathBuf,
     /// Longest run of a post-receive command before it is killed.
     pub action_timeout: Duration,
+    /// Connections that have not yet sent an accepted SSID (TLS handshake
+    /// included); more are closed at once.
+    pub max_pending: u32,
+    /// Of those, from one IP address.
+    pub max_pending_per_ip: u32,
+    /// New connections per second and IP address (token bucket of
+    /// `accept_burst`); more are closed at once.
+    pub accept_rate: u32,
+    pub accept_burst: u32,
+    /// Refused connections are logged as one summary line per interval.
+    pub refusal_log_interval: Duration,
+    /// First delay of the answer to a refused SSID; doubles with every
+    /// further failure of the same address or partner, up to
+    /// `auth_failure_delay_max`; failures are forgotten after
+    /// `auth_failure_window` without one.
+    pub auth_failure_delay: Duration,
+    pub auth_failure_delay_max: Duration,
+    pub auth_failure_window: Duration,
+    /// A file may exceed its announced size by this percentage plus
+    /// `size_slack` octets.
+    pub size_tolerance_percent: u64,
+    pub size_slack: u64,
+    /// Octets kept free on the inbox's file system.
+    pub disk_reserve: u64,
+    /// Partial files untouched this long are removed (`None`: never).
+    pub partial_expiry: Option<Duration>,
     /// `os4xrd_tcpip` binds these without socket activation.
     pub tcp_listen: Vec<SocketAddr>,
     pub tls: TlsConfig,
@@ -123,6 +173,10 @@ pub fn resolve(
         0 => Err(bad(key, "must be at least 1 second".into())),
         n => Ok(Duration::from_secs(n)),
     };
+    let at_least_1 = |key: &str, v: Option<u32>, default: u32| match v.unwrap_or(default) {
+        0 => Err(bad(key, "must be at least 1".into())),
+        n => Ok(n),
+    };
     let max_sessions = match rd.max_sessions.unwrap_or(100) {
         0 => return Err(bad("rd.max_sessions", "must be at least 1".into())),
         n => n,
@@ -137,11 +191,26 @@ pub fn resolve(
     }
     Ok(RdConfig {
         max_sessions,
-        idle_timeout: secs("rd.idle_timeout", rd.idle_timeout, 30)?,
+        idle_timeout: secs("rd.idle_timeout", rd.idle_timeout, 10)?,
         response_timeout: secs("rd.response_timeout", rd.response_timeout, 120)?,
         inbox_dir: absolute("rd.inbox_dir", rd.inbox_dir)?
             .unwrap_or_else(|| state_dir.join("inbox")),
         action_timeout: secs("rd.action_timeout", rd.action_timeout, 600)?,
+        max_pending: at_least_1("rd.max_pending", rd.max_pending, 64)?,
+        max_pending_per_ip: at_least_1("rd.max_pending_per_ip", rd.max_pending_per_ip, 8)?,
+        accept_rate: at_least_1("rd.accept_rate", rd.accept_rate, 5)?,
+        accept_burst: at_least_1("rd.accept_burst", rd.accept_burst, 20)?,
+        refusal_log_interval: secs("rd.refusal_log_interval", rd.refusal_log_interval, 60)?,
+        auth_failure_delay: Duration::from_millis(rd.auth_failure_delay_ms.unwrap_or(1000)),
+        auth_failure_delay_max: Duration::from_secs(rd.auth_failure_delay_max.unwrap_or(30)),
+        auth_failure_window: secs("rd.auth_failure_window", rd.auth_failure_window, 900)?,
+        size_tolerance_percent: rd.size_tolerance_percent.unwrap_or(10),
+        size_slack: rd.size_slack_kb.unwrap_or(1024).saturating_mul(1024),
+        disk_reserve: rd.disk_reserve_mb.unwrap_or(256).saturating_mul(1 << 20),
+        partial_expiry: match rd.partial_expiry_days.unwrap_or(14) {
+            0 => None,
+            d => Some(Duration::from_secs(d.saturating_mul(86_400))),
+        },
         tcp_listen: addrs("tcp.listen", tcp.listen, DEFAULT_TCP_LISTEN)?,
         tls: TlsConfig {
             listen: addrs("tls.listen", tls.listen, DEFAULT_TLS_LISTEN)?,
@@ -170,6 +239,10 @@ mod tests {
         assert_eq!(c.rd.tls.listen, vec!["0.0.0.0:6619".parse().unwrap()]);
         assert_eq!(c.rd.inbox_dir, Path::new("/var/lib/os4x/inbox"));
         assert_eq!(c.rd.max_sessions, 100);
+        assert_eq!(c.rd.idle_timeout.as_secs(), 10);
+        assert_eq!((c.rd.max_pending, c.rd.max_pending_per_ip), (64, 8));
+        assert_eq!(c.rd.disk_reserve, 256 << 20);
+        assert_eq!(c.rd.partial_expiry.map(|d| d.as_secs()), Some(14 * 86_400));
         assert!(c.rd.tls.certificate.is_none());
         assert!(c.local.odette_id.is_none());
         assert!(c.local.require_id().unwrap_err().contains("[local]"));
@@ -199,6 +272,8 @@ mod tests {
             ("[tcp]\nlisten = [\"localhost\"]\n", "tcp.listen"),
             ("[rd]\nmax_sessions = 0\n", "rd.max_sessions"),
             ("[rd]\nidle_timeout = 0\n", "rd.idle_timeout"),
+            ("[rd]\nmax_pending_per_ip = 0\n", "rd.max_pending_per_ip"),
+            ("[rd]\naccept_rate = 0\n", "rd.accept_rate"),
             ("[rd]\ninbox_dir = \"inbox\"\n", "rd.inbox_dir"),
             ("[tls]\ncertificate = \"/c.pem\"\n", "tls.private_key"),
             (

@@ -26,7 +26,7 @@ use oftp2::session::Receipt;
 use oftp2::value::{EndSessionReason, OdetteId};
 
 use crate::partner::{Partner, PartnerStore};
-use crate::queue::{QueueStore, ReceiptMatch};
+use crate::queue::QueueStore;
 use settings::{KeyPairFiles, SecurityConfig};
 
 /// How long before expiry a certificate is reported (`os4x-pidctl check`).
@@ -275,10 +275,11 @@ impl Security {
     /// Checks a received receipt against the queue entry it answers (the
     /// file hash stored when the file was protected) and the certificate
     /// of its creator, and stores the result with the entry. Returns
-    /// whether the receipt may be applied: an invalid signature is
-    /// rejected (the entry stays awaiting its EERP).
-    pub fn check_receipt(&self, queue: &QueueStore, m: &ReceiptMatch, r: &Receipt) -> bool {
-        check_receipt(Some(self), queue, m, r)
+    /// whether the receipt may be applied: an invalid signature, or an
+    /// unsigned receipt where a signed one was requested, is rejected
+    /// (the entry stays awaiting its EERP).
+    pub fn check_receipt(&self, queue: &QueueStore, entry: i64, r: &Receipt) -> bool {
+        check_receipt(Some(self), queue, entry, r)
     }
 }
 
@@ -306,14 +307,15 @@ pub fn load_for_daemon(
 pub fn check_receipt(
     security: Option<&Security>,
     queue: &QueueStore,
-    m: &ReceiptMatch,
+    entry: i64,
     r: &Receipt,
 ) -> bool {
-    let protection = match queue.protection(m) {
+    let protection = match queue.protection_of(entry) {
         Ok(p) => p,
         Err(e) => {
-            tracing::error!(error = %e, "cannot read the queue entry of a receipt");
-            return true;
+            // Unknown whether a signature was asked for: do not settle.
+            tracing::error!(entry, error = %e, "cannot read the queue entry of a receipt; not applied");
+            return false;
         }
     };
     let Some(protection) = protection else {
@@ -337,10 +339,12 @@ pub fn check_receipt(
     };
     let verification = receipt::verify_receipt(r, &signers, protection.file_hash.as_deref());
     let (status, text, accept) = match &verification {
+        // SFIDSIGN asked for a signed receipt: an unsigned one proves
+        // nothing about who received the file, so it settles nothing.
         ReceiptVerification::Unsigned if protection.signed_eerp_requested => (
             "unsigned",
-            format!("signed {kind} requested, unsigned {kind} received"),
-            true,
+            format!("signed {kind} requested, unsigned {kind} received; not applied"),
+            false,
         ),
         ReceiptVerification::Unsigned => ("unsigned", String::new(), true),
         ReceiptVerification::Valid { signer } => {
@@ -356,7 +360,7 @@ pub fn check_receipt(
             tracing::info!(entry = protection.id, creator = %creator, kind, signer = %text, "signed receipt verified")
         }
         _ if protection.signed_eerp_requested => {
-            tracing::warn!(entry = protection.id, creator = %creator, kind, "signed receipt requested but unsigned one received")
+            tracing::error!(entry = protection.id, creator = %creator, kind, "signed receipt requested but unsigned one received; rejected, the file stays awaiting its EERP")
         }
         _ => {}
     }

@@ -71,7 +71,7 @@ impl Shared {
             Arc::new(DiskStorage),
             config.rd.inbox_dir.clone(),
             local_id,
-            config.rd.action_timeout,
+            crate::inbox::InboxLimits::from_config(&config.rd),
         );
         let partners = PartnerStore::new(db);
         let security = crate::security::load_for_daemon(&config, partners.clone())?;

@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::Shared;
 use crate::inbox::{InboxStore, SessionContext, SessionInbox};
 use crate::partner::Partner;
-use crate::queue::{Entry, Protection, QueueStore, ReceiptMatch, Route};
+use crate::queue::{Entry, Protection, QueueStore, Route};
 use crate::security::Security;
 
 /// Octets between two restart checkpoints of a file being sent.
@@ -219,6 +219,8 @@ pub struct Exchange {
     end: Option<SessionEnd>,
     token: i64,
     security: Option<Arc<Security>>,
+    /// Who may deliver receipts for whose files.
+    partners: crate::partner::PartnerStore,
 }
 
 impl std::fmt::Debug for Exchange {
@@ -240,6 +242,7 @@ impl Exchange {
         random: Arc<dyn Fn() -> f64 + Send + Sync>,
     ) -> Exchange {
         Exchange {
+            partners: crate::partner::PartnerStore::new(queue.db().clone()),
             queue,
             inbox,
             ctx,
@@ -484,7 +487,7 @@ impl Exchange {
                         .failed(id, &format!("file cannot be sent: {error}"));
                 }
             }
-            Event::ReceiptReceived(receipt) => self.receipt_received(&partner, &receipt),
+            Event::ReceiptReceived(receipt) => self.receipt_received(&receipt),
             Event::ReceiptSent(receipt) => {
                 self.inbox.receipt_sent(&self.ctx, &receipt);
                 tracing::info!(partner, session = session_no, ?receipt, "receipt delivered");
@@ -497,63 +500,20 @@ impl Exchange {
         }
     }
 
-    fn receipt_received(&mut self, partner: &str, receipt: &Receipt) {
-        match receipt {
-            Receipt::Eerp(e) => {
-                let m = ReceiptMatch {
-                    dataset_name: e.dataset_name.to_string(),
-                    file_timestamp: e.timestamp.to_string(),
-                    originator: e.destination.to_string(),
-                    destination: e.originator.to_string(),
-                };
-                let file = format!("{} {}", m.dataset_name, m.file_timestamp);
-                if !crate::security::check_receipt(
-                    self.security.as_deref(),
-                    &self.queue,
-                    &m,
-                    receipt,
-                ) {
-                    return;
-                }
-                match self.queue.eerp_received(&m) {
-                    Ok(Some(id)) => {
-                        if let Some(s) = &self.stats {
-                            s.stats.changed();
-                        }
-                        tracing::info!(partner, entry = id, file, "EERP received; delivered")
-                    }
-                    Ok(None) => {
-                        tracing::warn!(partner, file, originator = %m.originator, "EERP for no known queue entry")
-                    }
-                    Err(e) => tracing::error!(error = %e, "cannot record the EERP"),
-                }
-            }
-            Receipt::Nerp(n) => {
-                let m = ReceiptMatch {
-                    dataset_name: n.dataset_name.to_string(),
-                    file_timestamp: n.timestamp.to_string(),
-                    originator: n.destination.to_string(),
-                    destination: n.originator.to_string(),
-                };
-                let text = format!("NERP from {}: {} {}", n.creator, n.reason, n.text);
-                if !crate::security::check_receipt(
-                    self.security.as_deref(),
-                    &self.queue,
-                    &m,
-                    receipt,
-                ) {
-                    return;
-                }
-                match self.queue.nerp_received(&m, text.trim_end()) {
-                    Ok(Some(id)) => {
-                        tracing::warn!(partner, entry = id, reason = %n.reason, "NERP received; failed")
-                    }
-                    Ok(None) => {
-                        tracing::warn!(partner, file = %m.dataset_name, "NERP for no known queue entry")
-                    }
-                    Err(e) => tracing::error!(error = %e, "cannot record the NERP"),
-                }
-            }
+    fn receipt_received(&mut self, receipt: &Receipt) {
+        let Some(partner) = self.ctx.partner.get() else {
+            return;
+        };
+        let outcome = crate::receipts::receipt_received(
+            &self.queue,
+            &self.partners,
+            self.security.as_deref(),
+            &partner.id,
+            self.ctx.session,
+            receipt,
+        );
+        if let (crate::receipts::Outcome::Applied(_), Some(s)) = (&outcome, &self.stats) {
+            s.stats.changed();
         }
     }
 }
