@@ -94,10 +94,16 @@ pub fn release_orphans(db: &Db) -> usize {
         ) {
             Ok(1) => {
                 released += 1;
-                tracing::warn!(received = id, owner = owner.as_deref().unwrap_or("-"), "post-receive command was interrupted (its daemon is gone); running it again");
+                tracing::warn!(
+                    received = id,
+                    owner = owner.as_deref().unwrap_or("-"),
+                    "post-receive command was interrupted (its daemon is gone); running it again"
+                );
             }
             Ok(_) => {}
-            Err(e) => tracing::error!(received = id, error = %e, "cannot requeue an interrupted post-receive command"),
+            Err(e) => {
+                tracing::error!(received = id, error = %e, "cannot requeue an interrupted post-receive command")
+            }
         }
     }
     released
@@ -116,7 +122,10 @@ fn claim(db: &Db, owner: &str) -> rusqlite::Result<Option<Job>> {
             [owner],
             |r| {
                 let text = |i: usize| r.get::<_, Option<String>>(i).map(Option::unwrap_or_default);
-                let num = |i: usize| r.get::<_, Option<i64>>(i).map(|n| n.unwrap_or(0).to_string());
+                let num = |i: usize| {
+                    r.get::<_, Option<i64>>(i)
+                        .map(|n| n.unwrap_or(0).to_string())
+                };
                 let id: i64 = r.get(0)?;
                 let partner = text(1)?;
                 let path = text(2)?;

@@ -1170,9 +1170,10 @@ impl ReceivingFile {
                 .map_err(|e| fail("cannot read the received file back", &e))?;
             f.seek(SeekFrom::Start(0))
                 .map_err(|e| fail("cannot read the received file back", &e))?;
-            fields.file_hash = cpu_heavy(|| file_services::file_hash_reader(f, self.sfid.cipher_suite))
-                .map_err(|e| fail("cannot read the received file back", &e))?
-                .ok();
+            fields.file_hash =
+                cpu_heavy(|| file_services::file_hash_reader(f, self.sfid.cipher_suite))
+                    .map_err(|e| fail("cannot read the received file back", &e))?
+                    .ok();
         } else if self.secured() {
             let transmitted = self
                 .read_transmitted()

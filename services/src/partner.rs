@@ -190,12 +190,7 @@ fn ser_ids<S: serde::Serializer>(v: &[OdetteId], s: S) -> Result<S::Ok, S::Error
 
 /// A list of Odette IDs as stored: space separated.
 fn ids_text(ids: &[OdetteId]) -> Option<String> {
-    (!ids.is_empty()).then(|| {
-        ids.iter()
-            .map(|i| i.as_str())
-            .collect::<Vec<_>>()
-            .join(" ")
-    })
+    (!ids.is_empty()).then(|| ids.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(" "))
 }
 
 /// Parses a list of Odette IDs separated by spaces or commas (as stored,

@@ -1082,11 +1082,7 @@ impl QueueStore {
     /// receipt changes; the first receipt for a file is final (a partner
     /// that repeats one because its RTR was lost, or contradicts it, does
     /// not change the entry again).
-    pub fn apply_receipt(
-        &self,
-        id: i64,
-        nerp: Option<&str>,
-    ) -> Result<ReceiptApplied, QueueError> {
+    pub fn apply_receipt(&self, id: i64, nerp: Option<&str>) -> Result<ReceiptApplied, QueueError> {
         let (state, eerp) = match nerp {
             None => ("delivered", "eerp"),
             Some(_) => ("failed", "nerp"),
@@ -1383,7 +1379,10 @@ mod tests {
             (entry.id, entry.partner.as_str(), entry.state),
             (e.id, "O0013000000B", EntryState::SentAwaitingEerp)
         );
-        assert_eq!(q.apply_receipt(e.id, None).unwrap(), ReceiptApplied::Applied);
+        assert_eq!(
+            q.apply_receipt(e.id, None).unwrap(),
+            ReceiptApplied::Applied
+        );
         let got = q.get(e.id).unwrap().unwrap();
         assert_eq!(
             (got.state, got.eerp.as_str()),
@@ -1411,7 +1410,10 @@ mod tests {
             destination: f.partner.to_string(),
         };
         assert_eq!(q.receipt_entry(&m).unwrap().unwrap().id, e.id);
-        assert_eq!(q.apply_receipt(e.id, None).unwrap(), ReceiptApplied::Applied);
+        assert_eq!(
+            q.apply_receipt(e.id, None).unwrap(),
+            ReceiptApplied::Applied
+        );
         let delivered = q.get(e.id).unwrap().unwrap();
         // Repeated, then contradicted: the entry stays delivered.
         let first = ReceiptApplied::AlreadySettled {
@@ -1432,7 +1434,10 @@ mod tests {
         );
         q.claim_next(&e.partner, 1).unwrap().unwrap();
         q.sent(e.id).unwrap();
-        assert_eq!(q.apply_receipt(e.id, Some("NERP 34")).unwrap(), ReceiptApplied::Applied);
+        assert_eq!(
+            q.apply_receipt(e.id, Some("NERP 34")).unwrap(),
+            ReceiptApplied::Applied
+        );
         assert_eq!(
             q.apply_receipt(e.id, None).unwrap(),
             ReceiptApplied::AlreadySettled {
@@ -1534,7 +1539,10 @@ mod tests {
             destination: f.partner.to_string(),
         };
         assert_eq!(q.receipt_entry(&m).unwrap().unwrap().id, e.id);
-        assert_eq!(q.apply_receipt(e.id, None).unwrap(), ReceiptApplied::Applied);
+        assert_eq!(
+            q.apply_receipt(e.id, None).unwrap(),
+            ReceiptApplied::Applied
+        );
     }
 
     #[test]

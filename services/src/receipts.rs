@@ -78,7 +78,9 @@ pub fn receipt_received(
     };
     match &outcome {
         Outcome::Applied(entry) => match nerp {
-            None => tracing::info!(partner = %from, session, entry, file, kind, "EERP received; delivered"),
+            None => {
+                tracing::info!(partner = %from, session, entry, file, kind, "EERP received; delivered")
+            }
             Some(reason) => {
                 tracing::warn!(partner = %from, session, entry, file, kind, reason = %reason, "NERP received; failed")
             }
@@ -114,10 +116,7 @@ fn settle(
             Ok(Some(p)) => p.accepts_receipts_from(from),
             Ok(None) => false,
             Err(e) => {
-                return Outcome::Refused(format!(
-                    "cannot read partner {}: {e}",
-                    entry.partner
-                ))
+                return Outcome::Refused(format!("cannot read partner {}: {e}", entry.partner))
             }
         };
     if !allowed {

@@ -89,10 +89,7 @@ impl DigestAlgorithm {
     /// any size is hashed in constant memory.
     pub fn digest_reader(self, mut reader: impl std::io::Read) -> std::io::Result<Vec<u8>> {
         use sha2::Digest;
-        fn run<D: Digest>(
-            mut d: D,
-            reader: &mut dyn std::io::Read,
-        ) -> std::io::Result<Vec<u8>> {
+        fn run<D: Digest>(mut d: D, reader: &mut dyn std::io::Read) -> std::io::Result<Vec<u8>> {
             let mut buf = vec![0u8; 256 * 1024];
             loop {
                 match reader.read(&mut buf) {

@@ -128,7 +128,8 @@ impl EndSession {
 
     /// The request inside an error returned by a writer, if it is one.
     pub fn from_io(e: &std::io::Error) -> Option<&EndSession> {
-        e.get_ref().and_then(|inner| inner.downcast_ref::<EndSession>())
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<EndSession>())
     }
 }
 

@@ -47,8 +47,9 @@ pub fn list(config: &Config, partner: Option<&str>) -> Result<Vec<Received>, Fai
         .prepare(
             "SELECT f.id, f.partner, f.dataset_name, f.file_timestamp, f.originator, \
              f.destination, f.state, f.final_path, f.units, f.received_at, \
-             COALESCE((SELECT CASE WHEN SUM(d.state = 'due') > 0 THEN 'due' ELSE 'sent' END \
-               FROM os4x_receipts_due d WHERE d.received_id = f.id), 'none') \
+             (SELECT CASE WHEN count(*) = 0 THEN 'none' \
+               WHEN SUM(d.state = 'due') > 0 THEN 'due' ELSE 'sent' END \
+               FROM os4x_receipts_due d WHERE d.received_id = f.id) \
              FROM os4x_received_files f WHERE ?1 IS NULL OR f.partner = ?1 COLLATE NOCASE \
              ORDER BY f.id DESC",
         )

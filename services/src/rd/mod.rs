@@ -21,9 +21,14 @@
 //!   count as received (failure → NERP 31-34), signed receipts are
 //!   checked before they settle a queue entry.
 //!
-//! Sessions beyond `[rd] max_sessions` are answered with SSRM and then
-//! ESID 08 (resources not available: retry later) instead of hanging.
+//! Connections are admitted in two steps ([`admission`]): before its SSID
+//! a connection holds one of `[rd] max_pending` slots (capped per source
+//! address, rate-limited, `[rd] idle_timeout` to log in); only an accepted
+//! SSID takes one of `[rd] max_sessions`, and an SSID beyond those is
+//! answered with ESID 08 (resources not available: retry later). Refused
+//! SSIDs are answered late, later with each failure.
 
+pub mod admission;
 pub mod master;
 pub mod settings;
 pub mod tls;
@@ -36,7 +41,7 @@ use std::time::Duration;
 use anyhow::Context;
 use oftp2::codec::Ssid;
 use oftp2::session::{
-    Authenticator, Direction, Event, Handlers, Inbox, Outbox, OutgoingFile, Receipt, Role, Session,
+    Authenticator, Direction, Event, Handlers, Outbox, OutgoingFile, Receipt, Role, Session,
 };
 use oftp2::value::{EndSessionReason, SendReceive};
 use rustls::pki_types::CertificateDer;
@@ -57,13 +62,6 @@ pub enum Transport {
     Tls,
 }
 
-/// Connections beyond `max_sessions` that are still answered with ESID 08;
-/// past this they are closed at once.
-const MAX_REFUSALS: usize = 64;
-
-/// How long a refused connection may take to receive its ESID 08.
-const REFUSAL_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// What the daemon's sessions share.
 pub struct Server {
     config: Arc<Config>,
@@ -75,8 +73,9 @@ pub struct Server {
     inbox: Arc<InboxStore>,
     session_config: oftp2::session::Config,
     tls: Option<tls::Reloadable>,
+    /// One permit per session past its SSID (`[rd] max_sessions`).
     sessions: Arc<Semaphore>,
-    refusals: Arc<Semaphore>,
+    admission: Arc<admission::Admission>,
     stats: Stats,
     next_session: AtomicU64,
     /// `[security]`: keys, partner certificates, CRLs.
@@ -181,7 +180,7 @@ impl Server {
             session_config,
             tls,
             sessions: Arc::new(Semaphore::new(max)),
-            refusals: Arc::new(Semaphore::new(MAX_REFUSALS)),
+            admission: admission::Admission::new(&config.rd),
             stats,
             next_session: AtomicU64::new(1),
             config,
@@ -194,11 +193,19 @@ impl Server {
         &self.stats
     }
 
+    /// Sessions past their SSID now.
+    pub fn sessions_active(&self) -> usize {
+        usize::try_from(self.config.rd.max_sessions)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(self.sessions.available_permits())
+    }
+
     /// The STATUS= line for systemd.
     pub fn status_line(&self) -> String {
         format!(
-            "{} sessions active, {} files received today",
-            self.stats.active.load(Ordering::Relaxed),
+            "{} sessions active, {} connecting, {} files received today",
+            self.sessions_active(),
+            self.admission.pending(self.config.rd.max_pending),
             files_today(&self.db)
         )
     }
@@ -227,6 +234,23 @@ impl Server {
     ) {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut accepts = tokio::task::JoinSet::new();
+        // Refused connections: one summary line per interval.
+        let summary = {
+            let server = self.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(server.config.rd.refusal_log_interval);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    if let Some(line) = server.admission.refused.take_summary() {
+                        tracing::warn!(
+                            interval = ?server.config.rd.refusal_log_interval,
+                            "{line}"
+                        );
+                    }
+                }
+            })
+        };
         for listener in listeners {
             let server = self.clone();
             let mut stop = stop_rx.clone();
@@ -249,6 +273,10 @@ impl Server {
         stop.await;
         let _ = stop_tx.send(true);
         while accepts.join_next().await.is_some() {}
+        summary.abort();
+        if let Some(line) = self.admission.refused.take_summary() {
+            tracing::warn!("{line}");
+        }
         let deadline = tokio::time::Instant::now() + grace;
         while self.stats.active.load(Ordering::Relaxed) > 0
             && tokio::time::Instant::now() < deadline
@@ -257,61 +285,26 @@ impl Server {
         }
     }
 
-    /// Starts the task of one accepted connection.
+    /// Starts the task of one accepted connection, if it gets a
+    /// pre-login slot; otherwise it is closed at once (counted for the
+    /// refusal summary).
     fn connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) {
+        let slot = match self.admission.admit(peer.ip(), std::time::Instant::now()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                tracing::debug!(peer = %peer, ?why, "connection refused before login");
+                return;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
-        match self.sessions.clone().try_acquire_owned() {
-            Ok(permit) => {
-                tokio::spawn(async move {
-                    self.stats.active.fetch_add(1, Ordering::Relaxed);
-                    self.stats.changed.notify_one();
-                    self.clone().run_session(stream, peer, session).await;
-                    self.stats.active.fetch_sub(1, Ordering::Relaxed);
-                    self.stats.changed.notify_one();
-                    drop(permit);
-                });
-            }
-            Err(_) => match self.refusals.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    tracing::warn!(peer = %peer, session, max = self.config.rd.max_sessions, "too many sessions; refusing with ESID 08");
-                    tokio::spawn(async move {
-                        let _ = tokio::time::timeout(
-                            REFUSAL_TIMEOUT,
-                            self.clone().refuse(stream, peer),
-                        )
-                        .await;
-                        drop(permit);
-                    });
-                }
-                Err(_) => {
-                    tracing::warn!(peer = %peer, "too many sessions and refusals; closing the connection");
-                }
-            },
-        }
-    }
-
-    async fn refuse(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) {
-        let handlers = Handlers {
-            authenticator: Box::new(RefuseAll),
-            inbox: Box::new(NoInbox),
-            outbox: Box::new(NoOutbox),
-        };
-        let mut cfg = self.session_config.clone();
-        cfg.response_timeout = REFUSAL_TIMEOUT;
-        let Ok(mut session) = Session::new(Role::Responder, cfg, handlers) else {
-            return;
-        };
-        match self.transport {
-            Transport::Tcp => {
-                let _ = oftp2::driver::run(&mut session, stream, |_| {}).await;
-            }
-            Transport::Tls => {
-                if let Some((tls, _)) = self.handshake(stream, peer).await {
-                    let _ = oftp2::driver::run(&mut session, tls, |_| {}).await;
-                }
-            }
-        }
+        tokio::spawn(async move {
+            self.stats.active.fetch_add(1, Ordering::Relaxed);
+            self.stats.changed.notify_one();
+            self.clone().run_session(stream, peer, session, slot).await;
+            self.stats.active.fetch_sub(1, Ordering::Relaxed);
+            self.stats.changed.notify_one();
+        });
     }
 
     async fn handshake(
@@ -347,7 +340,13 @@ impl Server {
         }
     }
 
-    async fn run_session(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, session: u64) {
+    async fn run_session(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        session: u64,
+        slot: admission::PendingSlot,
+    ) {
         match self.transport {
             Transport::Tcp => {
                 let info = TransportInfo {
@@ -357,11 +356,11 @@ impl Server {
                     peer: peer.to_string(),
                     line_partners: None,
                 };
-                self.drive(stream, info, session).await;
+                self.drive(stream, info, session, Some(slot)).await;
             }
             Transport::Tls => {
                 if let Some((tls, info)) = self.handshake(stream, peer).await {
-                    self.drive(tls, info, session).await;
+                    self.drive(tls, info, session, Some(slot)).await;
                 }
             }
         }
@@ -387,13 +386,18 @@ impl Server {
             peer,
             line_partners: Some(line_partners),
         };
-        self.drive(io, info, session).await;
+        self.drive(io, info, session, None).await;
         self.stats.active.fetch_sub(1, Ordering::Relaxed);
         self.stats.changed.notify_one();
     }
 
-    async fn drive<S>(&self, io: S, info: TransportInfo, session: u64)
-    where
+    async fn drive<S>(
+        &self,
+        io: S,
+        info: TransportInfo,
+        session: u64,
+        slot: Option<admission::PendingSlot>,
+    ) where
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let peer = info.peer.clone();
@@ -403,6 +407,8 @@ impl Server {
             session,
             ..SessionContext::default()
         });
+        let gate = Arc::new(admission::Gate::default());
+        let ssid_seen = Arc::new(AtomicBool::new(false));
         let handlers = Handlers {
             authenticator: Box::new(PartnerAuth {
                 partners: self.partners.clone(),
@@ -410,6 +416,12 @@ impl Server {
                 ctx: ctx.clone(),
                 transport: info,
                 security: self.security.clone(),
+                admission: self.admission.clone(),
+                sessions: self.sessions.clone(),
+                slot,
+                session_permit: None,
+                gate: gate.clone(),
+                ssid_seen: ssid_seen.clone(),
             }),
             inbox: Box::new(self.inbox.session(ctx.clone())),
             outbox: Box::new(ReceiptOutbox { ctx: ctx.clone() }),
@@ -444,7 +456,7 @@ impl Server {
                 return;
             }
         };
-        let identified = AtomicBool::new(false);
+
         let partner_of = |ctx: &SessionContext| {
             ctx.partner
                 .get()
@@ -482,7 +494,6 @@ impl Server {
                 }
             }
             Event::Connected(n) => {
-                identified.store(true, Ordering::Relaxed);
                 tracing::info!(
                     partner = %n.partner_id(),
                     session,
@@ -533,7 +544,7 @@ impl Server {
             _ => {}
         };
         let idle = self.config.rd.idle_timeout;
-        let run = oftp2::driver::run(&mut s, io, on_event);
+        let run = oftp2::driver::run(&mut s, admission::Gated::new(io, gate), on_event);
         tokio::pin!(run);
         let idle_timer = tokio::time::sleep(idle);
         tokio::pin!(idle_timer);
@@ -549,9 +560,9 @@ impl Server {
                     }
                     return;
                 }
-                () = &mut idle_timer, if !identified.load(Ordering::Relaxed) => {
-                    if !identified.load(Ordering::Relaxed) {
-                        tracing::warn!(peer = %peer, session, timeout = ?idle, "no SSID within the idle timeout; closing");
+                () = &mut idle_timer, if !ssid_seen.load(Ordering::Relaxed) => {
+                    if !ssid_seen.load(Ordering::Relaxed) {
+                        tracing::info!(peer = %peer, session, timeout = ?idle, "no SSID within [rd] idle_timeout; closing");
                         return;
                     }
                 }
@@ -642,13 +653,24 @@ impl ClientCertificate {
 /// text for the log.
 pub type Refusal = (EndSessionReason, String);
 
-/// Checks the initiator's SSID against the partner table.
+/// Checks the initiator's SSID against the partner table, and moves the
+/// connection from its pre-login slot to a session slot.
 pub struct PartnerAuth {
     partners: PartnerStore,
     inbox: Arc<InboxStore>,
     ctx: Arc<SessionContext>,
     transport: TransportInfo,
     security: Option<Arc<crate::security::Security>>,
+    admission: Arc<admission::Admission>,
+    sessions: Arc<Semaphore>,
+    /// Held until the SSID is accepted (or the connection ends).
+    slot: Option<admission::PendingSlot>,
+    /// Held from the accepted SSID to the end of the session.
+    session_permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Delays the answer to a refused SSID.
+    gate: Arc<admission::Gate>,
+    /// The SSID arrived: the login timer stops.
+    ssid_seen: Arc<AtomicBool>,
 }
 
 impl PartnerAuth {
@@ -689,9 +711,9 @@ impl PartnerAuth {
                 );
             }
         }
-        if !p.password_matches(&ssid.password) {
-            return refuse(R::InvalidPassword, "wrong password");
-        }
+        // Transport requirements come before the password, so that a
+        // connection that can never succeed (plain TCP for a TLS-only
+        // partner, no certificate) learns nothing about the password.
         let tls_refusal = R::SecureAuthenticationRequirementsIncompatible;
         if p.tls_required && !transport.tls {
             return refuse(
@@ -726,6 +748,9 @@ impl PartnerAuth {
                      ([tls] client_ca or `os4x partner set --client-ca`)",
                 );
             }
+        }
+        if !p.password_matches(&ssid.password) {
+            return refuse(R::InvalidPassword, "wrong password");
         }
         let incompatible = match p.directions {
             crate::partner::Directions::Both => false,
@@ -791,6 +816,7 @@ impl PartnerAuth {
 
 impl Authenticator for PartnerAuth {
     fn authenticate(&mut self, ssid: &Ssid) -> Result<(), EndSessionReason> {
+        self.ssid_seen.store(true, Ordering::Relaxed);
         let partner = match self.partners.get(ssid.id.as_str()) {
             Ok(p) => p,
             Err(e) => {
@@ -811,8 +837,17 @@ impl Authenticator for PartnerAuth {
                 _ => Ok(()),
             }
         });
+        let host = admission::peer_host(&self.transport.peer);
         match checked {
             Ok(()) => {
+                let Ok(permit) = self.sessions.clone().try_acquire_owned() else {
+                    self.admission.refused.session_full(host.parse().ok());
+                    tracing::debug!(partner = %ssid.id, peer = %self.transport.peer, "all sessions busy; ESID 08");
+                    return Err(EndSessionReason::ResourcesNotAvailable);
+                };
+                self.session_permit = Some(permit);
+                self.slot = None;
+                self.admission.login_succeeded(&host, ssid.id.as_str());
                 if let Some(p) = partner {
                     if let Ok(mut q) = self.ctx.receipts.lock() {
                         self.inbox.load_due(&p.id, &mut q);
@@ -822,11 +857,20 @@ impl Authenticator for PartnerAuth {
                 Ok(())
             }
             Err((reason, why)) => {
+                // Our own trouble (ESID 08) is no guess: not delayed.
+                let delay = if reason == EndSessionReason::ResourcesNotAvailable {
+                    Duration::ZERO
+                } else {
+                    self.admission
+                        .login_failed(&host, ssid.id.as_str(), std::time::Instant::now())
+                };
+                self.gate.hold_for(delay);
                 tracing::warn!(
                     partner = %ssid.id,
                     peer = %self.transport.peer,
                     session = self.ctx.session,
                     reason = %reason,
+                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                     "session refused: {why}"
                 );
                 Err(reason)
@@ -860,36 +904,6 @@ impl Outbox for ReceiptOutbox {
 
     fn next_receipt(&mut self) -> Option<Receipt> {
         self.ctx.receipts.lock().ok()?.next_due()
-    }
-}
-
-struct RefuseAll;
-impl Authenticator for RefuseAll {
-    fn authenticate(&mut self, _: &Ssid) -> Result<(), EndSessionReason> {
-        Err(EndSessionReason::ResourcesNotAvailable)
-    }
-}
-
-struct NoInbox;
-impl Inbox for NoInbox {
-    fn accept(
-        &mut self,
-        _: &oftp2::session::FileOffer<'_>,
-    ) -> Result<oftp2::session::Accepted, oftp2::session::Refusal<oftp2::value::StartFileRefusal>>
-    {
-        Err(oftp2::session::Refusal::new(
-            oftp2::value::StartFileRefusal::Unspecified,
-        ))
-    }
-}
-
-struct NoOutbox;
-impl Outbox for NoOutbox {
-    fn next_file(&mut self) -> Option<OutgoingFile> {
-        None
-    }
-    fn next_receipt(&mut self) -> Option<Receipt> {
-        None
     }
 }
 

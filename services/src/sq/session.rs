@@ -72,6 +72,15 @@ pub async fn run(
             return unreachable(format!("session refused: {e}"));
         }
     }
+    // A partner that must use TLS gets nothing in clear: not over a plain
+    // TCP route, not over ISDN.
+    if partner.tls_required && !route.tls {
+        tracing::error!(partner = %partner.id, session = session_no, "partner requires TLS but its route has none; nothing sent. Fix it with `os4x route set {} --tls true` (or `os4x partner set {} --tls-required false`)", partner.id, partner.id);
+        return unreachable(format!(
+            "partner {} requires TLS but its route is plain; run `os4x route set {} --tls true`",
+            partner.id, partner.id
+        ));
+    }
     // A partner with an ISDN number is dialled instead (sq/isdn.rs).
     let db = shared.queue.db();
     match super::isdn::dial_if_isdn(&shared.config, db, &partner.id.to_string(), session_no).await {
