@@ -290,3 +290,38 @@ pub fn refusal_message(r: &Refusal, config: Option<&Path>) -> String {
         db = r.database.display(),
     )
 }
+
+/// Raises the soft limit of open files (`RLIMIT_NOFILE`) to at least
+/// `needed` where the hard limit allows: a daemon that serves many
+/// sessions needs a descriptor per connection plus its files, and the
+/// usual soft default (1024) is below what `[rd] max_sessions` asks for.
+/// Returns the soft limit now in force.
+pub fn raise_nofile(needed: u64) -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 0;
+    };
+    if soft >= needed {
+        return soft;
+    }
+    let target = needed.min(hard);
+    match setrlimit(Resource::RLIMIT_NOFILE, target, hard) {
+        Ok(()) => {
+            if target < needed {
+                tracing::warn!(
+                    needed,
+                    hard,
+                    "the open-file limit is below what the configured sessions need; \
+                     raise LimitNOFILE= in the unit (or `ulimit -Hn`), or lower [rd] max_sessions"
+                );
+            } else {
+                tracing::info!(from = soft, to = target, "open-file limit raised for the configured sessions");
+            }
+            target
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, needed, soft, "cannot raise the open-file limit");
+            soft
+        }
+    }
+}

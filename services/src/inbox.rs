@@ -464,6 +464,76 @@ impl InboxStore {
         }
     }
 
+    /// Removes partial files (and their rows) that were not written to
+    /// for `[rd] partial_expiry`: transfers the partner never restarted.
+    /// A file being received by this daemon is kept whatever its age.
+    /// Returns how many were removed.
+    pub fn expire_partials(&self, now: std::time::SystemTime) -> usize {
+        let Some(max_age) = self.limits.partial_expiry else {
+            return 0;
+        };
+        let rows: Vec<(i64, String, String, i64)> = {
+            let conn = self.db.lock();
+            let rows = conn
+                .prepare(
+                    "SELECT id, partner, partial_path, started_at FROM os4x_received_files \
+                     WHERE state = 'partial'",
+                )
+                .and_then(|mut st| {
+                    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                        .collect::<Result<Vec<_>, _>>()
+                });
+            match rows {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot list partial files for expiry");
+                    return 0;
+                }
+            }
+        };
+        let mut removed = 0;
+        for (id, partner, path, started_at) in rows {
+            let path = PathBuf::from(path);
+            if self
+                .receiving
+                .lock()
+                .map(|set| set.contains(&path))
+                .unwrap_or(true)
+            {
+                continue;
+            }
+            let last = match std::fs::metadata(&path).and_then(|m| m.modified()) {
+                Ok(t) => t,
+                Err(_) => {
+                    std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(started_at).unwrap_or(0))
+                }
+            };
+            if now.duration_since(last).unwrap_or_default() < max_age {
+                continue;
+            }
+            match self.storage.remove(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(partner, path = %path.display(), error = %e, "cannot remove an expired partial file");
+                    continue;
+                }
+            }
+            let conn = self.db.lock();
+            match conn.execute(
+                "DELETE FROM os4x_received_files WHERE id = ?1 AND state = 'partial'",
+                [id],
+            ) {
+                Ok(_) => {
+                    removed += 1;
+                    tracing::info!(partner, received = id, path = %path.display(), max_age = ?max_age, "partial file expired ([rd] partial_expiry_days); the partner must send it again from the start");
+                }
+                Err(e) => tracing::warn!(received = id, error = %e, "cannot remove the row of an expired partial file"),
+            }
+        }
+        removed
+    }
+
     /// A per-session [`Inbox`] handle.
     pub fn session(self: &Arc<Self>, ctx: Arc<SessionContext>) -> SessionInbox {
         SessionInbox {

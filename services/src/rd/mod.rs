@@ -693,6 +693,7 @@ impl PartnerAuth {
         partner: Option<&Partner>,
         ssid: &Ssid,
         transport: &TransportInfo,
+        crls: &[rustls::pki_types::CertificateRevocationListDer<'static>],
     ) -> Result<(), Refusal> {
         use EndSessionReason as R;
         let refuse = |reason, why: &str| Err((reason, why.to_owned()));
@@ -732,7 +733,7 @@ impl PartnerAuth {
         }
         let ca_verified = match cert {
             None => false,
-            Some(c) => Self::check_chain(p, c)?,
+            Some(c) => Self::check_chain(p, c, crls)?,
         };
         if p.client_cert_required {
             if cert.is_none() {
@@ -769,7 +770,11 @@ impl PartnerAuth {
 
     /// Checks the chain of `cert` against the CA that applies to `p`:
     /// `Ok(true)` verified, `Ok(false)` no CA applies.
-    fn check_chain(p: &Partner, cert: &ClientCertificate) -> Result<bool, Refusal> {
+    fn check_chain(
+        p: &Partner,
+        cert: &ClientCertificate,
+        crls: &[rustls::pki_types::CertificateRevocationListDer<'static>],
+    ) -> Result<bool, Refusal> {
         use EndSessionReason as R;
         let now = rustls::pki_types::UnixTime::now();
         if let Some(path) = &p.client_ca {
@@ -781,7 +786,7 @@ impl PartnerAuth {
                     format!("cannot use the partner's own client CA: {e}; fix the file or `os4x partner set --client-ca`"),
                 )
             })?;
-            return match ca.verify(&cert.chain, now) {
+            return match ca.verify(&cert.chain, now, crls) {
                 Ok(()) => Ok(true),
                 Err(e) => Err((
                     R::SecureAuthenticationRequirementsIncompatible,
@@ -800,7 +805,7 @@ impl PartnerAuth {
         }
         match &cert.global_ca {
             None => Ok(false),
-            Some(ca) => match ca.verify(&cert.chain, now) {
+            Some(ca) => match ca.verify(&cert.chain, now, crls) {
                 Ok(()) => Ok(true),
                 Err(e) => Err((
                     R::SecureAuthenticationRequirementsIncompatible,
@@ -824,19 +829,25 @@ impl Authenticator for PartnerAuth {
                 return Err(EndSessionReason::ResourcesNotAvailable);
             }
         };
-        let checked = PartnerAuth::check(partner.as_ref(), ssid, &self.transport).and_then(|()| {
-            // A revoked, expired or untrusted certificate on file for the
-            // partner ends its sessions until the certificate is replaced.
-            match (&self.security, &partner) {
-                (Some(s), Some(p)) => s.check_partner_for_session(p).map_err(|e| {
-                    (
-                        EndSessionReason::SecureAuthenticationRequirementsIncompatible,
-                        format!("partner certificate unusable: {e}"),
-                    )
-                }),
-                _ => Ok(()),
-            }
-        });
+        // Only a presented client certificate needs the CRLs.
+        let crls = match (&self.security, &self.transport.client_cert) {
+            (Some(s), Some(_)) => s.tls_crls(),
+            _ => Vec::new(),
+        };
+        let checked =
+            PartnerAuth::check(partner.as_ref(), ssid, &self.transport, &crls).and_then(|()| {
+                // A revoked, expired or untrusted certificate on file for the
+                // partner ends its sessions until the certificate is replaced.
+                match (&self.security, &partner) {
+                    (Some(s), Some(p)) => s.check_partner_for_session(p).map_err(|e| {
+                        (
+                            EndSessionReason::SecureAuthenticationRequirementsIncompatible,
+                            format!("partner certificate unusable: {e}"),
+                        )
+                    }),
+                    _ => Ok(()),
+                }
+            });
         let host = admission::peer_host(&self.transport.peer);
         match checked {
             Ok(()) => {
@@ -947,6 +958,14 @@ pub fn listeners(addrs: &[SocketAddr]) -> anyhow::Result<Vec<TcpListener>> {
 /// The body of `os4xrd_tcpip` / `os4xrd_tcpip_tls`.
 pub async fn run(d: Daemon, transport: Transport) -> anyhow::Result<()> {
     let config = d.config().clone();
+    // A descriptor per session and pre-login connection, plus files,
+    // database and listeners.
+    crate::daemon::raise_nofile(
+        u64::from(config.rd.max_sessions)
+            .saturating_mul(2)
+            .saturating_add(u64::from(config.rd.max_pending))
+            .saturating_add(256),
+    );
     let server = Server::new(config.clone(), transport)?;
     let addrs = match transport {
         Transport::Tcp => &config.rd.tcp_listen,
@@ -954,6 +973,22 @@ pub async fn run(d: Daemon, transport: Transport) -> anyhow::Result<()> {
     };
     let listeners = listeners(addrs)?;
     d.ready();
+
+    // Partial files the partners never restarted: at start, then hourly.
+    let expiry = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                let inbox = server.inbox.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    inbox.expire_partials(std::time::SystemTime::now())
+                })
+                .await;
+            }
+        })
+    };
 
     // STATUS= on change (coalesced), WATCHDOG=1 if systemd asks for it.
     let status = {
@@ -1000,6 +1035,7 @@ pub async fn run(d: Daemon, transport: Transport) -> anyhow::Result<()> {
         .await;
     status.abort();
     hup.abort();
+    expiry.abort();
     Ok(())
 }
 
@@ -1099,7 +1135,7 @@ mod tests {
             peer: "isdn:4930100".into(),
             line_partners: Some(partners.iter().map(|s| s.to_string()).collect()),
         };
-        let check = |t: &TransportInfo| PartnerAuth::check(Some(&p), &ssid(), t);
+        let check = |t: &TransportInfo| PartnerAuth::check(Some(&p), &ssid(), t, &[]);
         assert!(check(&line(&["O0013000000PARTNER"])).is_ok());
         // Case as stored by another tool; a shared line.
         assert!(check(&line(&["O0013000000OTHER", "o0013000000partner"])).is_ok());
@@ -1119,7 +1155,7 @@ mod tests {
             Password::new("HELLO").unwrap(),
         );
         p.client_cert_required = true;
-        let check = |p: &Partner, t: &TransportInfo| PartnerAuth::check(Some(p), &ssid(), t);
+        let check = |p: &Partner, t: &TransportInfo| PartnerAuth::check(Some(p), &ssid(), t, &[]);
         let refused = EndSessionReason::SecureAuthenticationRequirementsIncompatible;
 
         // No own CA: [tls] client_ca decides.

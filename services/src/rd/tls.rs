@@ -84,6 +84,7 @@ pub fn certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'stat
 /// would do; it is only run later, after the SSID.
 #[derive(Clone)]
 pub struct ClientCa {
+    roots: Arc<RootCertStore>,
     verifier: Arc<dyn ClientCertVerifier>,
 }
 
@@ -107,22 +108,44 @@ impl ClientCa {
         for c in certs(what, path)? {
             roots.add(c).map_err(|e| verifier_error(e.to_string()))?;
         }
+        let roots = Arc::new(roots);
         let verifier = WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
+            roots.clone(),
             Arc::new(provider::default_provider()),
         )
         .build()
         .map_err(|e| verifier_error(e.to_string()))?;
-        Ok(ClientCa { verifier })
+        Ok(ClientCa { roots, verifier })
     }
 
     /// Checks a client certificate chain as presented (end entity first,
-    /// then the intermediates the client sent) at `now`.
-    pub fn verify(&self, chain: &[CertificateDer<'_>], now: UnixTime) -> Result<(), rustls::Error> {
+    /// then the intermediates the client sent) at `now`, and against
+    /// `crls` (a certificate listed by its issuer's CRL is refused; one
+    /// whose issuer has no CRL here is not).
+    pub fn verify(
+        &self,
+        chain: &[CertificateDer<'_>],
+        now: UnixTime,
+        crls: &[rustls::pki_types::CertificateRevocationListDer<'static>],
+    ) -> Result<(), rustls::Error> {
         let Some((end_entity, intermediates)) = chain.split_first() else {
             return Err(rustls::Error::NoCertificatesPresented);
         };
-        self.verifier
+        if crls.is_empty() {
+            return self
+                .verifier
+                .verify_client_cert(end_entity, intermediates, now)
+                .map(|_| ());
+        }
+        let with_crls = WebPkiClientVerifier::builder_with_provider(
+            self.roots.clone(),
+            Arc::new(provider::default_provider()),
+        )
+        .with_crls(crls.iter().cloned())
+        .allow_unknown_revocation_status()
+        .build()
+        .map_err(|e| rustls::Error::General(format!("CRLs unusable: {e}")))?;
+        with_crls
             .verify_client_cert(end_entity, intermediates, now)
             .map(|_| ())
     }

@@ -75,6 +75,42 @@ pub(crate) fn load_dir(dir: &Path, store: &TrustStore) -> Vec<Crl> {
     out
 }
 
+/// The CRL files of a [`dir_stamp`] as rustls takes them.
+pub(crate) fn load_tls_dir(
+    stamp: &[(PathBuf, SystemTime, u64)],
+) -> Vec<rustls::pki_types::CertificateRevocationListDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateRevocationListDer as Der;
+    let mut out = Vec::new();
+    for (path, _, _) in stamp {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cached CRL unreadable");
+                continue;
+            }
+        };
+        let der = if bytes.starts_with(b"-----") {
+            match Der::from_pem_slice(&bytes) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "cached CRL is not PEM; ignored");
+                    continue;
+                }
+            }
+        } else {
+            Der::from(bytes)
+        };
+        match webpki::OwnedCertRevocationList::from_der(der.as_ref()) {
+            Ok(_) => out.push(der),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = ?e, "cached CRL unusable for TLS client certificates; ignored")
+            }
+        }
+    }
+    out
+}
+
 /// The cache file of the CRL from `url`.
 pub fn cache_path(dir: &Path, url: &str) -> PathBuf {
     let hash = crate::partner::sha256_hex(url.as_bytes());

@@ -117,6 +117,15 @@ pub struct Security {
     cas: Vec<Certificate>,
     partners: PartnerStore,
     crls: Mutex<CrlCache>,
+    tls_crls: Mutex<TlsCrlCache>,
+}
+
+/// The CRLs of the cache directory in the form rustls checks TLS client
+/// certificates with.
+#[derive(Debug, Default)]
+struct TlsCrlCache {
+    stamp: Vec<(PathBuf, SystemTime, u64)>,
+    crls: Vec<rustls::pki_types::CertificateRevocationListDer<'static>>,
 }
 
 impl std::fmt::Debug for Security {
@@ -162,6 +171,7 @@ impl Security {
             cas,
             partners,
             crls: Mutex::default(),
+            tls_crls: Mutex::default(),
         })
     }
 
@@ -209,6 +219,21 @@ impl Security {
             let _ = store.add_crl(c.clone());
         }
         store
+    }
+
+    /// Every CRL in `[security] crl_dir` (`*.crl`, PEM or DER), for the
+    /// TLS client certificate check: rustls verifies each CRL's signature
+    /// against the issuer in the presented chain, so the CRL of a TLS CA
+    /// that is not in `ca_file` counts too. Reread when the directory
+    /// changes; an unparsable file is logged and left out.
+    pub fn tls_crls(&self) -> Vec<rustls::pki_types::CertificateRevocationListDer<'static>> {
+        let mut cache = self.tls_crls.lock().unwrap_or_else(|p| p.into_inner());
+        let stamp = crl::dir_stamp(&self.config.crl_dir);
+        if stamp != cache.stamp {
+            cache.crls = crl::load_tls_dir(&stamp);
+            cache.stamp = stamp;
+        }
+        cache.crls.clone()
     }
 
     /// The certificate of `partner`, checked for use now: readable,
