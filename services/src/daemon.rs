@@ -315,7 +315,11 @@ pub fn raise_nofile(needed: u64) -> u64 {
                      raise LimitNOFILE= in the unit (or `ulimit -Hn`), or lower [rd] max_sessions"
                 );
             } else {
-                tracing::info!(from = soft, to = target, "open-file limit raised for the configured sessions");
+                tracing::info!(
+                    from = soft,
+                    to = target,
+                    "open-file limit raised for the configured sessions"
+                );
             }
             target
         }

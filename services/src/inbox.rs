@@ -505,7 +505,8 @@ impl InboxStore {
             let last = match std::fs::metadata(&path).and_then(|m| m.modified()) {
                 Ok(t) => t,
                 Err(_) => {
-                    std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(started_at).unwrap_or(0))
+                    std::time::UNIX_EPOCH
+                        + Duration::from_secs(u64::try_from(started_at).unwrap_or(0))
                 }
             };
             if now.duration_since(last).unwrap_or_default() < max_age {
@@ -528,7 +529,9 @@ impl InboxStore {
                     removed += 1;
                     tracing::info!(partner, received = id, path = %path.display(), max_age = ?max_age, "partial file expired ([rd] partial_expiry_days); the partner must send it again from the start");
                 }
-                Err(e) => tracing::warn!(received = id, error = %e, "cannot remove the row of an expired partial file"),
+                Err(e) => {
+                    tracing::warn!(received = id, error = %e, "cannot remove the row of an expired partial file")
+                }
             }
         }
         removed
@@ -899,7 +902,11 @@ impl Inbox for SessionInbox {
         };
         let needed = announced.saturating_sub(kept);
         let reserve = store.limits.disk_reserve;
-        match store.storage.available(&store.root) {
+        store
+            .storage
+            .create_dir_all(&partial_dir)
+            .map_err(|e| access_failure("cannot create the inbox directory", e))?;
+        match store.storage.available(&partial_dir) {
             Ok(free) if free < needed.saturating_add(reserve) => {
                 tracing::warn!(partner = %partner.id, session, file, free, needed, reserve, "refusing file: not enough disk space (keeping [rd] disk_reserve free)");
                 return Err(Refusal::new(StartFileRefusal::FileSizeTooBig)
@@ -929,10 +936,6 @@ impl Inbox for SessionInbox {
             }
         };
 
-        store
-            .storage
-            .create_dir_all(&partial_dir)
-            .map_err(|e| access_failure("cannot create the inbox directory", e))?;
         let (row, persisted_offset) = match existing {
             Some((row, _, offset)) => (row, u64::try_from(offset).unwrap_or(0)),
             None => {
@@ -1366,7 +1369,8 @@ impl ReceivingFile {
         if after >= self.next_space_check {
             self.next_space_check = after.saturating_add(SPACE_CHECK_BYTES);
             let reserve = self.store.limits.disk_reserve;
-            if let Ok(free) = self.store.storage.available(&self.store.root) {
+            let dir = self.partial_path.parent().unwrap_or(&self.dir);
+            if let Ok(free) = self.store.storage.available(dir) {
                 if free < reserve {
                     tracing::error!(partner = %self.partner_label(), session = self.ctx.session, file = %self.file_label(), free, reserve, "disk reserve reached during the transfer ([rd] disk_reserve); ending the session, partial file kept for a restart");
                     return Err(oftp2::session::EndSession::new(

@@ -247,12 +247,15 @@ impl Sent {
     }
 }
 
-/// The initiator's partner check: the responder must be [`LOCAL`] and
-/// answer with the password this partner expects ([`PARTNER_EXPECTS`]).
-struct ExpectLocal;
-impl Authenticator for ExpectLocal {
+/// The initiator's partner check: the responder must be `id` (default
+/// [`LOCAL`]) and answer with `password` (default [`PARTNER_EXPECTS`]).
+struct ExpectResponder {
+    id: String,
+    password: String,
+}
+impl Authenticator for ExpectResponder {
     fn authenticate(&mut self, ssid: &Ssid) -> Result<(), EndSessionReason> {
-        if ssid.id.as_str() == LOCAL && ssid.password.as_str() == PARTNER_EXPECTS {
+        if ssid.id.as_str() == self.id && ssid.password.as_str() == self.password {
             Ok(())
         } else {
             Err(EndSessionReason::UserCodeNotKnown)
@@ -337,9 +340,53 @@ pub async fn send_with_receipts<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let config = SessionConfig::new(OdetteId::new(id).unwrap(), Password::new(password).unwrap());
+    session_with(io, id, password, (LOCAL, PARTNER_EXPECTS), file, receipts).await
+}
+
+/// Sends one file as `id`/`password` to a responder that must answer as
+/// `responder_id`/`responder_password`.
+pub async fn send_as<S>(
+    io: S,
+    id: &str,
+    password: &str,
+    responder_id: &str,
+    responder_password: &str,
+    file: Option<OutgoingFile>,
+) -> Sent
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    session_with(
+        io,
+        id,
+        password,
+        (responder_id, responder_password),
+        file,
+        Vec::new(),
+    )
+    .await
+}
+
+async fn session_with<S>(
+    io: S,
+    id: &str,
+    password: &str,
+    responder: (&str, &str),
+    file: Option<OutgoingFile>,
+    receipts: Vec<Receipt>,
+) -> Sent
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let config = SessionConfig::new(
+        OdetteId::new(id).unwrap(),
+        Password::new_relaxed(password).unwrap(),
+    );
     let handlers = Handlers {
-        authenticator: Box::new(ExpectLocal),
+        authenticator: Box::new(ExpectResponder {
+            id: responder.0.to_owned(),
+            password: responder.1.to_owned(),
+        }),
         inbox: Box::new(NoInbox),
         outbox: Box::new(OneFile(file, receipts)),
     };
@@ -494,6 +541,38 @@ impl TestCa {
             der: cert.der().clone(),
             key: key.serialize_der(),
         }
+    }
+
+    /// A client certificate for `cn` with serial number `serial`.
+    pub fn issue_serial(&self, cn: &str, serial: u64) -> ClientCert {
+        self.issue_with(cn, |p| {
+            p.serial_number = Some(rcgen::SerialNumber::from(serial))
+        })
+    }
+
+    /// A CRL of this CA (PEM) revoking the certificates with `serials`.
+    pub fn crl_pem(&self, serials: &[u64]) -> String {
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2024, 1, 1),
+            next_update: rcgen::date_time_ymd(2099, 1, 1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|s| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(*s),
+                    revocation_time: rcgen::date_time_ymd(2024, 1, 2),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        params
+            .signed_by(&self.cert, &self.key)
+            .unwrap()
+            .pem()
+            .unwrap()
     }
 
     /// The CA's subject as rustls puts it into a CertificateRequest.

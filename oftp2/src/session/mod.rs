@@ -364,7 +364,14 @@ impl Session {
                     "connection closed without End Session in state {}",
                     state.name()
                 );
-                tracing::warn!(state = state.name(), "{text}");
+                if state == State::ANcOnly {
+                    // Nobody logged in: a port scan, a health check or a
+                    // flood. The daemon counts those; one line each would
+                    // let a client fill the log.
+                    tracing::debug!(state = state.name(), "{text}");
+                } else {
+                    tracing::warn!(state = state.name(), "{text}");
+                }
                 self.interrupt_transfers();
                 self.finish(SessionEnd {
                     origin: Origin::Network,
