@@ -1044,3 +1044,59 @@ fn received_files_without_a_receipt_show_none() {
         ("partial", "none")
     );
 }
+
+// ---------------------------------------------------------------------
+// 4. Memory: the hash for a signed EERP is computed as a stream.
+
+fn peak_rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A 256 MiB plain file whose sender asks for a signed EERP (SFIDSIGN=Y):
+/// the receiver hashes what it stored. Reading the file into memory to
+/// hash it would raise the daemon's peak RSS by the file's size.
+#[test]
+fn hashing_a_large_file_for_a_signed_eerp_does_not_hold_it_in_memory() {
+    use sq_support::{password_of, Station as Sq, A, B};
+    let b = Sq::new(B, "");
+    b.add_partner(A, |_| {});
+    let rd = b.start_rd();
+    let before = peak_rss_kib(rd.pid());
+    const LEN: u64 = 256 << 20;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let addr: SocketAddr = ([127, 0, 0, 1], b.tcp_port).into();
+    let sent = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut s = sfid("BIGSIGNED", LEN);
+        s.destination = OdetteId::new(B).unwrap();
+        s.originator = OdetteId::new(A).unwrap();
+        s.signed_eerp = true;
+        s.cipher_suite = oftp2::value::CipherSuite::Aes256RsaSha1;
+        let file = OutgoingFile {
+            sfid: s,
+            data: Box::new(Generated::new(LEN)),
+        };
+        send_as(tcp, A, &password_of(A), B, &password_of(B), Some(file)).await
+    });
+    assert!(sent.file_done(), "{:?}", sent.events);
+    assert_eq!(sent.eerps(), 1, "{:?}", sent.events);
+    let after = peak_rss_kib(rd.pid());
+    let stored = std::fs::metadata(b.inbox_from(A).join("BIGSIGNED"))
+        .unwrap()
+        .len();
+    assert_eq!(stored, LEN);
+    eprintln!("peak RSS {before} KiB -> {after} KiB");
+    // Well below the file's 262144 KiB.
+    assert!(
+        after < before + 96 * 1024,
+        "peak RSS grew from {before} KiB to {after} KiB for a {} KiB file",
+        LEN / 1024
+    );
+}
