@@ -311,6 +311,21 @@ for u in os4xrd-tcpip os4xrd-tls os4xsqd os4xclientd os4xdebugd os4x-web; do
     esac
 done
 
+# --- resource limits (issue 14), as systemd applies them -------------------
+limits_of() { ex systemctl show -p MemoryHigh,MemoryMax,TasksMax,LimitNOFILE,ProtectProc,PrivateUsers "$1" | tr '\n' ' '; }
+for u in os4xrd-tcpip os4xrd-tls os4xsqd os4xclientd os4xdebugd os4x-web; do
+    l=$(limits_of "$u.service")
+    echo "     $u.service: $l"
+    check "$u.service has memory, task and file limits, ProtectProc=invisible, PrivateUsers" \
+        sh -c 'for k in MemoryHigh MemoryMax TasksMax LimitNOFILE; do
+                   echo "$1" | grep -Eq "(^| )$k=[0-9]+ " || exit 1
+               done
+               echo "$1" | grep -q "ProtectProc=invisible" && echo "$1" | grep -q "PrivateUsers=yes"' _ "$l"
+done
+rd_pid=$(mainpid os4xrd-tcpip.service)
+check "running os4xrd_tcpip has the unit's open-file limit" \
+    ex sh -c "grep -E '^Max open files +65536 +65536' /proc/$rd_pid/limits"
+
 # --- stop: every row -1, no PID files --------------------------------------
 check "systemctl stop os4x.target" ex systemctl stop os4x.target
 all_down() {
