@@ -183,7 +183,7 @@ async fn tls_daemon_under_systemd_notify_watchdog_and_sighup() {
     );
     notify.wait_for("READY=1", |m| m == "READY=1");
     notify.wait_for("STATUS", |m| {
-        m == "STATUS=0 sessions active, 0 files received today"
+        m == "STATUS=0 sessions active, 0 connecting, 0 files received today"
     });
 
     let data = content(300_000, 5);
@@ -200,7 +200,7 @@ async fn tls_daemon_under_systemd_notify_watchdog_and_sighup() {
     assert!(sent.end.as_ref().unwrap().is_normal(), "{:?}", sent.end);
     assert!(std::fs::read(station.partner_inbox().join("TLS.ACTIVATED")).unwrap() == data);
     notify.wait_for("STATUS after a file", |m| {
-        m == "STATUS=0 sessions active, 1 files received today"
+        m == "STATUS=0 sessions active, 0 connecting, 1 files received today"
     });
     // WatchdogSec=0.2s: pings at half the interval.
     let pings = notify.count(|m| m == "WATCHDOG=1");

@@ -170,7 +170,13 @@ fn signed_encrypted_compressed_file_over_tls_with_secure_authentication_and_sign
     assert!(list.contains("eerp(valid)"), "{list}");
 
     // The other direction, B initiating with secure authentication to
-    // A's plain-TCP receive daemon (A is the responder now).
+    // A's plain-TCP receive daemon (A is the responder now). B must not
+    // mark A as TLS-only for that: os4xsqd never sends in clear to such a
+    // partner.
+    let partners = os4x::partner::PartnerStore::new(b.queue.db().clone());
+    let mut pa = partners.get(A).unwrap().unwrap();
+    pa.tls_required = false;
+    partners.update(&pa).unwrap();
     let back = b.send(&b.file("BACK", b"plain back"), A, "BACK");
     let _sqd_b = b.spawn(SQD);
     let e = b.wait_state(back, EntryState::Delivered, LONG);

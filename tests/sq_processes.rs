@@ -331,13 +331,22 @@ fn polling_fetches_the_file_the_partner_holds_for_us() {
     let e = b.wait_state(id, EntryState::Delivered, LONG);
     assert_eq!(e.eerp, "eerp");
     assert!(std::fs::read(a.inbox_from(B).join("FORA")).unwrap() == payload);
-    let (code, out, _) = a.os4x(&["received", "--json"]);
-    assert_eq!(code, 0);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let files = v["files"].as_array().unwrap();
-    assert_eq!(files.len(), 1, "{out}");
-    assert_eq!(files[0]["dataset_name"], "FORA");
-    assert_eq!(files[0]["eerp"], "sent");
+    // A records the EERP as sent when B's RTR arrives, just after B
+    // applied it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, out, _) = a.os4x(&["received", "--json"]);
+        assert_eq!(code, 0);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let files = v["files"].as_array().unwrap();
+        assert_eq!(files.len(), 1, "{out}");
+        assert_eq!(files[0]["dataset_name"], "FORA");
+        if files[0]["eerp"] == "sent" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{out}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // Later polls find nothing new.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(os4x::cli::received::list(&a.config, None).unwrap().len(), 1);

@@ -559,7 +559,7 @@ mod tests {
         p.receipts_via = parse_ids("O0013000000VAN").unwrap();
         p.inbox_quota = Some(5 << 30);
         store.add(&p).unwrap();
-        assert!(p.may_originate(&OdetteId::new("o0013000000huba").unwrap()));
+        assert!(p.may_originate(&OdetteId::as_received("o0013000000huba").unwrap()));
         assert!(p.may_originate(&p.id));
         assert!(!p.may_originate(&OdetteId::new("O0013000000OTHER").unwrap()));
         assert!(p.accepts_receipts_from(&OdetteId::new("O0013000000VAN").unwrap()));

@@ -280,7 +280,10 @@ ex journalctl -b -u os4x-web.service USER=webop -o cat --no-pager | sed 's/^/   
 if ex os4x send --help >/dev/null 2>&1 && ex os4x route --help >/dev/null 2>&1; then
     # One station talking to itself: partner = our own Odette ID, routed to
     # 127.0.0.1:3305, so os4xsqd sends and os4xrd_tcpip receives.
-    ex os4x partner add "$LOCAL" --password-in LOOPPW --password-out LOOPPW --name loopback >/dev/null &&
+    # The post-receive command runs inside the unit's sandbox, in its own
+    # process group (issue 14).
+    ex os4x partner add "$LOCAL" --password-in LOOPPW --password-out LOOPPW --name loopback \
+        --post-receive 'echo "$OS4X_DATASET" > /var/lib/os4x/post-receive.out' >/dev/null &&
         ex os4x route set "$LOCAL" --host 127.0.0.1 --port 3305 >/dev/null || bad "partner/route setup"
     head -c 100000 /dev/urandom | base64 >/tmp/os4x-itest-payload
     itest_copy_in /tmp/os4x-itest-payload /root/ITESTFILE
@@ -290,6 +293,9 @@ if ex os4x send --help >/dev/null 2>&1 && ex os4x route --help >/dev/null 2>&1; 
         check "os4x send: file arrived in the inbox" wait_for 300 arrived
         got=$(ex sh -c "cat /var/lib/os4x/inbox/$LOCAL/*ITESTFILE* 2>/dev/null | sha256sum")
         check "os4x send: content intact" test "${got%% *}" = "$(sha256sum </tmp/os4x-itest-payload | cut -d' ' -f1)"
+        action_done() { test "$(sql "SELECT action_state || ':' || action_exit FROM os4x_received_files WHERE dataset_name = 'ITESTFILE'")" = "done:0"; }
+        check "post-receive command ran in the sandbox (action_state done, exit 0)" wait_for 100 action_done
+        check "post-receive command saw OS4X_DATASET" ex grep -qx ITESTFILE /var/lib/os4x/post-receive.out
         check "journalctl -u os4xrd-tcpip PARTNER=$LOCAL shows FILE= and BYTES=" wait_for 50 \
             ex sh -c "journalctl -b -u os4xrd-tcpip.service PARTNER=$LOCAL -o verbose | grep -q '^ *BYTES=' && journalctl -b -u os4xrd-tcpip.service PARTNER=$LOCAL -o verbose | grep -q '^ *FILE='"
         ex journalctl -b -u os4xrd-tcpip.service PARTNER="$LOCAL" MESSAGE="file received" -o verbose --no-pager |

@@ -166,6 +166,13 @@ pub fn set(config: &Config, a: RouteArgs) -> Result<Route, Failure> {
     if let Some(v) = a.eerp_timeout {
         r.eerp_timeout = v.max(1);
     }
+    if partner.tls_required && !r.tls {
+        eprintln!(
+            "warning: partner {} requires TLS (--tls-required) but this route is plain: \
+             os4xsqd will not send to it until `os4x route set {} --tls true`",
+            partner.id, partner.id
+        );
+    }
     if r.tls && r.tls_ca_file.is_none() && r.tls_pin_sha256.is_none() {
         return Err(usage(format!(
             "TLS to {} needs --tls-ca FILE or --tls-pin SHA256 to know whom to trust",

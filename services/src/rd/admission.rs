@@ -120,6 +120,22 @@ impl RefusalCounts {
     }
 }
 
+/// The unit a limit applies to: an IPv4 address, or the /64 network of an
+/// IPv6 address (one host usually holds a whole /64, so counting single
+/// IPv6 addresses would be no limit at all).
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
 /// Failed logins of one address or partner.
 #[derive(Debug, Clone, Copy)]
 struct Failures {
@@ -194,6 +210,7 @@ impl Admission {
     /// A pre-login slot for a new connection from `ip`, or why not (the
     /// refusal is counted for the summary).
     pub fn admit(self: &Arc<Self>, ip: IpAddr, now: Instant) -> Result<PendingSlot, Refused> {
+        let ip = address_key(ip);
         let result = self.try_admit(ip, now);
         if let Err(why) = result {
             self.refused.count(why, Some(ip));
@@ -250,6 +267,11 @@ impl Admission {
         let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_TRACKED && !map.contains_key(key) {
             map.retain(|_, f| now.saturating_duration_since(f.last) < window);
+            if map.len() >= MAX_TRACKED {
+                // Bounded memory first: an untracked key pays the first
+                // step (the other key's count still applies).
+                return 1;
+            }
         }
         let f = map.entry(key.to_owned()).or_insert(Failures {
             count: 0,
@@ -264,15 +286,14 @@ impl Admission {
     }
 
     /// A refused SSID from `peer` (an address, or `isdn:<number>`)
-    /// naming `partner`: how long to hold its answer.
-    pub fn login_failed(&self, peer: &str, partner: &str, now: Instant) -> Duration {
+    /// naming `partner` (`None`: an unknown code, which has no password to
+    /// guess and is counted for the address only): how long to hold its
+    /// answer.
+    pub fn login_failed(&self, peer: &str, partner: Option<&str>, now: Instant) -> Duration {
         let a = Self::bump(&self.by_peer, peer, now, self.window);
-        let b = Self::bump(
-            &self.by_partner,
-            &partner.to_ascii_uppercase(),
-            now,
-            self.window,
-        );
+        let b = partner.map_or(0, |p| {
+            Self::bump(&self.by_partner, &p.to_ascii_uppercase(), now, self.window)
+        });
         let n = a.max(b).min(32);
         self.delay
             .saturating_mul(1u32 << (n - 1).min(31))
@@ -292,10 +313,11 @@ impl Admission {
     }
 }
 
-/// The address part of a peer as logged (`IP:port`); `None` for ISDN.
+/// The key of a peer as logged (`IP:port`) for the failure counts: its
+/// [`address_key`]; an ISDN peer (`isdn:<number>`) as it is.
 pub fn peer_host(peer: &str) -> String {
     match peer.parse::<std::net::SocketAddr>() {
-        Ok(a) => a.ip().to_string(),
+        Ok(a) => address_key(a.ip()).to_string(),
         Err(_) => peer.to_owned(),
     }
 }
@@ -433,6 +455,24 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_counts_per_64() {
+        let a = admission("max_pending_per_ip = 2\naccept_burst = 100\n");
+        let now = Instant::now();
+        let _s1 = a.admit("2001:db8:1:2::1".parse().unwrap(), now).unwrap();
+        let _s2 = a.admit("2001:db8:1:2::ffff".parse().unwrap(), now).unwrap();
+        assert_eq!(
+            a.admit("2001:db8:1:2:abcd::9".parse().unwrap(), now)
+                .unwrap_err(),
+            Refused::PerAddress
+        );
+        assert!(a.admit("2001:db8:1:3::1".parse().unwrap(), now).is_ok());
+        assert_eq!(
+            address_key("::ffff:127.0.0.2".parse().unwrap()),
+            "127.0.0.2".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
     fn accept_rate_per_address() {
         let a = admission("accept_rate = 2\naccept_burst = 3\nmax_pending_per_ip = 100\n");
         let t0 = Instant::now();
@@ -457,19 +497,26 @@ mod tests {
         );
         let t = Instant::now();
         let ms = |d: Duration| d.as_millis();
-        assert_eq!(ms(a.login_failed("127.0.0.2", "P1", t)), 100);
-        assert_eq!(ms(a.login_failed("127.0.0.2", "P2", t)), 200);
-        assert_eq!(ms(a.login_failed("127.0.0.2", "P3", t)), 400);
+        assert_eq!(ms(a.login_failed("127.0.0.2", Some("P1"), t)), 100);
+        assert_eq!(ms(a.login_failed("127.0.0.2", Some("P2"), t)), 200);
+        assert_eq!(ms(a.login_failed("127.0.0.2", Some("P3"), t)), 400);
         // Another address guessing P1 pays for P1's failures.
-        assert_eq!(ms(a.login_failed("127.0.0.3", "p1", t)), 200);
+        assert_eq!(ms(a.login_failed("127.0.0.3", Some("p1"), t)), 200);
         for _ in 0..10 {
-            a.login_failed("127.0.0.2", "P4", t);
+            a.login_failed("127.0.0.2", Some("P4"), t);
         }
-        assert_eq!(ms(a.login_failed("127.0.0.2", "P5", t)), 1000, "capped");
+        assert_eq!(
+            ms(a.login_failed("127.0.0.2", Some("P5"), t)),
+            1000,
+            "capped"
+        );
         // Forgotten after the window; cleared by a success.
         let later = t + Duration::from_secs(61);
-        assert_eq!(ms(a.login_failed("127.0.0.2", "P6", later)), 100);
+        assert_eq!(ms(a.login_failed("127.0.0.2", Some("P6"), later)), 100);
         a.login_succeeded("127.0.0.3", "P1");
-        assert_eq!(ms(a.login_failed("127.0.0.3", "P1", later)), 100);
+        // An unknown code counts for the address only.
+        assert_eq!(ms(a.login_failed("127.0.0.9", None, later)), 100);
+        assert_eq!(ms(a.login_failed("127.0.0.9", None, later)), 200);
+        assert_eq!(ms(a.login_failed("127.0.0.3", Some("P1"), later)), 100);
     }
 }

@@ -872,8 +872,11 @@ impl Authenticator for PartnerAuth {
                 let delay = if reason == EndSessionReason::ResourcesNotAvailable {
                     Duration::ZERO
                 } else {
-                    self.admission
-                        .login_failed(&host, ssid.id.as_str(), std::time::Instant::now())
+                    self.admission.login_failed(
+                        &host,
+                        partner.as_ref().map(|p| p.id.as_str()),
+                        std::time::Instant::now(),
+                    )
                 };
                 self.gate.hold_for(delay);
                 tracing::warn!(
