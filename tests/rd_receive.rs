@@ -723,6 +723,115 @@ async fn sessions_beyond_the_maximum_get_esid_08() {
     rd.stop().await;
 }
 
+/// Forwards one connection to `target`, passing the client's exchange
+/// buffers until its first CD (`R`), then kills the connection: the file
+/// is received (EFPA went back), but the turn never reaches the daemon.
+async fn proxy_cut_before_cd(target: std::net::SocketAddr) -> std::net::SocketAddr {
+    use bytes::BytesMut;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (client, _) = listener.accept().await.unwrap();
+        let server = tokio::net::TcpStream::connect(target).await.unwrap();
+        let (mut cr, mut cw) = client.into_split();
+        let (mut sr, mut sw) = server.into_split();
+        let back = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut sr, &mut cw).await;
+        });
+        let mut decoder = oftp2::stb::StbDecoder::new();
+        let mut buf = BytesMut::new();
+        'outer: loop {
+            while let Ok(Some(frame)) = decoder.decode(&mut buf) {
+                if frame.first() == Some(&b'R') {
+                    break 'outer;
+                }
+                let header = oftp2::stb::header(frame.len()).unwrap();
+                if sw.write_all(&header).await.is_err() || sw.write_all(&frame).await.is_err() {
+                    break 'outer;
+                }
+            }
+            match cr.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        back.abort();
+        drop((cr, sw));
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eerp_not_sendable_stays_queued_for_the_next_session() {
+    let station = Station::new("");
+    station.add_partner(|_| {});
+    let rd = start(&station, Transport::Tcp).await;
+    let data = content(150_000, 31);
+    let proxy = proxy_cut_before_cd(rd.addr).await;
+    let sent = send_tcp(proxy, "QUEUED.EERP", data.clone(), 0).await;
+    assert!(sent.file_done(), "EFPA arrived: {:?}", sent.events);
+    assert_eq!(sent.eerps(), 0);
+    // Durably stored, and the receipt waits in the database.
+    assert_eq!(
+        std::fs::read(station.partner_inbox().join("QUEUED.EERP")).unwrap(),
+        data
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while rd.server.stats().active.load(Ordering::Relaxed) > 0 {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        station.receipts(),
+        vec![("QUEUED.EERP".into(), "due".into())]
+    );
+    // The next session (nothing to send) gets it after its CD.
+    let tcp = tokio::net::TcpStream::connect(rd.addr).await.unwrap();
+    let next = send(tcp, PARTNER, PARTNER_PW, None).await;
+    assert!(next.end.as_ref().unwrap().is_normal());
+    assert_eq!(next.eerps(), 1);
+    assert_eq!(
+        station.receipts(),
+        vec![("QUEUED.EERP".into(), "sent".into())]
+    );
+    rd.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_file_in_two_sessions_at_once_is_refused_for_now() {
+    let station = Station::new("");
+    station.add_partner(|_| {});
+    let rd = start(&station, Transport::Tcp).await;
+    let data = content(2_000_000, 51);
+    let stalled = stalling_proxy(rd.addr, 600_000).await;
+    let first = tokio::spawn({
+        let data = data.clone();
+        async move { send_tcp(stalled, "TWICE", data, 0).await }
+    });
+    // Wait until the first session is writing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while station.rows().is_empty() {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = send_tcp(rd.addr, "TWICE", data.clone(), 0).await;
+    assert!(
+        second.events.iter().any(|e| matches!(
+            e,
+            Event::FileRefused {
+                reason: StartFileRefusal::DuplicateFile,
+                retry_later: true,
+                ..
+            }
+        )),
+        "{:?}",
+        second.events
+    );
+    first.abort();
+    rd.stop().await;
+    assert!(station.received_files().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eerp_delivered_by_the_partner_marks_the_sent_file() {
     use oftp2::value::{OdetteId, RecordFormat, UserData};
