@@ -520,11 +520,7 @@ impl InboxStore {
                     continue;
                 }
             }
-            let conn = self.db.lock();
-            match conn.execute(
-                "DELETE FROM os4x_received_files WHERE id = ?1 AND state = 'partial'",
-                [id],
-            ) {
+            match self.forget_partial(id) {
                 Ok(_) => {
                     removed += 1;
                     tracing::info!(partner, received = id, path = %path.display(), max_age = ?max_age, "partial file expired ([rd] partial_expiry_days); the partner must send it again from the start");
@@ -535,6 +531,15 @@ impl InboxStore {
             }
         }
         removed
+    }
+
+    /// Removes the row of a partial file (a received one is never
+    /// touched): its data is gone or was never kept.
+    fn forget_partial(&self, row: i64) -> rusqlite::Result<usize> {
+        self.db.lock().execute(
+            "DELETE FROM os4x_received_files WHERE id = ?1 AND state = 'partial'",
+            [row],
+        )
     }
 
     /// A per-session [`Inbox`] handle.
@@ -1400,11 +1405,7 @@ impl ReceivingFile {
         if let Err(e) = self.store.storage.remove(&self.partial_path) {
             tracing::warn!(path = %self.partial_path.display(), error = %e, "cannot remove the discarded partial file");
         }
-        let conn = self.store.db.lock();
-        if let Err(e) = conn.execute(
-            "DELETE FROM os4x_received_files WHERE id = ?1 AND state = 'partial'",
-            [self.row],
-        ) {
+        if let Err(e) = self.store.forget_partial(self.row) {
             tracing::warn!(row = self.row, error = %e, "cannot remove the discarded file's row");
         }
     }
@@ -1528,11 +1529,7 @@ impl Drop for Claim {
     fn drop(&mut self) {
         let Some(store) = &self.store else { return };
         if let Some(row) = self.new_row {
-            let conn = store.db.lock();
-            if let Err(e) = conn.execute(
-                "DELETE FROM os4x_received_files WHERE id = ?1 AND state = 'partial'",
-                [row],
-            ) {
+            if let Err(e) = store.forget_partial(row) {
                 tracing::warn!(row, error = %e, "cannot remove the row of a refused file");
             }
         }
