@@ -455,8 +455,12 @@ fn expiring_certificates_make_the_check_warn_and_partner_options_are_stored() {
             && show.contains("secure_auth:          yes"),
         "{show}"
     );
-    let (code, _, _) = a.os4x(&["partner", "set", B, "--cipher-suite", "07"]);
-    assert_eq!(code, 2);
+    // 07 (AES-256/SHA3-512) is in Odette's list; 08 is not.
+    let (code, _, err) = a.os4x(&["partner", "set", B, "--cipher-suite", "07"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = a.os4x(&["partner", "set", B, "--cipher-suite", "08"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("01..07"), "{err}");
     // A valid partner certificate changes nothing.
     assert_eq!(check().0, 1);
 

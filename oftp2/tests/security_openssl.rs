@@ -16,13 +16,15 @@ fn content() -> Vec<u8> {
 }
 
 #[test]
-fn openssl_verifies_our_signed_data_sha1_and_sha256() {
+fn openssl_verifies_our_signed_data_with_every_suite_hash() {
     let pki = Pki::new();
     let us = pki.issue("O0013SUPPLIER", 365);
     let data = content();
     for (digest, name) in [
         (DigestAlgorithm::Sha1, "sha1"),
         (DigestAlgorithm::Sha256, "sha256"),
+        (DigestAlgorithm::Sha512, "sha512"),
+        (DigestAlgorithm::Sha3_512, "sha3-512"),
     ] {
         let signed = cms::sign(&data, &us, digest).unwrap();
         let file = pki.path(&format!("signed-{name}.der"));
@@ -173,7 +175,12 @@ fn we_verify_openssl_signed_data_and_reject_tampering() {
     let other = pki.issue("O0013OTHER", 365);
     let data = content();
     std::fs::write(pki.path("plain.bin"), &data).unwrap();
-    for md in ["sha1", "sha256"] {
+    for (md, digest) in [
+        ("sha1", DigestAlgorithm::Sha1),
+        ("sha256", DigestAlgorithm::Sha256),
+        ("sha512", DigestAlgorithm::Sha512),
+        ("sha3-512", DigestAlgorithm::Sha3_512),
+    ] {
         let signed = openssl(
             pki.dir.path(),
             &[
@@ -201,6 +208,7 @@ fn we_verify_openssl_signed_data_and_reject_tampering() {
         .unwrap();
         assert_eq!(verified.content, data);
         assert_eq!(verified.signer, *partner.certificate());
+        assert_eq!(verified.digest, digest, "{md}");
 
         // Signed by someone else than expected.
         assert!(matches!(

@@ -505,13 +505,10 @@ fn signed_compressed_encrypted_file_arrives_verified() {
     let plain = content(0, 300_000);
     let mut files = Vec::new();
     let mut hashes = Vec::new();
-    // Every combination SFID allows, in both mandatory suites and 03.
+    // Every combination SFID allows, in every suite of Odette's list
+    // (01/02 of RFC 5024, 03..07).
     let mut n = 0;
-    for suite in [
-        CipherSuite::TripleDesRsaSha1,
-        CipherSuite::Aes256RsaSha1,
-        CipherSuite::Other(3),
-    ] {
+    for suite in (1..=7).map(CipherSuite::from_code) {
         for bits in 0..8u8 {
             let policy = FilePolicy {
                 sign: bits & 1 != 0,

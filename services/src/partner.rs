@@ -129,8 +129,9 @@ pub struct SecurityPolicy {
     pub compress: bool,
     /// Ask the partner for signed EERPs (SFIDSIGN).
     pub signed_eerp: bool,
-    /// SFIDCIPH for signed/encrypted files: 01 3DES/SHA-1, 02
-    /// AES-256/SHA-1, 03 AES-256/SHA-256.
+    /// SFIDCIPH for signed/encrypted files, Odette's list: 01 3DES/SHA-1,
+    /// 02 AES-256/SHA-1, 03 3DES/SHA-256, 04 AES-256/SHA-256, 05
+    /// 3DES/SHA-512, 06 AES-256/SHA-512, 07 AES-256/SHA3-512.
     #[serde(serialize_with = "ser_suite")]
     pub cipher_suite: CipherSuite,
     /// Secure authentication (SSIDAUTH, AUCH/AURP) in every session.

@@ -110,8 +110,9 @@ pub struct SecurityArgs {
     /// Ask the partner for signed EERPs (SFIDSIGN)
     #[arg(long, value_name = "BOOL")]
     signed_eerp: Option<bool>,
-    /// Cipher suite (SFIDCIPH): 01 3DES/SHA-1, 02 AES-256/SHA-1 (default),
-    /// 03 AES-256/SHA-256
+    /// Cipher suite (SFIDCIPH), Odette's list: 01 3DES/SHA-1, 02
+    /// AES-256/SHA-1 (default), 03 3DES/SHA-256, 04 AES-256/SHA-256, 05
+    /// 3DES/SHA-512, 06 AES-256/SHA-512, 07 AES-256/SHA3-512
     #[arg(long, value_name = "NN", value_parser = parse_suite)]
     cipher_suite: Option<CipherSuite>,
     /// Secure authentication (SSIDAUTH, AUCH/AURP) in every session with
@@ -187,7 +188,7 @@ fn apply_limits(p: &mut Partner, a: LimitsArgs) -> Result<(), String> {
 fn parse_suite(s: &str) -> Result<CipherSuite, String> {
     let code: u8 = s
         .parse()
-        .map_err(|_| format!("{s:?}: expected 01, 02 or 03"))?;
+        .map_err(|_| format!("{s:?}: expected a suite code 01..07"))?;
     let suite = CipherSuite::from_code(code);
     oftp2::security::suite_algorithms(suite).map_err(|e| e.to_string())?;
     Ok(suite)

@@ -32,7 +32,7 @@ pub enum CertError {
         detail: String,
     },
     /// The key is not RSA (section 10.2 suites are RSA only).
-    #[error("the public key of {0} is not an RSA key; OFTP2 cipher suites 01-03 need RSA")]
+    #[error("the public key of {0} is not an RSA key; OFTP2 cipher suites 01-07 need RSA")]
     NotRsa(String),
     /// Private key and certificate do not belong together.
     #[error("the private key does not match the certificate {0}; configure the key pair that belongs to it")]
@@ -281,6 +281,16 @@ pub(crate) fn verify_rsa_signature(
         oids::SHA_512_WITH_RSA_ENCRYPTION => VerifyingKey::<sha2::Sha512>::new(key)
             .verify(message, &sig)
             .is_ok(),
+        super::cms::ID_RSASSA_PKCS1_V1_5_WITH_SHA3_512 => {
+            use sha3::Digest;
+            let hash = sha3::Sha3_512::digest(message);
+            key.verify(
+                rsa::Pkcs1v15Sign::new::<sha3::Sha3_512>(),
+                &hash,
+                signature.unwrap_or_default(),
+            )
+            .is_ok()
+        }
         other => return Err(other.to_string()),
     };
     Ok(ok)

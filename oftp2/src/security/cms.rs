@@ -150,28 +150,105 @@ pub fn sign(
     builder
         .add_digest_algorithm(digest_alg.clone())
         .map_err(|e| CmsError::Crypto(e.to_string()))?;
-    let ci = match digest {
-        DigestAlgorithm::Sha1 => {
-            let key = rsa::pkcs1v15::SigningKey::<sha1::Sha1>::new(signer.private_key().clone());
-            let info = SignerInfoBuilder::new(&key, sid, digest_alg, &eci, None)
-                .map_err(|e| CmsError::Crypto(e.to_string()))?;
-            builder
-                .add_signer_info::<_, rsa::pkcs1v15::Signature>(info)
-                .map_err(|e| CmsError::Crypto(e.to_string()))?
-                .build()
-        }
-        DigestAlgorithm::Sha256 => {
-            let key = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(signer.private_key().clone());
-            let info = SignerInfoBuilder::new(&key, sid, digest_alg, &eci, None)
-                .map_err(|e| CmsError::Crypto(e.to_string()))?;
-            builder
-                .add_signer_info::<_, rsa::pkcs1v15::Signature>(info)
-                .map_err(|e| CmsError::Crypto(e.to_string()))?
-                .build()
-        }
+    fn add<S>(
+        mut builder: SignedDataBuilder<'_>,
+        key: &S,
+        sid: SignerIdentifier,
+        digest_alg: AlgorithmIdentifierOwned,
+        content_digest: &[u8],
+    ) -> Result<cms::content_info::ContentInfo, CmsError>
+    where
+        S: rsa::signature::Keypair
+            + spki::DynSignatureAlgorithmIdentifier
+            + rsa::signature::Signer<rsa::pkcs1v15::Signature>,
+    {
+        // The message digest is ours (the builder knows SHA-2 only); the
+        // signer info then sees no content, the SignedData carries it.
+        let detached = EncapsulatedContentInfo {
+            econtent_type: ID_DATA,
+            econtent: None,
+        };
+        let info = SignerInfoBuilder::new(key, sid, digest_alg, &detached, Some(content_digest))
+            .map_err(|e| CmsError::Crypto(e.to_string()))?;
+        builder
+            .add_signer_info::<_, rsa::pkcs1v15::Signature>(info)
+            .map_err(|e| CmsError::Crypto(e.to_string()))?
+            .build()
+            .map_err(|e| CmsError::Crypto(e.to_string()))
     }
-    .map_err(|e| CmsError::Crypto(e.to_string()))?;
+    let private = signer.private_key().clone();
+    let content_digest = digest.digest(content);
+    let content_digest = content_digest.as_slice();
+    let ci = match digest {
+        DigestAlgorithm::Sha1 => add(
+            builder,
+            &rsa::pkcs1v15::SigningKey::<sha1::Sha1>::new(private),
+            sid,
+            digest_alg,
+            content_digest,
+        ),
+        DigestAlgorithm::Sha256 => add(
+            builder,
+            &rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(private),
+            sid,
+            digest_alg,
+            content_digest,
+        ),
+        DigestAlgorithm::Sha512 => add(
+            builder,
+            &rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(private),
+            sid,
+            digest_alg,
+            content_digest,
+        ),
+        DigestAlgorithm::Sha3_512 => add(
+            builder,
+            &Sha3_512Signer(private),
+            sid,
+            digest_alg,
+            content_digest,
+        ),
+    }?;
     ci.to_der().map_err(malformed)
+}
+
+/// Object identifier of RSASSA-PKCS1-v1_5 with SHA3-512 (NIST,
+/// 2.16.840.1.101.3.4.3.16).
+pub const ID_RSASSA_PKCS1_V1_5_WITH_SHA3_512: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.16");
+
+/// RSA PKCS#1 v1.5 signatures over SHA3-512 (suite 07). The `rsa` crate
+/// names signature algorithms for SHA-1/SHA-2 only, so this signer
+/// supplies the algorithm identifier itself.
+struct Sha3_512Signer(rsa::RsaPrivateKey);
+
+impl rsa::signature::Keypair for Sha3_512Signer {
+    type VerifyingKey = rsa::RsaPublicKey;
+    fn verifying_key(&self) -> rsa::RsaPublicKey {
+        self.0.to_public_key()
+    }
+}
+
+impl spki::DynSignatureAlgorithmIdentifier for Sha3_512Signer {
+    fn signature_algorithm_identifier(&self) -> spki::Result<AlgorithmIdentifierOwned> {
+        // RFC 8702 style: no parameters.
+        Ok(AlgorithmIdentifierOwned {
+            oid: ID_RSASSA_PKCS1_V1_5_WITH_SHA3_512,
+            parameters: None,
+        })
+    }
+}
+
+impl rsa::signature::Signer<rsa::pkcs1v15::Signature> for Sha3_512Signer {
+    fn try_sign(&self, msg: &[u8]) -> Result<rsa::pkcs1v15::Signature, rsa::signature::Error> {
+        use sha3::Digest;
+        let hash = sha3::Sha3_512::digest(msg);
+        let raw = self
+            .0
+            .sign(rsa::Pkcs1v15Sign::new::<sha3::Sha3_512>(), &hash)
+            .map_err(rsa::signature::Error::from_source)?;
+        rsa::pkcs1v15::Signature::try_from(raw.as_slice())
+    }
 }
 
 /// A verified SignedData.
@@ -275,6 +352,8 @@ fn signature_oid(
         match digest {
             DigestAlgorithm::Sha1 => oids::SHA_1_WITH_RSA_ENCRYPTION,
             DigestAlgorithm::Sha256 => oids::SHA_256_WITH_RSA_ENCRYPTION,
+            DigestAlgorithm::Sha512 => oids::SHA_512_WITH_RSA_ENCRYPTION,
+            DigestAlgorithm::Sha3_512 => ID_RSASSA_PKCS1_V1_5_WITH_SHA3_512,
         }
     } else {
         *oid
@@ -482,4 +561,48 @@ pub fn decompress_limited(data: &[u8], limit: u64) -> Result<Vec<u8>, CmsError> 
 /// The CMS content type at the outside of `data`, if it is a ContentInfo.
 pub fn content_type(data: &[u8]) -> Option<const_oid::ObjectIdentifier> {
     ContentInfo::from_der(data).ok().map(|ci| ci.content_type)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Known answers for the two content ciphers the suites use: AES-256-CBC
+    /// is NIST SP 800-38A F.2.5; the 3DES value was computed with
+    /// `openssl enc -des-ede3-cbc -nopad`. PKCS#7 adds one full block of
+    /// padding after the two plaintext blocks.
+    #[test]
+    fn content_ciphers_match_known_answers() {
+        let plain = unhex("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51");
+        for (cipher, key, iv, expected) in [
+            (
+                ContentCipher::Aes256Cbc,
+                "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4",
+                "000102030405060708090a0b0c0d0e0f",
+                "f58c4c04d6e5f1ba779eabfb5f7bfbd69cfc4e967edb808d679f777bc6702c7d",
+            ),
+            (
+                ContentCipher::TripleDesCbc,
+                "0123456789abcdef23456789abcdef01456789abcdef0123",
+                "f69f2445df4f9b17",
+                "2079c3d53aa763e193b79e2569ab5262516570481f25b50f73c0bda85c8e0da7",
+            ),
+        ] {
+            let (key, iv) = (unhex(key), unhex(iv));
+            assert_eq!(key.len(), cipher.key_len());
+            assert_eq!(iv.len(), cipher.block_len());
+            let out = cbc_encrypt(cipher, &key, &iv, &plain).unwrap();
+            assert_eq!(out.len(), plain.len() + cipher.block_len(), "{cipher:?}");
+            assert_eq!(out[..plain.len()], unhex(expected)[..], "{cipher:?}");
+            assert_eq!(cbc_decrypt(cipher, &key, &iv, &out).unwrap(), plain);
+            assert!(cbc_decrypt(cipher, &key[..key.len() - 1], &iv, &out).is_err());
+        }
+    }
 }
