@@ -77,12 +77,7 @@ fn records_from_two_daemons_survive_debugd_death_and_bundle_has_no_secrets() {
     );
 
     // Runtime switch, as `os4x debug on os4xclientd` does for server 1.
-    let conn = os4x::debug::switch::open_component(
-        &env.db,
-        os4x::debug::switch::COMPONENT,
-        os4x::debug::switch::MIGRATIONS,
-    )
-    .unwrap();
+    let conn = os4x::debug::switch::open(&env.db).unwrap();
     os4x::debug::switch::set(&conn, 1, "os4xclientd", true).unwrap();
     eventually("records from clientd 1 after `debug on`", || {
         poke(i1.client_addr);

@@ -31,7 +31,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod migrate;
+/// Schema migrations (they live in the store crate with every table).
+pub use os4x_store::migrate;
 pub mod net;
 pub mod pid_file;
 pub mod process;
@@ -44,7 +45,7 @@ use std::str::FromStr;
 pub use store::{
     assess, same_boot, status_of, ClaimError, ClaimGuard, ClaimRequest, Error, Listening, Liveness,
     PidFileState, PidStore, ProgramStatus, Record, Refusal, ResetError, ResetReport, Staleness,
-    Takeover, BUSY_TIMEOUT, COMPONENT, MIGRATIONS,
+    Takeover, BUSY_TIMEOUT, COMPONENT,
 };
 
 /// A program name as used in `os4x_pids.program` and in the PID file name:

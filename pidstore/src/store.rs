@@ -6,47 +6,20 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 
-use crate::migrate::{self, MigrateError, Migration};
 use crate::pid_file::{self, Content};
 use crate::process::{self, ProcessInfo};
 use crate::ProgramName;
+use os4x_store::migrate::MigrateError;
 
 /// Component name of this crate's schema in `os4x_schema`.
-pub const COMPONENT: &str = "pidstore";
+pub const COMPONENT: &str = os4x_store::schema::PIDS.name;
 
 /// How long a statement waits for another process's write lock before
 /// giving up. Claims hold the lock for well under a millisecond, so this is
 /// only reached when something is badly wrong (a hung process holding it).
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Schema of the PID table.
-pub const MIGRATIONS: &[Migration] = &[
-    // Version 1 is the table as admins of the predecessor product know it;
-    // `IF NOT EXISTS` lets an existing database of that product be adopted.
-    Migration {
-        version: 1,
-        description: "os4x_pids table",
-        sql: "CREATE TABLE IF NOT EXISTS os4x_pids (
-                  program  TEXT    NOT NULL,
-                  serverID INTEGER NOT NULL,
-                  pid      INTEGER NOT NULL DEFAULT -1,
-                  PRIMARY KEY (program, serverID)
-              );",
-    },
-    // Version 2: enough identity to tell the recorded process from a later
-    // one with the same PID, and when/by whom the row was written.
-    Migration {
-        version: 2,
-        description: "process identity columns",
-        sql: "ALTER TABLE os4x_pids ADD COLUMN start_ticks   INTEGER;
-              ALTER TABLE os4x_pids ADD COLUMN boot_id       TEXT;
-              ALTER TABLE os4x_pids ADD COLUMN executable    TEXT;
-              ALTER TABLE os4x_pids ADD COLUMN written_at    INTEGER;
-              ALTER TABLE os4x_pids ADD COLUMN invocation_id TEXT;",
-    },
-];
+pub const BUSY_TIMEOUT: Duration = os4x_store::BUSY_TIMEOUT;
 
 /// Errors of the store itself (as opposed to a refused claim).
 #[derive(Debug, thiserror::Error)]
@@ -317,13 +290,7 @@ impl fmt::Debug for PidStore {
 impl PidStore {
     /// Opens (creating file and parent directory if needed) and migrates.
     pub fn open(path: &Path) -> Result<PidStore, Error> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
-                path: dir.to_owned(),
-                source,
-            })?;
-        }
-        let conn = retry_busy(path, || open_and_migrate(path))?;
+        let conn = open_and_migrate(path)?;
         Ok(PidStore {
             conn,
             path: path.to_owned(),
@@ -614,34 +581,16 @@ fn claim_row(
     Ok(Ok(takeover))
 }
 
+/// The store crate opens and migrates (every component, this one among
+/// them); its errors keep their meaning here.
 fn open_and_migrate(path: &Path) -> Result<Connection, Error> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let sql = |source| sql_error(path, source);
-    let mut conn = Connection::open_with_flags(path, flags).map_err(sql)?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
-    // WAL lets status readers run while a daemon writes. The mode is
-    // persistent, so only the very first open switches it.
-    let mode: String = conn
-        .pragma_query_value(None, "journal_mode", |r| r.get(0))
-        .map_err(sql)?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            .map_err(sql)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!(database = %path.display(), journal_mode = %mode, "WAL not available; using the rollback journal");
-        }
-    }
-    migrate::apply(&mut conn, COMPONENT, MIGRATIONS).map_err(|source| match source {
-        MigrateError::Sqlite(e) => sql_error(path, e),
-        source => Error::Migrate {
-            path: path.to_owned(),
-            source: Box::new(source),
-        },
-    })?;
-    Ok(conn)
+    use os4x_store::OpenError;
+    os4x_store::open(path).map_err(|e| match e {
+        OpenError::CreateDir { path, source } => Error::CreateDir { path, source },
+        OpenError::Sqlite { path, source } => Error::Sqlite { path, source },
+        OpenError::Busy { path, source } => Error::Busy { path, source },
+        OpenError::Migrate { path, source } => Error::Migrate { path, source },
+    })
 }
 
 /// Runs `op` again while it fails with `SQLITE_BUSY`, up to [`BUSY_TIMEOUT`].

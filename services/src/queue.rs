@@ -30,114 +30,13 @@ use std::time::Duration;
 
 use oftp2::record::{self, Layout};
 use oftp2::value::{DatasetName, OdetteId, RecordFormat, Timestamp, UserData};
-use pidstore::migrate::Migration;
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 use crate::db::{unix_now, Db, DbError};
 
 /// Component name in `os4x_schema`.
-pub const COMPONENT: &str = "os4x-queue";
-
-/// Schema steps of [`COMPONENT`].
-pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        description: "send queue and partner send settings",
-        sql: "
-CREATE TABLE os4x_send_queue (
-    id               INTEGER PRIMARY KEY,
-    partner          TEXT NOT NULL COLLATE NOCASE,
-    dataset_name     TEXT NOT NULL,
-    -- CCYYMMDDHHMMSScccc, fixed at enqueue time (the virtual file's id).
-    file_timestamp   TEXT NOT NULL,
-    user_data        TEXT NOT NULL DEFAULT '',
-    originator       TEXT NOT NULL,
-    destination      TEXT NOT NULL,
-    format           TEXT NOT NULL,
-    max_record_size  INTEGER NOT NULL,
-    description      TEXT NOT NULL DEFAULT '',
-    priority         INTEGER NOT NULL DEFAULT 0,
-    source_path      TEXT NOT NULL,
-    outbox_path      TEXT NOT NULL,
-    size             INTEGER NOT NULL,
-    state            TEXT NOT NULL CHECK (state IN
-                     ('queued', 'sending', 'sent-awaiting-eerp', 'delivered', 'failed',
-                      'retry', 'cancelled')),
-    attempts         INTEGER NOT NULL DEFAULT 0,
-    -- server_id of the os4xsqd that claimed it (state `sending`).
-    owner            INTEGER,
-    next_attempt_at  INTEGER NOT NULL,
-    last_error       TEXT,
-    -- Virtual File octets the partner may hold from earlier attempts;
-    -- the next SFID offers the restart position they amount to.
-    sent_units       INTEGER NOT NULL DEFAULT 0,
-    eerp             TEXT NOT NULL DEFAULT 'none' CHECK (eerp IN
-                     ('none', 'awaiting', 'overdue', 'eerp', 'nerp')),
-    eerp_text        TEXT,
-    created_at       INTEGER NOT NULL,
-    updated_at       INTEGER NOT NULL,
-    sent_at          INTEGER,
-    delivered_at     INTEGER
-);
-CREATE INDEX os4x_send_queue_due ON os4x_send_queue (state, partner, next_attempt_at);
-CREATE INDEX os4x_send_queue_vfile ON os4x_send_queue (dataset_name, file_timestamp);
-CREATE TABLE os4x_send_routes (
-    partner          TEXT PRIMARY KEY NOT NULL COLLATE NOCASE,
-    host             TEXT NOT NULL,
-    port             INTEGER NOT NULL,
-    tls              INTEGER NOT NULL DEFAULT 0,
-    -- PEM file of the CAs the partner's server certificate must chain to
-    -- (none: the system's default roots are not used, a CA or pin is required).
-    tls_ca_file      TEXT,
-    -- Lowercase hex SHA-256 of the partner's server certificate (DER).
-    tls_pin_sha256   TEXT,
-    max_sessions     INTEGER NOT NULL DEFAULT 1,
-    max_attempts     INTEGER NOT NULL DEFAULT 10,
-    retry_base       INTEGER NOT NULL DEFAULT 60,
-    retry_max        INTEGER NOT NULL DEFAULT 3600,
-    -- Seconds between polls; NULL: never poll.
-    poll_interval    INTEGER,
-    eerp_timeout     INTEGER NOT NULL DEFAULT 86400,
-    -- Partner-level backoff after failed connections.
-    failures         INTEGER NOT NULL DEFAULT 0,
-    next_session_at  INTEGER NOT NULL DEFAULT 0,
-    last_session_at  INTEGER NOT NULL DEFAULT 0,
-    updated_at       INTEGER NOT NULL
-);
-",
-    },
-    Migration {
-        version: 2,
-        description: "send queue: claims per session",
-        sql: "
--- The session that claimed an entry last: a session does not take an
--- entry back that it already tried (e.g. refused with retry later).
-ALTER TABLE os4x_send_queue ADD COLUMN claim_token INTEGER;
-",
-    },
-    Migration {
-        version: 3,
-        description: "send queue: file services and receipt verification",
-        sql: "
--- The file as transmitted after signing/compression/encryption (written
--- once, so every attempt and restart sends the same octets), its hash
--- (EERPHSH must match it) and SFIDCIPH / SFIDSIGN as sent.
-ALTER TABLE os4x_send_queue ADD COLUMN protected_path TEXT;
-ALTER TABLE os4x_send_queue ADD COLUMN file_hash BLOB;
-ALTER TABLE os4x_send_queue ADD COLUMN cipher_suite INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE os4x_send_queue ADD COLUMN signed_eerp INTEGER NOT NULL DEFAULT 0;
--- The services applied: 's' signed, 'c' compressed, 'e' encrypted (the
--- SFID fields of every later attempt, whatever the partner's policy is by
--- then).
-ALTER TABLE os4x_send_queue ADD COLUMN file_services TEXT;
--- What the check of the received EERP/NERP found: 'unsigned', 'valid'
--- or 'invalid', with the signer or the error.
-ALTER TABLE os4x_send_queue ADD COLUMN receipt_verification TEXT;
-ALTER TABLE os4x_send_queue ADD COLUMN receipt_verification_text TEXT;
-",
-    },
-];
+pub const COMPONENT: &str = os4x_store::schema::QUEUE.name;
 
 /// The state of a queue entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -550,9 +449,8 @@ pub struct QueueStore {
 }
 
 impl QueueStore {
-    /// Opens the queue tables, migrating them if needed.
+    /// The queue tables of `db` (the store migrated them on open).
     pub fn open(db: Db) -> Result<QueueStore, DbError> {
-        db.migrate(COMPONENT, MIGRATIONS)?;
         Ok(QueueStore { db, owner: 0 })
     }
 

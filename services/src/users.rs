@@ -18,36 +18,16 @@ use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use pidstore::migrate::Migration;
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
 /// Component name in `os4x_schema`.
-pub const COMPONENT: &str = "os4x_users";
+pub const COMPONENT: &str = os4x_store::schema::USERS.name;
 /// Longest lockout.
 pub const MAX_LOCKOUT: Duration = Duration::from_secs(3600);
 /// Password length limits (argon2 accepts more; these keep requests sane).
 pub const MIN_PASSWORD: usize = 8;
 pub const MAX_PASSWORD: usize = 1024;
-
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "users of os4xclientd and the web UI",
-    sql: "
-CREATE TABLE os4x_users (
-    name           TEXT PRIMARY KEY NOT NULL,
-    -- argon2id PHC string
-    password_hash  TEXT NOT NULL,
-    role           TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
-    failed_logins  INTEGER NOT NULL DEFAULT 0,
-    -- unix time; 0 when not locked
-    locked_until   INTEGER NOT NULL DEFAULT 0,
-    last_login_at  INTEGER,
-    created_at     INTEGER NOT NULL,
-    updated_at     INTEGER NOT NULL
-);
-",
-}];
 
 /// What a user may do. Ordered: each role includes the ones below it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
@@ -143,7 +123,7 @@ pub enum UserError {
     #[error("user database: {0}")]
     Db(#[from] rusqlite::Error),
     #[error("user database: {0}")]
-    Migrate(#[from] pidstore::migrate::MigrateError),
+    Open(#[from] os4x_store::OpenError),
 }
 
 /// The user table.
@@ -215,7 +195,7 @@ fn verify(password: &str, phc: &str) -> bool {
 impl UserStore {
     /// Opens the database at `path`, creating the table if needed.
     pub fn open(path: &Path) -> Result<UserStore, UserError> {
-        let conn = crate::debug::switch::open_component(path, COMPONENT, MIGRATIONS)?;
+        let conn = os4x_store::open(path)?;
         Ok(UserStore { conn })
     }
 

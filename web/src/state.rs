@@ -45,11 +45,7 @@ impl AppState {
         let queue = QueueStore::open(db.clone())?.for_server(config.server_id);
         let partners = PartnerStore::new(db.clone());
         let users = UserStore::open(path)?;
-        let switch = os4x::debug::switch::open_component(
-            path,
-            os4x::debug::switch::COMPONENT,
-            os4x::debug::switch::MIGRATIONS,
-        )?;
+        let switch = os4x::debug::switch::open(path)?;
         let policy = LockoutPolicy {
             max_failures: config.client.max_failed_logins,
             lockout: config.client.lockout,

@@ -57,7 +57,7 @@ fn anyhow_code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if let Some(u) = cause.downcast_ref::<UserError>() {
             return match u {
-                UserError::Db(_) | UserError::Migrate(_) => exit::IOERR,
+                UserError::Db(_) | UserError::Open(_) => exit::IOERR,
                 UserError::BadName(_)
                 | UserError::PasswordTooShort
                 | UserError::PasswordTooLong => exit::USAGE,

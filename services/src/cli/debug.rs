@@ -36,13 +36,7 @@ fn program_arg(p: Option<String>) -> anyhow::Result<String> {
 }
 
 pub fn run(config: &Config, cmd: DebugCommand) -> anyhow::Result<ExitCode> {
-    let open = || {
-        switch::open_component(
-            config.database.sqlite_path(),
-            switch::COMPONENT,
-            switch::MIGRATIONS,
-        )
-    };
+    let open = || switch::open(config.database.sqlite_path());
     match cmd {
         DebugCommand::On { program } => {
             let p = program_arg(program)?;

@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use pidstore::migrate::Migration;
 use rusqlite::{Connection, OptionalExtension};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -27,21 +26,9 @@ use crate::queue::EntryState;
 use crate::users::{LockoutPolicy, Role, UserError, UserStore};
 
 /// Component name in `os4x_schema` (acknowledgements).
-pub const COMPONENT: &str = "os4x_client";
+pub const COMPONENT: &str = os4x_store::schema::CLIENT.name;
 /// Largest download chunk.
 pub const MAX_CHUNK: u64 = 1 << 20;
-
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "acknowledgements of received files by clients",
-    sql: "
-CREATE TABLE os4x_received_acks (
-    received_id INTEGER PRIMARY KEY NOT NULL,
-    acked_by    TEXT NOT NULL,
-    acked_at    INTEGER NOT NULL
-);
-",
-}];
 
 /// The least role each job needs; `None` for unknown ops.
 pub fn required_role(op: &str) -> Option<Role> {
@@ -83,7 +70,7 @@ fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
 impl Jobs {
     pub fn open(config: Arc<Config>) -> anyhow::Result<Jobs> {
         let path = config.database.sqlite_path();
-        let db = crate::debug::switch::open_component(path, COMPONENT, MIGRATIONS)?;
+        let db = os4x_store::open(path)?;
         let users = UserStore::open(path)?;
         let policy = LockoutPolicy {
             max_failures: config.client.max_failed_logins,

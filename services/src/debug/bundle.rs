@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use anyhow::Context as _;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 use super::proto::format_timestamp;
 use crate::config::Config;
@@ -103,7 +103,7 @@ pub fn write_bundle(config: &Config, since_us: i64, out: &Path) -> anyhow::Resul
 
     // Database: versions, switch, tables.
     let db = config.database.sqlite_path();
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).ok();
+    let conn = os4x_store::open_read_only(db).ok();
     let mut versions = format!(
         "os4x {}\nsqlite {}\nkernel {}\nhost {}\nbundle created {}\nrecords since {}\nserver_id {}\ndatabase {}\n",
         env!("CARGO_PKG_VERSION"),

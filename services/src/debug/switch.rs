@@ -9,51 +9,18 @@
 use std::path::Path;
 use std::time::Duration;
 
-use pidstore::migrate::{self, Migration};
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension};
 
 /// Component name in `os4x_schema`.
-pub const COMPONENT: &str = "os4x_debug";
+pub const COMPONENT: &str = os4x_store::schema::DEBUG.name;
 /// How often daemons re-read the switch.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// The program name that stands for every program.
 pub const ALL: &str = "*";
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "debug forwarding switch",
-    sql: "
-CREATE TABLE os4x_debug_switch (
-    server_id  INTEGER NOT NULL,
-    -- a program name, or '*' for all programs
-    program    TEXT NOT NULL,
-    enabled    INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    PRIMARY KEY (server_id, program)
-);
-",
-}];
-
-/// How long a statement waits for another process's write lock.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Opens the database at `path` (creating it) and migrates `component`.
-/// Shared by the os4x tables of issue 7 (debug switch, users, client acks).
-pub fn open_component(
-    path: &Path,
-    component: &str,
-    migrations: &[Migration],
-) -> Result<Connection, migrate::MigrateError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        // The open below reports a missing directory clearly enough.
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let mut conn = Connection::open(path)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    // pidstore uses WAL too; setting it again is a no-op.
-    let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-    migrate::apply(&mut conn, component, migrations)?;
-    Ok(conn)
+/// Opens the database at `path` (creating and migrating it if needed).
+pub fn open(path: &Path) -> Result<Connection, os4x_store::OpenError> {
+    os4x_store::open(path)
 }
 
 /// One override row.
@@ -132,29 +99,39 @@ impl SwitchReader {
         }
     }
 
-    /// The override for `program`; `Ok(None)` when there is none or the
-    /// table does not exist yet.
-    pub fn read(&mut self, server_id: u32, program: &str) -> rusqlite::Result<Option<bool>> {
+    /// The override for `program`; `Ok(None)` when there is none, or no
+    /// database or table yet.
+    pub fn read(
+        &mut self,
+        server_id: u32,
+        program: &str,
+    ) -> Result<Option<bool>, os4x_store::OpenError> {
+        let sql = |source| os4x_store::OpenError::Sqlite {
+            path: self.path.clone(),
+            source,
+        };
         if self.conn.is_none() {
-            let conn = Connection::open_with_flags(
-                &self.path,
-                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            conn.busy_timeout(Duration::from_millis(500))?;
+            let Some(conn) = os4x_store::open_existing(&self.path)? else {
+                return Ok(None);
+            };
+            // A poll must not stall the daemon behind a long write.
+            conn.busy_timeout(Duration::from_millis(500)).map_err(sql)?;
             self.conn = Some(conn);
         }
         let Some(conn) = &self.conn else {
             return Ok(None);
         };
-        let exists: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type='table' AND name='os4x_debug_switch')",
-            [],
-            |r| r.get(0),
-        )?;
+        let exists: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type='table' AND name='os4x_debug_switch')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql)?;
         if !exists {
             return Ok(None);
         }
-        let result = lookup(conn, server_id, program);
+        let result = lookup(conn, server_id, program).map_err(sql);
         if result.is_err() {
             // Reopen next time: the file may have been replaced.
             self.conn = None;
@@ -172,8 +149,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("os4x.db");
         let mut reader = SwitchReader::new(&db);
-        assert!(reader.read(0, "os4xsqd").is_err(), "no database yet");
-        let conn = open_component(&db, COMPONENT, MIGRATIONS).unwrap();
+        assert_eq!(reader.read(0, "os4xsqd").unwrap(), None, "no database yet");
+        assert!(!db.exists(), "reading must not create the database");
+        let conn = open(&db).unwrap();
         assert_eq!(reader.read(0, "os4xsqd").unwrap(), None);
         set(&conn, 0, ALL, true).unwrap();
         assert_eq!(reader.read(0, "os4xsqd").unwrap(), Some(true));

@@ -16,7 +16,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use capi::stream::{describe_reason, Application, CallError, Dial};
-use pidstore::migrate::Migration;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -27,23 +26,7 @@ use crate::isdn::call::CallStream;
 use crate::isdn::settings::{digits, number_matches};
 
 /// Component name in `os4x_schema`.
-pub const COMPONENT: &str = "os4x-isdn";
-
-/// Schema steps of [`COMPONENT`].
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "ISDN numbers of partners",
-    sql: "
-CREATE TABLE os4x_isdn_routes (
-    partner     TEXT PRIMARY KEY NOT NULL COLLATE NOCASE,
-    -- Digits to dial; calls presenting this number are the partner's.
-    number      TEXT NOT NULL,
-    -- [[isdn.controller]] number to dial through.
-    controller  INTEGER NOT NULL DEFAULT 0,
-    updated_at  INTEGER NOT NULL
-);
-",
-}];
+pub const COMPONENT: &str = os4x_store::schema::ISDN_ROUTES.name;
 
 /// A partner's ISDN number and the controller to dial it through.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -60,9 +43,8 @@ pub struct IsdnRoutes {
 }
 
 impl IsdnRoutes {
-    /// Opens the table, migrating it if needed.
+    /// The routes table of `db` (the store migrated it on open).
     pub fn open(db: Db) -> Result<IsdnRoutes, DbError> {
-        db.migrate(COMPONENT, MIGRATIONS)?;
         Ok(IsdnRoutes { db })
     }
 
