@@ -27,7 +27,8 @@
 pub mod actions;
 pub mod cli;
 pub mod client;
-pub mod config;
+/// The configuration file (its own crate; re-exported for the daemons).
+pub use os4x_config as config;
 pub mod daemon;
 pub mod db;
 pub mod debug;
@@ -43,9 +44,9 @@ pub mod rd;
 pub mod receipts;
 pub mod security;
 pub mod sq;
-pub mod station;
+pub use os4x_config::station;
 pub mod users;
-pub mod web_settings;
+pub use os4x_config::web as web_settings;
 
 /// Program names admins know, as used in `os4x_pids.program`.
 pub mod programs {

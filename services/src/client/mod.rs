@@ -12,5 +12,6 @@ pub mod jobs;
 pub mod protocol;
 pub mod remote;
 pub mod server;
-pub mod settings;
+/// `[client]` settings (they live in the configuration crate).
+pub use os4x_config::client as settings;
 pub mod upload;

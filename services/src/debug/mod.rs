@@ -17,7 +17,8 @@ pub mod forward;
 pub mod proto;
 pub mod ring;
 pub mod server;
-pub mod settings;
+/// `[debug]` settings (they live in the configuration crate).
+pub use os4x_config::debug as settings;
 pub mod switch;
 
 use std::path::{Path, PathBuf};

@@ -15,5 +15,6 @@
 pub mod call;
 pub mod link;
 pub mod receiver;
-pub mod settings;
+/// `[isdn]` settings (they live in the configuration crate).
+pub use os4x_config::isdn as settings;
 pub mod state;

@@ -30,7 +30,8 @@
 
 pub mod admission;
 pub mod master;
-pub mod settings;
+/// `[rd]` settings (they live in the configuration crate).
+pub use os4x_config::rd as settings;
 pub mod tls;
 
 use std::net::SocketAddr;

@@ -13,7 +13,8 @@
 //! the next session everywhere without a reload.
 
 pub mod crl;
-pub mod settings;
+/// `[security]` settings (they live in the configuration crate).
+pub use os4x_config::security as settings;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

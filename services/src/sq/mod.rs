@@ -19,7 +19,8 @@
 
 pub mod isdn;
 pub mod session;
-pub mod settings;
+/// `[sq]` settings (they live in the configuration crate).
+pub use os4x_config::sq as settings;
 pub mod tls;
 
 use std::collections::HashMap;

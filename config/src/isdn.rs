@@ -24,7 +24,7 @@ pub use capi::config::B3Mode;
 use capi::config::TransportConfig;
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::field::ConfigError;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -228,7 +228,7 @@ mod tests {
 
     #[test]
     fn in_the_configuration_file() {
-        use crate::config::{Config, ConfigError};
+        use crate::{Config, ConfigError};
         let parse = |t: &str| Config::parse(t, std::path::Path::new("/etc/os4x/os4x.toml"));
         let c = parse(
             "[isdn]\nmatch_digits = 7\n[[isdn.controller]]\nnumber = 0\n\

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::field::ConfigError;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -117,62 +117,4 @@ pub fn resolve(
             .unwrap_or_else(|| state_dir.join("crl")),
         crl_refresh,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::config::{Config, ConfigError};
-    use std::path::Path;
-    use std::time::Duration;
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(text, Path::new("/etc/os4x/os4x.toml"))
-    }
-
-    fn key_of(text: &str) -> String {
-        match parse(text) {
-            Err(ConfigError::Key { key, .. }) => key,
-            other => panic!("expected a key error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn defaults_and_values() {
-        let c = parse("state_dir = \"/srv/os4x\"\n").unwrap().security;
-        assert_eq!(c.signing, None);
-        assert_eq!(c.crl_dir, Path::new("/srv/os4x/crl"));
-        assert_eq!(c.crl_refresh, Duration::from_secs(3600));
-        let c = parse(
-            "[security]\ncertificate = \"/k/a.pem\"\nprivate_key = \"/k/a.key\"\n\
-             ca_file = \"/k/ca.pem\"\ncrl_dir = \"/c\"\ncrl_refresh = 60\n",
-        )
-        .unwrap()
-        .security;
-        let pair = c.signing.unwrap();
-        assert_eq!(pair.certificate, Path::new("/k/a.pem"));
-        assert_eq!(pair.private_key, Path::new("/k/a.key"));
-        assert_eq!(c.encryption, None);
-        assert_eq!(c.crl_refresh, Duration::from_secs(60));
-    }
-
-    #[test]
-    fn errors_name_the_key() {
-        assert_eq!(
-            key_of("[security]\ncertificate = \"/k/a.pem\"\n"),
-            "security.private_key"
-        );
-        assert_eq!(
-            key_of("[security]\nencryption_key = \"/k/a.key\"\n"),
-            "security.encryption_certificate"
-        );
-        assert_eq!(
-            key_of("[security]\nca_file = \"ca.pem\"\n"),
-            "security.ca_file"
-        );
-        assert_eq!(
-            key_of("[security]\ncrl_refresh = 0\n"),
-            "security.crl_refresh"
-        );
-        assert!(key_of("[security]\ncertficate = \"/x\"\n").contains("certficate"));
-    }
 }

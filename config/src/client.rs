@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{in_range, listen_addr, ConfigError};
+use crate::field::{in_range, listen_addr, ConfigError};
 
 /// Default `[client] listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:60000";

@@ -3,7 +3,7 @@
 use oftp2::value::{OdetteId, Password, UserData};
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::field::ConfigError;
 
 /// `[local]` as written in the file.
 #[derive(Debug, Default, Deserialize)]

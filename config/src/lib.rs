@@ -14,16 +14,22 @@ use std::path::{Path, PathBuf};
 use pidstore::ProgramName;
 use serde::Deserialize;
 
+pub mod client;
+pub mod debug;
+pub mod field;
+pub mod isdn;
+pub mod rd;
+pub mod security;
+pub mod sq;
+pub mod station;
+pub mod web;
+
 /// Where the configuration is read from when nothing else is said.
 pub const DEFAULT_PATH: &str = "/etc/os4x/os4x.toml";
-/// Environment variable naming the configuration file.
-pub const ENV_VAR: &str = "OS4X_CONFIG";
 /// Default `state_dir`.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/os4x";
 /// Default `tmp_dir`.
 pub const DEFAULT_TMP_DIR: &str = "/run/os4x";
-/// Default `[debug] listen`.
-pub const DEFAULT_DEBUG_LISTEN: &str = "127.0.0.1:10001";
 /// Daemons `os4x-pidctl check` requires unless `required_daemons` says otherwise.
 pub const DEFAULT_REQUIRED_DAEMONS: [&str; 3] = ["os4xrd_tcpip", "os4xrd_tcpip_tls", "os4xsqd"];
 
@@ -46,15 +52,15 @@ pub struct Config {
     /// `[local]`: our Odette ID, password, user data.
     pub local: crate::station::LocalStation,
     /// `[rd]`, `[tcp]`, `[tls]`: the receive daemons.
-    pub rd: crate::rd::settings::RdConfig,
+    pub rd: crate::rd::RdConfig,
     /// `[sq]`: the send-queue daemon and `os4x send`.
-    pub sq: crate::sq::settings::SqConfig,
+    pub sq: crate::sq::SqConfig,
     /// `[security]`: our key pairs, partner CAs, CRL cache.
-    pub security: crate::security::settings::SecurityConfig,
+    pub security: crate::security::SecurityConfig,
     /// `[web]`: the web administration service `os4x-web`.
-    pub web: crate::web_settings::WebConfig,
+    pub web: crate::web::WebConfig,
     /// `[isdn]`: ISDN controllers (`os4xrd_capi_<n>`, dialling by `os4xsqd`).
-    pub isdn: crate::isdn::settings::IsdnConfig,
+    pub isdn: crate::isdn::IsdnConfig,
 }
 
 /// Where the os4x database lives.
@@ -82,42 +88,10 @@ impl fmt::Display for Database {
 }
 
 /// `[client]`: the client/job service `os4xclientd`.
-pub use crate::client::settings::ClientConfig;
+pub use crate::client::ClientConfig;
 /// `[debug]`: the debug daemon `os4xdebugd` and debug forwarding.
-pub use crate::debug::settings::DebugConfig;
-
-/// The configuration could not be used. Binaries exit with
-/// [`crate::exit::CONFIG`] (78, `EX_CONFIG`).
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("configuration file {} does not exist; create it, or name another with --config or {ENV_VAR}", path.display())]
-    NotFound { path: PathBuf },
-    #[error("cannot read configuration file {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("configuration file {}: {detail}", path.display())]
-    Syntax { path: PathBuf, detail: String },
-    #[error("configuration file {}{}: key `{key}`: {message}", path.display(), line.map(|l| format!(" line {l}")).unwrap_or_default())]
-    Key {
-        path: PathBuf,
-        key: String,
-        message: String,
-        line: Option<usize>,
-    },
-}
-
-impl ConfigError {
-    /// The offending key, if the error is about one.
-    pub fn key(&self) -> Option<&str> {
-        match self {
-            ConfigError::Key { key, .. } => Some(key),
-            _ => None,
-        }
-    }
-}
+pub use crate::debug::DebugConfig;
+pub use crate::field::{ConfigError, DEFAULT_DEBUG_LISTEN, ENV_VAR};
 
 /// The file as written; every field optional so absence means default.
 #[derive(Debug, Default, Deserialize)]
@@ -129,25 +103,25 @@ struct FileConfig {
     database: Option<String>,
     required_daemons: Option<Vec<String>>,
     #[serde(default)]
-    debug: crate::debug::settings::DebugFile,
+    debug: crate::debug::DebugFile,
     #[serde(default)]
-    client: crate::client::settings::ClientFile,
+    client: crate::client::ClientFile,
     #[serde(default)]
     local: crate::station::LocalFile,
     #[serde(default)]
-    rd: crate::rd::settings::RdFile,
+    rd: crate::rd::RdFile,
     #[serde(default)]
-    tcp: crate::rd::settings::TcpFile,
+    tcp: crate::rd::TcpFile,
     #[serde(default)]
-    tls: crate::rd::settings::TlsFile,
+    tls: crate::rd::TlsFile,
     #[serde(default)]
-    sq: crate::sq::settings::SqFile,
+    sq: crate::sq::SqFile,
     #[serde(default)]
-    security: crate::security::settings::SecurityFile,
+    security: crate::security::SecurityFile,
     #[serde(default)]
-    web: crate::web_settings::WebFile,
+    web: crate::web::WebFile,
     #[serde(default)]
-    isdn: crate::isdn::settings::IsdnFile,
+    isdn: crate::isdn::IsdnFile,
 }
 
 impl Config {
@@ -236,14 +210,14 @@ impl Config {
                 .collect::<Result<_, _>>()
                 .map_err(|e| bad("required_daemons", e.to_string()))?,
         };
-        let debug = crate::debug::settings::resolve(file.debug, &bad)?;
-        let client = crate::client::settings::resolve(file.client, &bad)?;
+        let debug = crate::debug::resolve(file.debug, &bad)?;
+        let client = crate::client::resolve(file.client, &bad)?;
         let local = crate::station::resolve(file.local, &bad)?;
-        let rd = crate::rd::settings::resolve(file.rd, file.tcp, file.tls, &state_dir, &bad)?;
-        let sq = crate::sq::settings::resolve(file.sq, &state_dir, &bad)?;
-        let security = crate::security::settings::resolve(file.security, &state_dir, &bad)?;
-        let web = crate::web_settings::resolve(file.web, &bad)?;
-        let isdn = crate::isdn::settings::resolve(file.isdn, &bad)?;
+        let rd = crate::rd::resolve(file.rd, file.tcp, file.tls, &state_dir, &bad)?;
+        let sq = crate::sq::resolve(file.sq, &state_dir, &bad)?;
+        let security = crate::security::resolve(file.security, &state_dir, &bad)?;
+        let web = crate::web::resolve(file.web, &bad)?;
+        let isdn = crate::isdn::resolve(file.isdn, &bad)?;
         Ok(Config {
             source: Some(path.to_owned()),
             server_id: file.server_id.unwrap_or(0),
@@ -301,36 +275,6 @@ fn find_key_line(text: &str, key: &str) -> Option<usize> {
         }
     }
     None
-}
-
-/// `[section] key` as a socket address, `default` when unset; the error
-/// shows `example`.
-pub(crate) fn listen_addr(
-    value: Option<&str>,
-    default: &str,
-    key: &str,
-    example: &str,
-    bad: &dyn Fn(&str, String) -> ConfigError,
-) -> Result<std::net::SocketAddr, ConfigError> {
-    value
-        .unwrap_or(default)
-        .parse()
-        .map_err(|_| bad(key, format!("expected an address like {example}")))
-}
-
-/// `v` when within `lo..=hi`, else an error naming `key` and the range.
-pub(crate) fn in_range(
-    key: &str,
-    v: u64,
-    lo: u64,
-    hi: u64,
-    bad: &dyn Fn(&str, String) -> ConfigError,
-) -> Result<u64, ConfigError> {
-    if (lo..=hi).contains(&v) {
-        Ok(v)
-    } else {
-        Err(bad(key, format!("use {lo} .. {hi}")))
-    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{in_range, listen_addr, ConfigError};
+use crate::field::{in_range, listen_addr, ConfigError};
 
 /// Default `[web] listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8404";
@@ -165,50 +165,4 @@ pub fn resolve(
         systemctl,
         cookie_secure: file.cookie_secure,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use crate::config::Config;
-
-    use super::*;
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(text, Path::new("/etc/os4x/os4x.toml"))
-    }
-
-    #[test]
-    fn defaults_and_values() {
-        let c = parse("").unwrap().web;
-        assert_eq!(c.listen, DEFAULT_LISTEN.parse().unwrap());
-        assert_eq!((c.control, c.tls.is_none()), (Control::Auto, true));
-        let c = parse(
-            "[web]\nlisten = \"[::1]:9\"\ncontrol = \"direct\"\ntls_certificate = \"/c\"\n\
-             tls_private_key = \"/k\"\nsystemctl = [\"sudo\", \"-n\", \"systemctl\"]\n",
-        )
-        .unwrap()
-        .web;
-        assert_eq!(c.control, Control::Direct);
-        assert_eq!(c.tls, Some(("/c".into(), "/k".into())));
-        assert_eq!(c.systemctl.len(), 3);
-    }
-
-    #[test]
-    fn errors_name_the_key() {
-        for (text, key) in [
-            ("[web]\nlisten = \"x\"\n", "web.listen"),
-            ("[web]\ncontrol = \"maybe\"\n", "web.control"),
-            ("[web]\ntls_certificate = \"/c\"\n", "web.tls_private_key"),
-            ("[web]\nsession_idle = 1\n", "web.session_idle"),
-            ("[web]\nsystemctl = []\n", "web.systemctl"),
-            ("[web]\ndaemon_dir = \"bin\"\n", "web.daemon_dir"),
-        ] {
-            let e = parse(text).unwrap_err();
-            assert_eq!(e.key(), Some(key), "{text}: {e}");
-        }
-        let e = parse("[web]\nlisen = 1\n").unwrap_err();
-        assert!(e.key().is_some_and(|k| k.contains("lisen")), "{e}");
-    }
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use serde::Deserialize;
 use tracing::level_filters::LevelFilter;
 
-use crate::config::{listen_addr, ConfigError, DEFAULT_DEBUG_LISTEN};
+use crate::field::{listen_addr, ConfigError, DEFAULT_DEBUG_LISTEN};
 
 /// Default `[debug] ring_max_mb`.
 pub const DEFAULT_RING_MAX_MB: u64 = 64;

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::field::ConfigError;
 
 /// Default `[tcp] listen`: the OFTP port (RFC 5024 section 10).
 pub const DEFAULT_TCP_LISTEN: &str = "0.0.0.0:3305";
@@ -220,72 +220,4 @@ pub fn resolve(
             require_client_certificate: tls.require_client_certificate.unwrap_or(false),
         },
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use crate::config::{Config, ConfigError};
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(text, Path::new("/etc/os4x/os4x.toml"))
-    }
-
-    #[test]
-    fn defaults() {
-        let c = parse("").unwrap();
-        assert_eq!(c.rd.tcp_listen, vec!["0.0.0.0:3305".parse().unwrap()]);
-        assert_eq!(c.rd.tls.listen, vec!["0.0.0.0:6619".parse().unwrap()]);
-        assert_eq!(c.rd.inbox_dir, Path::new("/var/lib/os4x/inbox"));
-        assert_eq!(c.rd.max_sessions, 100);
-        assert_eq!(c.rd.idle_timeout.as_secs(), 10);
-        assert_eq!((c.rd.max_pending, c.rd.max_pending_per_ip), (64, 8));
-        assert_eq!(c.rd.disk_reserve, 256 << 20);
-        assert_eq!(c.rd.partial_expiry.map(|d| d.as_secs()), Some(14 * 86_400));
-        assert!(c.rd.tls.certificate.is_none());
-        assert!(c.local.odette_id.is_none());
-        assert!(c.local.require_id().unwrap_err().contains("[local]"));
-    }
-
-    #[test]
-    fn values() {
-        let c = parse(
-            "state_dir = \"/srv/os4x\"\n[local]\nodette_id = \"O0013000000ME\"\npassword = \"pw\"\n\
-             [rd]\nmax_sessions = 5\nresponse_timeout = 30\n\
-             [tcp]\nlisten = [\"127.0.0.1:3305\", \"[::1]:3305\"]\n\
-             [tls]\ncertificate = \"/c.pem\"\nprivate_key = \"/k.pem\"\nrequire_client_certificate = true\n",
-        )
-        .unwrap();
-        assert_eq!(c.local.odette_id.unwrap().as_str(), "O0013000000ME");
-        assert_eq!(c.local.password.as_str(), "pw");
-        assert_eq!(c.rd.inbox_dir, Path::new("/srv/os4x/inbox"));
-        assert_eq!(c.rd.max_sessions, 5);
-        assert_eq!(c.rd.response_timeout.as_secs(), 30);
-        assert_eq!(c.rd.tcp_listen.len(), 2);
-        assert!(c.rd.tls.require_client_certificate);
-    }
-
-    #[test]
-    fn errors_name_the_key() {
-        for (text, key) in [
-            ("[tcp]\nlisten = [\"localhost\"]\n", "tcp.listen"),
-            ("[rd]\nmax_sessions = 0\n", "rd.max_sessions"),
-            ("[rd]\nidle_timeout = 0\n", "rd.idle_timeout"),
-            ("[rd]\nmax_pending_per_ip = 0\n", "rd.max_pending_per_ip"),
-            ("[rd]\naccept_rate = 0\n", "rd.accept_rate"),
-            ("[rd]\ninbox_dir = \"inbox\"\n", "rd.inbox_dir"),
-            ("[tls]\ncertificate = \"/c.pem\"\n", "tls.private_key"),
-            (
-                "[local]\nodette_id = \"no spaces first\"\n",
-                "local.odette_id",
-            ),
-            ("[local]\npassword = \"123456789\"\n", "local.password"),
-        ] {
-            let e = parse(text).unwrap_err();
-            assert_eq!(e.key(), Some(key), "{text}: {e}");
-        }
-        let e = parse("[tls]\ncertficate = \"/x\"\n").unwrap_err();
-        assert!(e.to_string().contains("certficate"), "{e}");
-    }
 }
