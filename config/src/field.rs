@@ -72,4 +72,3 @@ pub fn in_range(
         Err(bad(key, format!("use {lo} .. {hi}")))
     }
 }
-

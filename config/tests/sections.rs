@@ -169,4 +169,3 @@ mod web {
         assert!(e.key().is_some_and(|k| k.contains("lisen")), "{e}");
     }
 }
-

@@ -301,7 +301,7 @@ async fn main() {
         let addr = listener.local_addr().unwrap();
         let sink_path = dir.path().join(format!("raw.{name}"));
         let server_config = if tls {
-            let snapshot = os4x::rd::tls::load(&station.config.rd.tls).unwrap();
+            let snapshot = os4x::tls::server::load(&station.config.rd.tls).unwrap();
             Some(tokio_rustls::TlsAcceptor::from(snapshot.server))
         } else {
             None

@@ -21,6 +21,8 @@
 //!   may settle which entry.
 //! - [`security`]: OFTP2 security in the daemons: key pairs, partner
 //!   certificates, CRLs, file services, signed receipts.
+//! - [`tls`]: TLS for both directions (rustls): servers, clients, the
+//!   certificate checks they share.
 //! - [`isdn`]: OFTP over ISDN (CAPI): `os4xrd_capi_<n>`, controller settings.
 //! - [`web_settings`]: `[web]`, the web administration service `os4x-web`.
 
@@ -44,6 +46,7 @@ pub mod rd;
 pub mod receipts;
 pub mod security;
 pub mod sq;
+pub mod tls;
 pub use os4x_config::station;
 pub mod users;
 pub use os4x_config::web as web_settings;

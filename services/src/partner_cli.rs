@@ -311,7 +311,7 @@ fn client_ca_path(path: &Path) -> Result<PathBuf, String> {
             path.display()
         ));
     }
-    crate::rd::tls::ClientCa::from_pem_file("--client-ca", &absolute).map_err(|e| {
+    crate::tls::ClientCa::from_pem_file("--client-ca", &absolute).map_err(|e| {
         format!("{e}; give a PEM file with the CA certificate(s) that issue the partner's client certificates")
     })?;
     Ok(absolute)

@@ -40,7 +40,7 @@ pub fn tls_config(cfg: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfi
     let Some((cert, key)) = &cfg.web.tls else {
         return Ok(None);
     };
-    let base = os4x::rd::tls::server_without_client_auth(cert, key)
+    let base = os4x::tls::server_without_client_auth(cert, key)
         .with_context(|| "[web] tls_certificate / tls_private_key")?;
     let mut server = (*base).clone();
     server.alpn_protocols = vec![b"http/1.1".to_vec()];

@@ -9,7 +9,7 @@ use os4x::client::settings::ClientTls;
 use os4x::client::{jobs::Jobs, server};
 use os4x::config::Config;
 use os4x::daemon::{self, Daemon, DaemonArgs};
-use os4x::rd::tls::TlsError;
+use os4x::tls::TlsError;
 
 /// os4x client/job service
 ///
@@ -94,7 +94,7 @@ async fn serve(d: Daemon) -> anyhow::Result<()> {
 }
 
 fn load_tls(tls: &ClientTls) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    os4x::rd::tls::server_without_client_auth(&tls.certificate, &tls.private_key)
+    os4x::tls::server_without_client_auth(&tls.certificate, &tls.private_key)
 }
 
 /// An unusable certificate or key is a configuration error (exit 78),

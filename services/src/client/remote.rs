@@ -13,7 +13,7 @@ use rustls::RootCertStore;
 use serde_json::{json, Value};
 
 use super::protocol::ErrorBody;
-use crate::rd::tls::TlsError;
+use crate::tls::TlsError;
 
 /// Longest response line accepted (a download chunk is ~1.4 MiB).
 const MAX_RESPONSE: u64 = 16 << 20;
@@ -49,7 +49,7 @@ impl Tls {
     pub fn with_ca_file(ca: &Path, server_name: &str) -> Result<Tls, RemoteError> {
         let mut roots = RootCertStore::empty();
         // The message of a TlsError already includes its source.
-        let certs = crate::rd::tls::certs("CA file", ca)
+        let certs = crate::tls::certs("CA file", ca)
             .map_err(|e: TlsError| RemoteError::TlsSetup(e.to_string()))?;
         for cert in certs {
             roots

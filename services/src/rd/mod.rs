@@ -32,7 +32,6 @@ pub mod admission;
 pub mod master;
 /// `[rd]` settings (they live in the configuration crate).
 pub use os4x_config::rd as settings;
-pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -55,6 +54,7 @@ use crate::daemon::Daemon;
 use crate::db::Db;
 use crate::inbox::{DiskStorage, InboxStore, SessionContext, Storage};
 use crate::partner::{sha256_hex, Partner, PartnerStore};
+use crate::tls::server as tls;
 
 /// Which daemon this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

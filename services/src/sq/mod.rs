@@ -21,7 +21,6 @@ pub mod isdn;
 pub mod session;
 /// `[sq]` settings (they live in the configuration crate).
 pub use os4x_config::sq as settings;
-pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

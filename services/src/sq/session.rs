@@ -109,7 +109,7 @@ pub async fn run(
         .map(|a| a.to_string())
         .unwrap_or_else(|_| addr.clone());
     if route.tls {
-        let (connector, name) = match super::tls::connector(&route, &shared.config.rd.tls) {
+        let (connector, name) = match crate::tls::client::connector(&route, &shared.config.rd.tls) {
             Ok(c) => c,
             Err(e) => return unreachable(e.to_string()),
         };

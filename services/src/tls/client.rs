@@ -1,4 +1,4 @@
-//! TLS for outgoing sessions: rustls (ring provider), TLS 1.2 and 1.3.
+//! The client side: outgoing OFTP sessions of `os4xsqd`.
 //!
 //! The partner's server certificate is trusted either through a CA file
 //! configured for that partner, or by pinning its SHA-256 fingerprint
@@ -11,14 +11,14 @@
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{ring as provider, CryptoProvider};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use crate::config::rd::TlsConfig;
 use crate::partner::sha256_hex;
 use crate::queue::Route;
-use crate::rd::settings::TlsConfig;
+
+use super::HandshakeSignatures;
 
 /// The TLS client for a route could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,8 @@ pub enum TlsClientError {
     ServerName(String),
     #[error("TLS configuration rejected: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error(transparent)]
+    Pem(#[from] super::TlsError),
 }
 
 fn file_err(
@@ -54,25 +56,19 @@ pub fn connector(
     route: &Route,
     own: &TlsConfig,
 ) -> Result<(tokio_rustls::TlsConnector, ServerName<'static>), TlsClientError> {
-    let provider = Arc::new(provider::default_provider());
+    let provider = super::provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+        .with_protocol_versions(super::PROTOCOL_VERSIONS)?;
     let builder = if let Some(pin) = &route.tls_pin_sha256 {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(PinnedCert {
                 sha256: pin.to_ascii_lowercase(),
-                provider,
+                signatures: HandshakeSignatures::new(provider),
             }))
     } else if let Some(ca) = &route.tls_ca_file {
         let mut roots = RootCertStore::empty();
-        let certs = CertificateDer::pem_file_iter(ca)
-            .map_err(|e| file_err("CA file", ca, e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| file_err("CA file", ca, e))?;
-        if certs.is_empty() {
-            return Err(file_err("CA file", ca, "no certificate in it"));
-        }
+        let certs = super::certs("CA file", ca)?;
         for c in certs {
             roots.add(c).map_err(|e| file_err("CA file", ca, e))?;
         }
@@ -82,12 +78,7 @@ pub fn connector(
     };
     let config = match (&own.certificate, &own.private_key) {
         (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .map_err(|e| file_err("certificate", cert, e))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| file_err("certificate", cert, e))?;
-            let key =
-                PrivateKeyDer::from_pem_file(key).map_err(|e| file_err("private key", key, e))?;
+            let (chain, key) = super::identity(cert, key)?;
             builder.with_client_auth_cert(chain, key)?
         }
         _ => builder.with_no_client_auth(),
@@ -102,7 +93,7 @@ pub fn connector(
 #[derive(Debug)]
 struct PinnedCert {
     sha256: String,
-    provider: Arc<CryptoProvider>,
+    signatures: HandshakeSignatures,
 }
 
 impl ServerCertVerifier for PinnedCert {
@@ -131,12 +122,7 @@ impl ServerCertVerifier for PinnedCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -145,17 +131,10 @@ impl ServerCertVerifier for PinnedCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.schemes()
     }
 }

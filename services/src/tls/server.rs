@@ -1,10 +1,10 @@
-//! TLS for `os4xrd_tcpip_tls`: rustls (ring provider), TLS 1.2 and 1.3
-//! only, optional client certificates, reloadable without dropping
-//! sessions.
+//! The server side: `os4xrd_tcpip_tls` with optional client
+//! certificates, reloadable without dropping sessions; plain server
+//! configurations for `os4xclientd` and `os4x-web`.
 //!
 //! Client certificates: the handshake takes any certificate whose
 //! handshake signature verifies (the client holds its key); whether it is
-//! good enough is decided after the SSID, in [`super::PartnerAuth`], once
+//! good enough is decided after the SSID, in `rd::PartnerAuth`, once
 //! the daemon knows which partner it is talking to. A partner's own CA
 //! (`os4x partner set --client-ca`) replaces `[tls] client_ca` for that
 //! partner; a pinned SHA-256 fingerprint must match in addition. See
@@ -15,16 +15,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::{ring as provider, CryptoProvider};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::crypto::ring as provider;
+use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{
     DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
 };
 
-use super::settings::TlsConfig;
+use super::{certs, identity, HandshakeSignatures, PROTOCOL_VERSIONS};
+use crate::config::rd::TlsConfig;
 
 /// TLS set-up failed; the message names the file to fix.
 #[derive(Debug, thiserror::Error)]
@@ -52,27 +52,6 @@ pub enum TlsError {
         message: String,
         path: std::path::PathBuf,
     },
-}
-
-/// Reads the certificates of a PEM file (`what` names it in errors); at
-/// least one must be there.
-pub fn certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = |source| TlsError::Pem {
-        what,
-        path: path.to_owned(),
-        source,
-    };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(pem)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(pem)?;
-    if certs.is_empty() {
-        return Err(TlsError::Empty {
-            what,
-            path: path.to_owned(),
-        });
-    }
-    Ok(certs)
 }
 
 /// A set of CA certificates client certificates are checked against:
@@ -219,7 +198,7 @@ pub fn load_with_partner_cas(
     // logged with the partner. Before the SSID a session can do nothing
     // but identify itself, so deferring lets nothing in.
     let verifier = Arc::new(DeferredClientCert {
-        provider: provider.clone(),
+        signatures: HandshakeSignatures::new(provider.clone()),
         mandatory: cfg.require_client_certificate,
         hints,
     });
@@ -231,24 +210,6 @@ pub fn load_with_partner_cas(
         server: Arc::new(server),
         client_ca,
     })
-}
-
-/// TLS 1.3 and 1.2; nothing older.
-const PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
-    &[&rustls::version::TLS13, &rustls::version::TLS12];
-
-/// Reads a server certificate chain and its private key (PEM files).
-fn identity(
-    cert_path: &Path,
-    key_path: &Path,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
-    let chain = certs("server certificate", cert_path)?;
-    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|source| TlsError::Pem {
-        what: "private key",
-        path: key_path.to_owned(),
-        source,
-    })?;
-    Ok((chain, key))
 }
 
 /// A server configuration like [`load`]'s (same provider and protocol
@@ -301,7 +262,7 @@ impl Reloadable {
 /// clients choosing a certificate by issuer (Java, Go) find theirs.
 #[derive(Debug)]
 struct DeferredClientCert {
-    provider: Arc<CryptoProvider>,
+    signatures: HandshakeSignatures,
     mandatory: bool,
     hints: Vec<DistinguishedName>,
 }
@@ -330,12 +291,7 @@ impl ClientCertVerifier for DeferredClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -344,17 +300,10 @@ impl ClientCertVerifier for DeferredClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.schemes()
     }
 }
