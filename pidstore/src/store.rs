@@ -347,8 +347,10 @@ impl PidStore {
         let program = req.program.as_str();
         let path = self.path.clone();
         let conn = &mut self.conn;
-        let takeover = retry_busy(&path, || claim_row(conn, &path, req, &me, &boot))?
-            .map_err(|refusal| ClaimError::AlreadyRunning(Box::new(refusal)))?;
+        let busy = |e: &Error| matches!(e, Error::Busy { .. });
+        let takeover =
+            os4x_store::retry_busy(&path, busy, || claim_row(conn, &path, req, &me, &boot))?
+                .map_err(|refusal| ClaimError::AlreadyRunning(Box::new(refusal)))?;
 
         let mut guard = ClaimGuard {
             store: self,
@@ -591,35 +593,6 @@ fn open_and_migrate(path: &Path) -> Result<Connection, Error> {
         OpenError::Busy { path, source } => Error::Busy { path, source },
         OpenError::Migrate { path, source } => Error::Migrate { path, source },
     })
-}
-
-/// Runs `op` again while it fails with `SQLITE_BUSY`, up to [`BUSY_TIMEOUT`].
-///
-/// The busy timeout does not cover everything: SQLite returns `SQLITE_BUSY`
-/// at once, without calling the busy handler, where waiting could deadlock
-/// — e.g. a connection holding a read lock that needs the write lock to
-/// switch a fresh database to WAL while another one converts it. Many
-/// daemons starting together on a new database hit exactly that. `op` must
-/// be safe to repeat (its transaction rolled back).
-fn retry_busy<T>(path: &Path, mut op: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
-    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
-    let mut attempt: u32 = 0;
-    loop {
-        match op() {
-            Err(Error::Busy { .. }) if std::time::Instant::now() < deadline => {
-                attempt += 1;
-                // Jitter, so that the contenders do not retry in lockstep.
-                let jitter = std::process::id()
-                    .wrapping_mul(2_654_435_761)
-                    .wrapping_add(attempt)
-                    % 20;
-                let pause = Duration::from_millis(u64::from(attempt.min(10) * 5 + jitter));
-                tracing::debug!(database = %path.display(), attempt, ?pause, "database busy; retrying");
-                std::thread::sleep(pause);
-            }
-            other => return other,
-        }
-    }
 }
 
 /// PID file path for a program name from the table; names that are not

@@ -18,4 +18,6 @@ mod open;
 pub mod schema;
 
 pub use db::{Db, DbError};
-pub use open::{is_busy, open, open_existing, open_read_only, unix_now, OpenError, BUSY_TIMEOUT};
+pub use open::{
+    is_busy, open, open_existing, open_read_only, retry_busy, unix_now, OpenError, BUSY_TIMEOUT,
+};

@@ -81,7 +81,8 @@ pub fn open(path: &Path) -> Result<Connection, OpenError> {
             source,
         })?;
     }
-    retry_busy(path, || {
+    let busy = |e: &OpenError| matches!(e, OpenError::Busy { .. });
+    retry_busy(path, busy, || {
         let mut conn = connect(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
@@ -172,16 +173,19 @@ fn migrate_error(path: &Path, e: MigrateError) -> OpenError {
 /// at once, without calling the busy handler, where waiting could deadlock
 /// — e.g. a connection holding a read lock that needs the write lock to
 /// switch a fresh database to WAL while another one converts it. Many
-/// daemons starting together on a new database hit exactly that.
-fn retry_busy<T>(
+/// daemons starting together on a new database hit exactly that. `op`
+/// must be safe to repeat (its transaction rolled back); `busy` tells
+/// which of its errors are worth another try.
+pub fn retry_busy<T, E>(
     path: &Path,
-    mut op: impl FnMut() -> Result<T, OpenError>,
-) -> Result<T, OpenError> {
+    busy: impl Fn(&E) -> bool,
+    mut op: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
     let deadline = Instant::now() + BUSY_TIMEOUT;
     let mut attempt: u32 = 0;
     loop {
         match op() {
-            Err(OpenError::Busy { .. }) if Instant::now() < deadline => {
+            Err(e) if busy(&e) && Instant::now() < deadline => {
                 attempt += 1;
                 // Jitter, so that the contenders do not retry in lockstep.
                 let jitter = std::process::id()
