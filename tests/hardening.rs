@@ -1027,7 +1027,7 @@ fn received_files_without_a_receipt_show_none() {
              'O0013000000OS4X', 'U', 0, 10, 'partial', '/x.part', 1)",
         )
         .unwrap();
-    let files = os4x::cli::received::list(&station.config, None).unwrap();
+    let files = os4x::usecase::received::list(&station.config, None).unwrap();
     assert_eq!(files.len(), 1);
     assert_eq!(
         (files[0].state.as_str(), files[0].eerp.as_str()),

@@ -66,7 +66,7 @@ fn both_directions_several_files_per_session_with_eerps() {
     assert!(log.contains("sent=1"), "{log}");
 
     // The receiver lists them with the EERP sent.
-    let received = os4x::cli::received::list(&b.config, Some(A)).unwrap();
+    let received = os4x::usecase::received::list(&b.config, Some(A)).unwrap();
     assert_eq!(received.len(), 4);
     assert!(received
         .iter()
@@ -167,7 +167,9 @@ fn killed_during_a_200_mb_transfer_resumes_with_restart_and_delivers_once() {
         .collect();
     assert_eq!(names.len(), 1, "delivered once");
     assert_eq!(
-        os4x::cli::received::list(&b.config, Some(A)).unwrap().len(),
+        os4x::usecase::received::list(&b.config, Some(A))
+            .unwrap()
+            .len(),
         1
     );
     // The second attempt restarted: both sides logged a nonzero position.
@@ -349,7 +351,12 @@ fn polling_fetches_the_file_the_partner_holds_for_us() {
     }
     // Later polls find nothing new.
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(os4x::cli::received::list(&a.config, None).unwrap().len(), 1);
+    assert_eq!(
+        os4x::usecase::received::list(&a.config, None)
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(
         a.log("os4xsqd").matches("reason=\"poll\"").count() >= 2
             || a.log("os4xsqd").matches("reason=poll").count() >= 2,

@@ -265,7 +265,7 @@ async fn polling_fetches_the_file_the_partner_holds_for_us() {
     let e = wait(|| b.wait_state(id, EntryState::Delivered, LONG));
     assert_eq!(e.eerp, "eerp");
     assert!(std::fs::read(a.inbox_from(B).join("FORA")).unwrap() == payload);
-    let received = os4x::cli::received::list(&a.config, Some(B)).unwrap();
+    let received = os4x::usecase::received::list(&a.config, Some(B)).unwrap();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].eerp, "sent");
     // Polling continues at the interval with nothing to exchange.

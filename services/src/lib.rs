@@ -9,6 +9,8 @@
 //! - [`debug`]: debug records: forwarding layer, `os4xdebugd`, bundles.
 //! - [`client`]: `os4xclientd`, the authenticated client/job service.
 //! - [`users`]: users of `os4xclientd` (and the web UI), argon2 hashes.
+//! - [`usecase`]: the error type of what CLI, `os4xclientd` and `os4x-web`
+//!   do for a user, with its one exit-code mapping.
 //! - [`cli`]: `os4x` subcommands (`user`, `debug`, `client`).
 //! - [`db`]: the os4x tables of the shared SQLite database.
 //! - [`station`]: `[local]`, this station's OFTP identity.
@@ -48,6 +50,7 @@ pub mod security;
 pub mod sq;
 pub mod tls;
 pub use os4x_config::station;
+pub mod usecase;
 pub mod users;
 pub use os4x_config::web as web_settings;
 

@@ -8,7 +8,6 @@ use oftp2::value::{CipherSuite, OdetteId, Password};
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::exit;
 use crate::partner::{
     normalize_sha256, parse_ids, Directions, Partner, PartnerError, PartnerStore,
 };
@@ -321,29 +320,15 @@ fn password(what: &str, s: &str) -> Result<Password, String> {
     Password::new_relaxed(s).map_err(|e| format!("{what}: {e}"))
 }
 
-/// An error with the exit code it maps to.
-#[derive(Debug)]
-pub struct Failure(pub u8, pub String);
-
-impl From<PartnerError> for Failure {
-    fn from(e: PartnerError) -> Self {
-        let code = match e {
-            PartnerError::NotFound(_) | PartnerError::Exists(_) => exit::FAILURE,
-            PartnerError::Invalid { .. } => exit::USAGE,
-            PartnerError::Corrupt { .. } | PartnerError::Db(_) => exit::IOERR,
-        };
-        Failure(code, e.to_string())
-    }
-}
+use crate::usecase::Error as Failure;
 
 fn usage(msg: String) -> Failure {
-    Failure(exit::USAGE, msg)
+    Failure::Invalid(msg)
 }
 
 /// Runs `os4x partner ...` against the configuration's database.
 pub fn run(config: &Config, cmd: PartnerCommand) -> Result<(), Failure> {
-    let db =
-        Db::open(config.database.sqlite_path()).map_err(|e| Failure(exit::IOERR, e.to_string()))?;
+    let db = Db::open(config.database.sqlite_path()).map_err(|e| Failure::Store(e.to_string()))?;
     partner(&PartnerStore::new(db), cmd)
 }
 

@@ -141,7 +141,7 @@ impl Station {
     /// What `os4x send` does, in this process (for the benchmark, which
     /// measures queueing, not process start-up).
     pub fn send_in_process(&self, file: &Path, to: &str, dataset: &str) -> i64 {
-        let args = os4x::cli::send::SendArgs {
+        let args = os4x::usecase::send::SendRequest {
             file: file.to_owned(),
             to: to.to_owned(),
             dataset: Some(dataset.to_owned()),
@@ -152,7 +152,7 @@ impl Station {
             description: "test".into(),
             destination: None,
         };
-        os4x::cli::send::run(&self.config, args).unwrap();
+        os4x::usecase::send::enqueue(&self.config, args).unwrap();
         let conn = self.queue.db().lock();
         conn.query_row("SELECT MAX(id) FROM os4x_send_queue", [], |r| r.get(0))
             .unwrap()

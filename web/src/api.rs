@@ -19,10 +19,9 @@ use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::{Json, Router};
 use axum_extra::extract::cookie::CookieJar;
 use oftp2::value::{OdetteId, Password};
-use os4x::exit;
 use os4x::partner::{Directions, Partner, PartnerError};
-use os4x::partner_cli::Failure;
 use os4x::queue::{EntryState, QueueError};
+use os4x::usecase::Error as Failure;
 use os4x::users::{Role, UserError};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -437,11 +436,11 @@ fn queue_error(e: QueueError) -> ApiError {
     }
 }
 
-fn failure(Failure(code, message): Failure) -> ApiError {
-    match code {
-        exit::USAGE => ApiError::bad_request(message),
-        exit::FAILURE | exit::CONFIG => ApiError::conflict(message),
-        _ => ApiError::internal(message),
+fn failure(e: Failure) -> ApiError {
+    match e {
+        Failure::Invalid(m) => ApiError::bad_request(m),
+        Failure::Refused(m) | Failure::NotConfigured(m) => ApiError::conflict(m),
+        Failure::Store(m) => ApiError::internal(m),
     }
 }
 
@@ -577,7 +576,7 @@ async fn enqueue(
         file.ok_or_else(|| ApiError::bad_request("no \"file\" part in the upload"))?;
     let mut take = |k: &str| fields.remove(k).filter(|v| !v.trim().is_empty());
     let partner = take("partner").ok_or_else(|| ApiError::bad_request("partner is required"))?;
-    let format = os4x::cli::send::parse_format(take("format").as_deref().unwrap_or("U"))
+    let format = os4x::usecase::send::parse_format(take("format").as_deref().unwrap_or("U"))
         .map_err(|e| ApiError::bad_request(format!("format: {e}")))?;
     let number = |k: &str, v: Option<String>| -> Result<Option<i64>, ApiError> {
         v.map(|v| {
@@ -589,7 +588,7 @@ async fn enqueue(
     };
     let record_size = number("record_size", take("record_size"))?.unwrap_or(0);
     let priority = number("priority", take("priority"))?.unwrap_or(0);
-    let args = os4x::cli::send::SendArgs {
+    let args = os4x::usecase::send::SendRequest {
         file: tmp.path().to_owned(),
         to: partner,
         dataset: take("dataset").or(Some(filename.clone()).filter(|f| !f.is_empty())),
@@ -606,7 +605,7 @@ async fn enqueue(
     }
     let user = u.name().to_owned();
     blocking(move || {
-        let q = os4x::cli::send::enqueue(&state.config, args).map_err(failure)?;
+        let q = os4x::usecase::send::enqueue(&state.config, args).map_err(failure)?;
         // The queue holds its own durable copy now.
         drop(tmp);
         tracing::info!(target: "os4x_web::audit", user, partner = q.entry.partner, entry = q.entry.id, dataset = q.entry.dataset_name, bytes = size, file = filename, "file queued");
@@ -623,7 +622,7 @@ async fn enqueue(
 
 async fn received(State(state): State<S>, _u: ApiUser) -> Result<Json<Value>, ApiError> {
     blocking(move || {
-        let files = os4x::cli::received::list(&state.config, None).map_err(failure)?;
+        let files = os4x::usecase::received::list(&state.config, None).map_err(failure)?;
         Ok(Json(json!({ "version": 1, "files": files })))
     })
     .await
@@ -631,7 +630,7 @@ async fn received(State(state): State<S>, _u: ApiUser) -> Result<Json<Value>, Ap
 
 /// The stored path of received file `id`, and a download name.
 fn received_file(state: &AppState, id: i64) -> Result<(PathBuf, String), ApiError> {
-    let files = os4x::cli::received::list(&state.config, None).map_err(failure)?;
+    let files = os4x::usecase::received::list(&state.config, None).map_err(failure)?;
     let f = files
         .into_iter()
         .find(|f| f.id == id)

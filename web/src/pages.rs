@@ -509,7 +509,8 @@ async fn queue_page(
 async fn received_page(State(state): State<S>, PageUser(s): PageUser) -> Response {
     let st = state.clone();
     let files = blocking(move || {
-        os4x::cli::received::list(&st.config, None).map_err(|f| ApiError::internal(f.1))
+        os4x::usecase::received::list(&st.config, None)
+            .map_err(|f| ApiError::internal(f.to_string()))
     })
     .await;
     let operator = s.role >= Role::Operator;

@@ -7,7 +7,8 @@ use clap::{Parser, Subcommand};
 use os4x::cli::{client, debug, queue, received, route, send, user};
 use os4x::config::{Config, ENV_VAR};
 use os4x::exit;
-use os4x::partner_cli::{self, Failure, PartnerCommand};
+use os4x::partner_cli::{self, PartnerCommand};
+use os4x::usecase::Error as Failure;
 
 /// os4x administration
 #[derive(Debug, Parser)]
@@ -75,8 +76,14 @@ fn anyhow_code(e: &anyhow::Error) -> u8 {
 }
 
 fn from_anyhow(r: anyhow::Result<ExitCode>) -> Result<(), Failure> {
-    r.map(drop)
-        .map_err(|e| Failure(anyhow_code(&e), format!("{e:#}")))
+    r.map(drop).map_err(|e| {
+        let m = format!("{e:#}");
+        match anyhow_code(&e) {
+            exit::IOERR => Failure::Store(m),
+            exit::USAGE => Failure::Invalid(m),
+            _ => Failure::Refused(m),
+        }
+    })
 }
 
 fn main() -> ExitCode {
@@ -100,9 +107,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure(code, msg)) => {
-            eprintln!("os4x: {msg}");
-            ExitCode::from(code)
+        Err(e) => {
+            eprintln!("os4x: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -4,8 +4,8 @@
 use clap::{Args, Subcommand};
 
 use crate::config::Config;
-use crate::partner_cli::Failure;
 use crate::queue::{Entry, EntryState};
+use crate::usecase::Error as Failure;
 
 /// Show the send queue; `retry` or `cancel` an entry
 #[derive(Debug, Args)]
@@ -61,7 +61,7 @@ fn state_text(e: &Entry) -> String {
 }
 
 pub fn run(config: &Config, a: QueueArgs) -> Result<(), Failure> {
-    let queue = super::send::open_queue(config)?;
+    let queue = crate::usecase::send::open_queue(config)?;
     match a.action {
         Some(QueueAction::Retry { id }) => {
             queue.retry(id)?;

@@ -9,11 +9,10 @@ use clap::{Args, Subcommand};
 use oftp2::value::OdetteId;
 
 use crate::config::Config;
-use crate::exit;
 use crate::partner::{normalize_sha256, PartnerStore};
-use crate::partner_cli::Failure;
 use crate::queue::{QueueError, Route};
 use crate::sq::isdn::IsdnRoutes;
+use crate::usecase::Error as Failure;
 
 /// Manage partner routes (send side)
 #[derive(Debug, Subcommand)]
@@ -83,19 +82,16 @@ pub struct RouteArgs {
 }
 
 fn usage(msg: String) -> Failure {
-    Failure(exit::USAGE, msg)
+    Failure::Invalid(msg)
 }
 
 /// Applies `a` to the stored route (or a new one).
 pub fn set(config: &Config, a: RouteArgs) -> Result<Route, Failure> {
-    let queue = super::send::open_queue(config)?;
+    let queue = crate::usecase::send::open_queue(config)?;
     let partner = PartnerStore::new(queue.db().clone())
         .get(&a.partner)?
         .ok_or_else(|| {
-            Failure(
-                exit::FAILURE,
-                QueueError::UnknownPartner(a.partner.clone()).to_string(),
-            )
+            Failure::Refused(QueueError::UnknownPartner(a.partner.clone()).to_string())
         })?;
     let mut r = match queue.route(partner.id.as_str())? {
         Some(r) => r,
@@ -242,7 +238,7 @@ pub fn run(config: &Config, cmd: RouteCommand) -> Result<(), Failure> {
     match cmd {
         RouteCommand::Set(a) => {
             let r = set(config, a)?;
-            let queue = super::send::open_queue(config)?;
+            let queue = crate::usecase::send::open_queue(config)?;
             match IsdnRoutes::open(queue.db().clone())
                 .and_then(|i| i.get(&r.partner))
                 .map_err(db_failure)?
@@ -261,7 +257,7 @@ pub fn run(config: &Config, cmd: RouteCommand) -> Result<(), Failure> {
             }
         }
         RouteCommand::List { json } => {
-            let queue = super::send::open_queue(config)?;
+            let queue = crate::usecase::send::open_queue(config)?;
             let routes = queue.routes()?;
             let isdn = IsdnRoutes::open(queue.db().clone())
                 .and_then(|i| i.list())
@@ -296,10 +292,10 @@ pub fn run(config: &Config, cmd: RouteCommand) -> Result<(), Failure> {
             }
         }
         RouteCommand::Remove { partner } => {
-            let queue = super::send::open_queue(config)?;
+            let queue = crate::usecase::send::open_queue(config)?;
             let id = OdetteId::new(&partner).map_err(|e| usage(format!("{partner:?}: {e}")))?;
             if !queue.remove_route(id.as_str())? {
-                return Err(Failure(exit::FAILURE, format!("partner {id} has no route")));
+                return Err(Failure::Refused(format!("partner {id} has no route")));
             }
             IsdnRoutes::open(queue.db().clone())
                 .and_then(|i| i.set(id.as_str(), None))

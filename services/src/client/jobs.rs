@@ -1,7 +1,7 @@
 //! What each client request does. Blocking (SQLite, argon2, file reads):
 //! the server runs these on tokio's blocking pool.
 //!
-//! `send` queues exactly as `os4x send` does ([`crate::cli::send::enqueue`]);
+//! `send` queues exactly as `os4x send` does ([`crate::usecase::send::enqueue`]);
 //! the file comes from an upload on the connection ([`Upload`]) or a
 //! server-side path inside `[client] allowed_paths`. Partner and
 //! received-file jobs need the tables of the receive daemons and answer
@@ -18,11 +18,10 @@ use serde_json::{json, Value};
 
 use super::protocol::{ErrorBody, ErrorCode, Request};
 use super::upload::{open_allowed_source, Upload};
-use crate::cli::send::{self, SendArgs};
 use crate::config::Config;
-use crate::exit;
-use crate::partner_cli::Failure;
 use crate::queue::EntryState;
+use crate::usecase::send::{self, SendRequest};
+use crate::usecase::Error as Failure;
 use crate::users::{LockoutPolicy, Role, UserError, UserStore};
 
 /// Component name in `os4x_schema` (acknowledgements).
@@ -207,7 +206,7 @@ impl Jobs {
         };
         let format = send::parse_format(p.format.as_deref().unwrap_or("U"))
             .map_err(|e| ErrorBody::new(ErrorCode::BadRequest, format!("format: {e}")))?;
-        let args = SendArgs {
+        let args = SendRequest {
             file,
             to: p.partner.clone(),
             dataset,
@@ -390,17 +389,17 @@ impl Jobs {
 }
 
 /// A failure of the `os4x` command behind a job, as a protocol error.
-fn failure(Failure(code, message): Failure) -> ErrorBody {
-    let code = match code {
-        exit::USAGE => ErrorCode::BadRequest,
-        exit::FAILURE => ErrorCode::Refused,
-        exit::CONFIG => ErrorCode::NotAvailable,
-        _ => {
-            tracing::error!(error = message, "job failed");
+fn failure(e: Failure) -> ErrorBody {
+    let code = match &e {
+        Failure::Invalid(_) => ErrorCode::BadRequest,
+        Failure::Refused(_) => ErrorCode::Refused,
+        Failure::NotConfigured(_) => ErrorCode::NotAvailable,
+        Failure::Store(m) => {
+            tracing::error!(error = %m, "job failed");
             ErrorCode::Internal
         }
     };
-    ErrorBody::new(code, message)
+    ErrorBody::new(code, e.to_string())
 }
 
 #[derive(Debug, Deserialize)]
