@@ -25,6 +25,8 @@
 //!   certificates, CRLs, file services, signed receipts.
 //! - [`tls`]: TLS for both directions (rustls): servers, clients, the
 //!   certificate checks they share.
+//! - [`isdn_routes`]: partners' ISDN numbers, read by `os4xsqd` and
+//!   `os4xrd_capi_<n>`.
 //! - [`isdn`]: OFTP over ISDN (CAPI): `os4xrd_capi_<n>`, controller settings.
 //! - [`web_settings`]: `[web]`, the web administration service `os4x-web`.
 
@@ -39,6 +41,7 @@ pub mod debug;
 pub mod exit;
 pub mod inbox;
 pub mod isdn;
+pub mod isdn_routes;
 pub mod logging;
 pub mod partner;
 pub mod partner_cli;

@@ -9,9 +9,9 @@ use clap::{Args, Subcommand};
 use oftp2::value::OdetteId;
 
 use crate::config::Config;
+use crate::isdn_routes::IsdnRoutes;
 use crate::partner::{normalize_sha256, PartnerStore};
 use crate::queue::{QueueError, Route};
-use crate::sq::isdn::IsdnRoutes;
 use crate::usecase::Error as Failure;
 
 /// Manage partner routes (send side)

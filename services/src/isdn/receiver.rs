@@ -30,9 +30,9 @@ use super::state::{self, ControllerState};
 use crate::config::Config;
 use crate::daemon::{Daemon, Shutdown};
 use crate::db::{unix_now, Db};
+use crate::isdn_routes::IsdnRoutes;
 use crate::partner::PartnerStore;
 use crate::rd::Server;
-use crate::sq::isdn::IsdnRoutes;
 
 /// `CONNECT_RESP` reject value for Q.850 cause 21, call rejected.
 pub const REJECT_CALL_REJECTED: u16 = 0x3495;
