@@ -3,15 +3,13 @@
 
 pub use os4x_store::{unix_now, Db, DbError};
 
-/// Component name of the partner, inbox and receipt tables in `os4x_schema`.
-pub const COMPONENT: &str = os4x_store::schema::OS4X.name;
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use os4x_store::migrate;
     use rusqlite::Connection;
 
+    const COMPONENT: &str = os4x_store::schema::OS4X.name;
     const MIGRATIONS: &[migrate::Migration] = os4x_store::schema::OS4X.migrations;
 
     /// A database made by a build that knew only version 1 gains the

@@ -12,9 +12,6 @@ use serde::Serialize;
 use crate::config::isdn::{digits, number_matches};
 use crate::db::{unix_now, Db, DbError};
 
-/// Component name in `os4x_schema`.
-pub const COMPONENT: &str = os4x_store::schema::ISDN_ROUTES.name;
-
 /// A partner's ISDN number and the controller to dial it through.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IsdnRoute {

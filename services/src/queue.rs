@@ -2,7 +2,7 @@
 //! attempts and receipts, and the send-side settings of each partner
 //! (where to connect, how to retry, how often to poll).
 //!
-//! Tables (component [`COMPONENT`] in `os4x_schema`):
+//! Tables (component `os4x_store::schema::QUEUE`):
 //!
 //! * `os4x_send_queue`: one row per virtual file to send. The virtual
 //!   file's identity (dataset name, date/time stamp, originator,
@@ -34,9 +34,6 @@ use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 use crate::db::{unix_now, Db, DbError};
-
-/// Component name in `os4x_schema`.
-pub const COMPONENT: &str = os4x_store::schema::QUEUE.name;
 
 /// The state of a queue entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

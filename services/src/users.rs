@@ -21,8 +21,6 @@ use argon2::Argon2;
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
-/// Component name in `os4x_schema`.
-pub const COMPONENT: &str = os4x_store::schema::USERS.name;
 /// Longest lockout.
 pub const MAX_LOCKOUT: Duration = Duration::from_secs(3600);
 /// Password length limits (argon2 accepts more; these keep requests sane).

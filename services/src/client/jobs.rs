@@ -24,8 +24,6 @@ use crate::usecase::send::{self, SendRequest};
 use crate::usecase::Error as Failure;
 use crate::users::{LockoutPolicy, Role, UserError, UserStore};
 
-/// Component name in `os4x_schema` (acknowledgements).
-pub const COMPONENT: &str = os4x_store::schema::CLIENT.name;
 /// Largest download chunk.
 pub const MAX_CHUNK: u64 = 1 << 20;
 

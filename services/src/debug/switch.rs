@@ -1,6 +1,6 @@
 //! The runtime on/off switch for debug forwarding (`os4x debug on|off`).
 //!
-//! Rows in `os4x_debug_switch` (component [`COMPONENT`]) override the
+//! Rows in `os4x_debug_switch` (component `os4x_store::schema::DEBUG`) override the
 //! configuration's `[debug] enable` list: a row for the program wins, else
 //! the row for `*` (all programs), else the configuration. Daemons poll
 //! the table every [`POLL_INTERVAL`], so a switch takes effect without a
@@ -11,8 +11,6 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
 
-/// Component name in `os4x_schema`.
-pub const COMPONENT: &str = os4x_store::schema::DEBUG.name;
 /// How often daemons re-read the switch.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// The program name that stands for every program.
