@@ -48,8 +48,8 @@ fn usage(msg: String) -> Failure {
 
 /// Opens the database with the queue tables.
 pub fn open_queue(config: &Config) -> Result<QueueStore, Failure> {
-    let db = Db::open(config.database.sqlite_path()).map_err(|e| Failure::Store(e.to_string()))?;
-    QueueStore::open(db).map_err(|e| Failure::Store(e.to_string()))
+    let db = Db::open(config.database.sqlite_path())?;
+    Ok(QueueStore::open(db)?)
 }
 
 /// A queued file.
