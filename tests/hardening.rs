@@ -208,7 +208,7 @@ async fn the_send_side_refuses_receipts_for_other_partners_files_too() {
         .unwrap()
         .unwrap();
     ctx.partner.set(partner).unwrap();
-    let mut x = os4x::sq::session::Exchange::new(
+    let mut x = os4x::exchange::Exchange::new(
         q.clone(),
         inbox,
         ctx.clone(),
@@ -228,13 +228,8 @@ async fn the_send_side_refuses_receipts_for_other_partners_files_too() {
     let ctx = Arc::new(os4x::inbox::SessionContext::default());
     ctx.partner.set(victim).unwrap();
     let inbox = inbox_of(&station);
-    let mut x = os4x::sq::session::Exchange::new(
-        q.clone(),
-        inbox,
-        ctx,
-        Default::default(),
-        Arc::new(|| 0.5),
-    );
+    let mut x =
+        os4x::exchange::Exchange::new(q.clone(), inbox, ctx, Default::default(), Arc::new(|| 0.5));
     x.on_event(Event::ReceiptReceived(Receipt::Eerp(eerp)));
     assert_eq!(q.get(id).unwrap().unwrap().state, EntryState::Delivered);
 }

@@ -2,7 +2,7 @@
 //! over real TCP on 127.0.0.1: one that answers "retry later", one that
 //! accepts files and answers them with an EERP or NERP in the same or a
 //! later session, and one that is a second os4x station's send side (its
-//! real database, queue and inbox through [`os4x::sq::session::Exchange`])
+//! real database, queue and inbox through [`os4x::exchange::Exchange`])
 //! holding a file for the polling station. Receipts a partner delivers in
 //! a session it opens itself go to `os4xrd_tcpip` (a real process).
 
@@ -23,10 +23,10 @@ use oftp2::session::{
 use oftp2::value::{
     EndFileRefusal, EndSessionReason, NerpReason, OdetteId, Password, StartFileRefusal,
 };
+use os4x::exchange::{Claimed, Exchange};
 use os4x::inbox::{DiskStorage, InboxStore, SessionContext};
 use os4x::partner::PartnerStore;
 use os4x::queue::EntryState;
-use os4x::sq::session::{Claimed, Exchange};
 use sq_support::*;
 use tokio::net::TcpListener;
 

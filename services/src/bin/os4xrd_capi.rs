@@ -49,7 +49,7 @@ fn test_call(args: &DaemonArgs, n: u32, number: &str) -> ExitCode {
     };
     let result = tokio::runtime::Runtime::new()
         .map_err(|e| e.to_string())
-        .and_then(|rt| rt.block_on(os4x::isdn::receiver::test_call(&config, n, number)));
+        .and_then(|rt| rt.block_on(os4x::rd::capi::test_call(&config, n, number)));
     match result {
         Ok(text) => {
             println!("{text}");
@@ -85,12 +85,10 @@ fn main() -> ExitCode {
         return test_call(&cli.daemon, n, &number);
     }
     if let Ok(config) = os4x::config::Config::load(cli.daemon.config.as_deref()) {
-        if let Err(problem) = os4x::isdn::receiver::precheck(&config, n) {
+        if let Err(problem) = os4x::rd::capi::precheck(&config, n) {
             eprintln!("{program}: {problem}");
             return ExitCode::from(os4x::exit::CONFIG);
         }
     }
-    daemon::run(&program, cli.daemon, move |d| {
-        os4x::isdn::receiver::run(d, n)
-    })
+    daemon::run(&program, cli.daemon, move |d| os4x::rd::capi::run(d, n))
 }

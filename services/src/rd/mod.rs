@@ -2,58 +2,35 @@
 //! `os4xrd_tcpip_tls` (OFTP over TLS, port 6619), and the master
 //! `os4xrd` that runs them as child processes.
 //!
-//! Each accepted connection becomes one tokio task running an
-//! [`oftp2::session::Session`] as responder through [`oftp2::driver`]:
-//!
-//! * [`PartnerAuth`] checks the initiator's SSID against the partner table
-//!   (unknown → ESID 03, wrong password → ESID 04, TLS or client
-//!   certificate requirement not met → ESID 12, direction not allowed →
-//!   ESID 10); a client certificate must chain to the partner's own CA if
-//!   it has one, else to `[tls] client_ca` (see [`tls`]);
-//! * [`crate::inbox`] stores incoming files durably;
-//! * receipts due are sent in the same session once the partner hands
-//!   over the turn (CD); the rest stay queued in the database;
-//! * OFTP2 security ([`crate::security`]): secure authentication when the
-//!   partner's entry asks for it (keys from `[security]`, the partner's
-//!   certificate from its entry; failure → ESID 11/12), a revoked, expired
-//!   or untrusted partner certificate refuses the session (ESID 12),
-//!   secured files are unwrapped and verified by the inbox before they
-//!   count as received (failure → NERP 31-34), signed receipts are
-//!   checked before they settle a queue entry.
-//!
-//! Connections are admitted in two steps ([`admission`]): before its SSID
-//! a connection holds one of `[rd] max_pending` slots (capped per source
-//! address, rate-limited, `[rd] idle_timeout` to log in); only an accepted
-//! SSID takes one of `[rd] max_sessions`, and an SSID beyond those is
-//! answered with ESID 08 (resources not available: retry later). Refused
-//! SSIDs are answered late, later with each failure.
+//! This module is the TCP/TLS transport: listening sockets (inherited
+//! from systemd or bound), pre-login admission per source address, the
+//! TLS handshake with client certificates (see [`tls`]), and the daemon's
+//! lifecycle (STATUS=, watchdog, SIGHUP reloads the TLS certificate).
+//! Each accepted connection becomes one tokio task whose session the
+//! shared [`crate::serve::Responder`] runs, exactly as for an ISDN call.
 
-pub mod admission;
+pub mod capi;
 pub mod master;
+/// The responder's types, under the names they had here.
+pub use crate::serve::{
+    admission, files_today, ClientCertificate, PartnerAuth, Refusal, Stats, TransportInfo,
+};
 /// `[rd]` settings (they live in the configuration crate).
 pub use os4x_config::rd as settings;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use oftp2::codec::Ssid;
-use oftp2::session::{
-    Authenticator, Direction, Event, Handlers, Outbox, OutgoingFile, Receipt, Role, Session,
-};
-use oftp2::value::{EndSessionReason, SendReceive};
-use rustls::pki_types::CertificateDer;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore};
 
 use crate::config::Config;
 use crate::daemon::Daemon;
-use crate::db::Db;
-use crate::inbox::{DiskStorage, InboxStore, SessionContext, Storage};
-use crate::partner::{sha256_hex, Partner, PartnerStore};
+use crate::inbox::{DiskStorage, Storage};
+use crate::partner::PartnerStore;
+use crate::serve::Responder;
 use crate::tls::server as tls;
 
 /// Which daemon this is.
@@ -63,24 +40,12 @@ pub enum Transport {
     Tls,
 }
 
-/// What the daemon's sessions share.
+/// A receive daemon: its listeners' transport around the shared
+/// responder.
 pub struct Server {
-    config: Arc<Config>,
-    db: Db,
-    /// Receipts partners deliver here are for files the send side queued.
-    queue: Option<crate::queue::QueueStore>,
+    responder: Arc<Responder>,
     transport: Transport,
-    partners: PartnerStore,
-    inbox: Arc<InboxStore>,
-    session_config: oftp2::session::Config,
     tls: Option<tls::Reloadable>,
-    /// One permit per session past its SSID (`[rd] max_sessions`).
-    sessions: Arc<Semaphore>,
-    admission: Arc<admission::Admission>,
-    stats: Stats,
-    next_session: AtomicU64,
-    /// `[security]`: keys, partner certificates, CRLs.
-    security: Option<Arc<crate::security::Security>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -89,33 +54,6 @@ impl std::fmt::Debug for Server {
             .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
-}
-
-/// Counters for systemd's STATUS= line.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Sessions running in this daemon.
-    pub active: AtomicUsize,
-    changed: Notify,
-}
-
-impl Stats {
-    fn file_received(&self) {
-        self.changed.notify_one();
-    }
-}
-
-/// Files received since midnight UTC by any os4x daemon of this database.
-pub fn files_today(db: &Db) -> u64 {
-    let now = crate::db::unix_now();
-    let since = now - now.rem_euclid(86_400);
-    db.lock()
-        .query_row(
-            "SELECT count(*) FROM os4x_received_files WHERE state = 'received' AND received_at >= ?1",
-            [since],
-            |r| r.get::<_, i64>(0),
-        )
-        .map_or(0, |n| u64::try_from(n).unwrap_or(0))
 }
 
 impl Server {
@@ -133,82 +71,38 @@ impl Server {
         transport: Transport,
         storage: Arc<dyn Storage>,
     ) -> anyhow::Result<Arc<Server>> {
-        let local_id = config.local.require_id().map_err(anyhow::Error::msg)?;
-        let db = Db::open(config.database.sqlite_path())?;
-        let partners = PartnerStore::new(db.clone());
+        let responder = Responder::with_storage(config.clone(), storage)?;
         let tls = match transport {
             Transport::Tcp => None,
             Transport::Tls => Some(tls::Reloadable::new(tls::load_with_partner_cas(
                 &config.rd.tls,
-                &partner_cas(&partners),
+                &partner_cas(responder.partners()),
             )?)),
         };
-        let mut session_config = oftp2::session::Config::new(local_id, config.local.password);
-        session_config.user_data = config.local.user_data;
-        session_config.mode = SendReceive::Both;
-        session_config.response_timeout = config.rd.response_timeout;
-        let security = crate::security::load_for_daemon(&config, partners.clone())?;
-        // Secure authentication is per partner (PartnerAuth says whether);
-        // the keys are there whenever we have a key pair.
-        session_config.authentication_keys = security
-            .clone()
-            .and_then(crate::security::AuthKeys::new)
-            .map(|k| Arc::new(k) as Arc<dyn oftp2::security::auth::SecureAuthentication>);
-        session_config.validate().context("session parameters")?;
-        let inbox = InboxStore::new(
-            db.clone(),
-            storage,
-            config.rd.inbox_dir.clone(),
-            local_id,
-            crate::inbox::InboxLimits::from_config(&config.rd),
-        );
-        if let Some(s) = &security {
-            inbox.set_security(s.clone());
-        }
-        let max = usize::try_from(config.rd.max_sessions).unwrap_or(usize::MAX);
-        let stats = Stats::default();
         Ok(Arc::new(Server {
-            partners,
-            queue: match crate::queue::QueueStore::open(db.clone()) {
-                Ok(q) => Some(q.for_server(config.server_id)),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot open the send queue; receipts partners deliver here will only be logged");
-                    None
-                }
-            },
-            db,
-            inbox,
-            session_config,
-            tls,
-            sessions: Arc::new(Semaphore::new(max)),
-            admission: admission::Admission::new(&config.rd),
-            stats,
-            next_session: AtomicU64::new(1),
-            config,
+            responder,
             transport,
-            security,
+            tls,
         }))
     }
 
+    /// The responder that runs this daemon's sessions.
+    pub fn responder(&self) -> &Arc<Responder> {
+        &self.responder
+    }
+
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        self.responder.stats()
     }
 
     /// Sessions past their SSID now.
     pub fn sessions_active(&self) -> usize {
-        usize::try_from(self.config.rd.max_sessions)
-            .unwrap_or(usize::MAX)
-            .saturating_sub(self.sessions.available_permits())
+        self.responder.sessions_active()
     }
 
     /// The STATUS= line for systemd.
     pub fn status_line(&self) -> String {
-        format!(
-            "{} sessions active, {} connecting, {} files received today",
-            self.sessions_active(),
-            self.admission.pending(self.config.rd.max_pending),
-            files_today(&self.db)
-        )
+        self.responder.status_line()
     }
 
     /// Re-reads the TLS certificate, key and client CAs, and the list of
@@ -216,7 +110,10 @@ impl Server {
     /// the configuration they started with.
     pub fn reload_tls(&self) {
         if let Some(t) = &self.tls {
-            match t.reload(&self.config.rd.tls, &partner_cas(&self.partners)) {
+            match t.reload(
+                &self.responder.config().rd.tls,
+                &partner_cas(self.responder.partners()),
+            ) {
                 Ok(()) => tracing::info!("TLS certificate and key reloaded"),
                 Err(e) => {
                     tracing::error!(error = %e, "TLS reload failed; keeping the previous certificate")
@@ -239,13 +136,14 @@ impl Server {
         let summary = {
             let server = self.clone();
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval(server.config.rd.refusal_log_interval);
+                let mut tick =
+                    tokio::time::interval(server.responder.config().rd.refusal_log_interval);
                 tick.tick().await;
                 loop {
                     tick.tick().await;
-                    if let Some(line) = server.admission.refused.take_summary() {
+                    if let Some(line) = server.responder.take_refusal_summary() {
                         tracing::warn!(
-                            interval = ?server.config.rd.refusal_log_interval,
+                            interval = ?server.responder.config().rd.refusal_log_interval,
                             "{line}"
                         );
                     }
@@ -275,11 +173,11 @@ impl Server {
         let _ = stop_tx.send(true);
         while accepts.join_next().await.is_some() {}
         summary.abort();
-        if let Some(line) = self.admission.refused.take_summary() {
+        if let Some(line) = self.responder.take_refusal_summary() {
             tracing::warn!("{line}");
         }
         let deadline = tokio::time::Instant::now() + grace;
-        while self.stats.active.load(Ordering::Relaxed) > 0
+        while self.stats().active.load(Ordering::Relaxed) > 0
             && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -290,7 +188,7 @@ impl Server {
     /// pre-login slot; otherwise it is closed at once (counted for the
     /// refusal summary).
     fn connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) {
-        let slot = match self.admission.admit(peer.ip(), std::time::Instant::now()) {
+        let slot = match self.responder.admit(peer.ip()) {
             Ok(slot) => slot,
             Err(why) => {
                 tracing::debug!(peer = %peer, ?why, "connection refused before login");
@@ -298,13 +196,11 @@ impl Server {
             }
         };
         let _ = stream.set_nodelay(true);
-        let session = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let session = self.responder.next_session();
         tokio::spawn(async move {
-            self.stats.active.fetch_add(1, Ordering::Relaxed);
-            self.stats.changed.notify_one();
+            self.stats().session_started();
             self.clone().run_session(stream, peer, session, slot).await;
-            self.stats.active.fetch_sub(1, Ordering::Relaxed);
-            self.stats.changed.notify_one();
+            self.stats().session_ended();
         });
     }
 
@@ -315,7 +211,12 @@ impl Server {
     ) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, TransportInfo)> {
         let snapshot = self.tls.as_ref()?.get();
         let acceptor = tokio_rustls::TlsAcceptor::from(snapshot.server.clone());
-        match tokio::time::timeout(self.config.rd.idle_timeout, acceptor.accept(stream)).await {
+        match tokio::time::timeout(
+            self.responder.config().rd.idle_timeout,
+            acceptor.accept(stream),
+        )
+        .await
+        {
             Ok(Ok(tls)) => {
                 let (_, conn) = tls.get_ref();
                 let client_cert = conn
@@ -357,240 +258,18 @@ impl Server {
                     peer: peer.to_string(),
                     line_partners: None,
                 };
-                self.drive(stream, info, session, Some(slot)).await;
+                self.responder
+                    .serve_connection(stream, info, session, Some(slot))
+                    .await;
             }
             Transport::Tls => {
                 if let Some((tls, info)) = self.handshake(stream, peer).await {
-                    self.drive(tls, info, session, Some(slot)).await;
+                    self.responder
+                        .serve_connection(tls, info, session, Some(slot))
+                        .await;
                 }
             }
         }
-    }
-
-    /// Serves one OFTP session over an established byte stream that is
-    /// not one of our TCP connections (an ISDN B channel, see
-    /// [`crate::isdn`]): the same partner checks, inbox and receipts as
-    /// over TCP. `peer` names the caller in logs (`isdn:<number>`);
-    /// `line_partners` are the partners the line belongs to (by calling
-    /// number): the SSID must name one of them.
-    pub async fn serve_stream<S>(self: Arc<Self>, io: S, peer: String, line_partners: Vec<String>)
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        let session = self.next_session.fetch_add(1, Ordering::Relaxed);
-        self.stats.active.fetch_add(1, Ordering::Relaxed);
-        self.stats.changed.notify_one();
-        let info = TransportInfo {
-            tls: false,
-            client_cert: None,
-            tls_version: None,
-            peer,
-            line_partners: Some(line_partners),
-        };
-        self.drive(io, info, session, None).await;
-        self.stats.active.fetch_sub(1, Ordering::Relaxed);
-        self.stats.changed.notify_one();
-    }
-
-    async fn drive<S>(
-        &self,
-        io: S,
-        info: TransportInfo,
-        session: u64,
-        slot: Option<admission::PendingSlot>,
-    ) where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        let peer = info.peer.clone();
-        tracing::info!(peer = %peer, session, tls = ?info.tls_version, "connection");
-        let ctx = Arc::new(SessionContext {
-            peer: peer.clone(),
-            session,
-            ..SessionContext::default()
-        });
-        let gate = Arc::new(admission::Gate::default());
-        let ssid_seen = Arc::new(AtomicBool::new(false));
-        let handlers = Handlers {
-            authenticator: Box::new(PartnerAuth {
-                partners: self.partners.clone(),
-                inbox: self.inbox.clone(),
-                ctx: ctx.clone(),
-                transport: info,
-                security: self.security.clone(),
-                admission: self.admission.clone(),
-                sessions: self.sessions.clone(),
-                slot,
-                session_permit: None,
-                gate: gate.clone(),
-                ssid_seen: ssid_seen.clone(),
-            }),
-            inbox: Box::new(self.inbox.session(ctx.clone())),
-            outbox: Box::new(ReceiptOutbox { ctx: ctx.clone() }),
-        };
-        // Files queued for the calling partner go out in its session too
-        // (partners poll); the send side records what became of them.
-        let exchange = self.queue.clone().map(|q| {
-            let x = crate::sq::session::Exchange::new(
-                q,
-                self.inbox.clone(),
-                ctx.clone(),
-                crate::sq::session::Claimed::default(),
-                Arc::new(crate::sq::jitter),
-            );
-            match &self.security {
-                Some(s) => x.with_security(s.clone()),
-                None => x,
-            }
-        });
-        let handlers = match &exchange {
-            Some(x) => Handlers {
-                outbox: x.outbox(),
-                ..handlers
-            },
-            None => handlers,
-        };
-        let exchange = std::sync::Mutex::new(exchange);
-        let mut s = match Session::new(Role::Responder, self.session_config.clone(), handlers) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start a session");
-                return;
-            }
-        };
-
-        let partner_of = |ctx: &SessionContext| {
-            ctx.partner
-                .get()
-                .map(|p| p.id.to_string())
-                .unwrap_or_default()
-        };
-        let on_event = |event: Event| match event {
-            Event::FileStarted {
-                direction: Direction::Send,
-                ..
-            }
-            | Event::Progress {
-                direction: Direction::Send,
-                ..
-            }
-            | Event::FileDone {
-                direction: Direction::Send,
-                ..
-            }
-            | Event::FileRefused {
-                direction: Direction::Send,
-                ..
-            }
-            | Event::FileFailed {
-                direction: Direction::Send,
-                ..
-            }
-            | Event::FileInterrupted {
-                direction: Direction::Send,
-                ..
-            }
-            | Event::FileSkipped { .. } => {
-                if let Some(x) = exchange.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-                    x.on_event(event);
-                }
-            }
-            Event::Connected(n) => {
-                tracing::info!(
-                    partner = %n.partner_id(),
-                    session,
-                    peer = %peer,
-                    level = %n.level,
-                    buffer = n.buffer_size,
-                    credit = n.credit,
-                    restart = n.restart,
-                    "session started"
-                );
-            }
-            Event::FileDone {
-                direction: Direction::Receive,
-                file,
-                counts,
-            } => {
-                self.stats.file_received();
-                tracing::info!(partner = %partner_of(&ctx), session, file = %file, bytes = counts.units, "file received");
-            }
-            Event::FileFailed {
-                direction,
-                file,
-                reason,
-                text,
-            } => {
-                tracing::warn!(partner = %partner_of(&ctx), session, file = %file, ?direction, reason = %reason, text, "file transfer failed");
-            }
-            Event::FileRefused {
-                file, reason, text, ..
-            } => {
-                tracing::warn!(partner = %partner_of(&ctx), session, file = %file, reason = %reason, text, "file refused");
-            }
-            Event::ReceiptSent(receipt) => {
-                self.inbox.receipt_sent(&ctx, &receipt);
-                if let Receipt::Eerp(e) = &receipt {
-                    tracing::info!(partner = %partner_of(&ctx), session, file = %format!("{} {}", e.dataset_name, e.timestamp), "EERP delivered");
-                }
-            }
-            Event::ReceiptReceived(receipt) => {
-                self.receipt_received(&ctx, &receipt);
-            }
-            Event::Deviation(d) => {
-                tracing::info!(partner = %partner_of(&ctx), session, deviation = %d, "partner deviates from RFC 5024 (accepted)");
-            }
-            Event::Ended(end) => {
-                tracing::info!(partner = %partner_of(&ctx), session, peer = %peer, reason = %end.reason, origin = ?end.origin, text = %end.text, "session ended");
-            }
-            _ => {}
-        };
-        let idle = self.config.rd.idle_timeout;
-        let run = oftp2::driver::run(&mut s, admission::Gated::new(io, gate), on_event);
-        tokio::pin!(run);
-        let idle_timer = tokio::time::sleep(idle);
-        tokio::pin!(idle_timer);
-        loop {
-            tokio::select! {
-                result = &mut run => {
-                    if let Err(e) = &result {
-                        tracing::info!(partner = %partner_of(&ctx), session, peer = %peer, error = %e, "connection lost");
-                    }
-                    let x = exchange.lock().unwrap_or_else(|p| p.into_inner()).take();
-                    if let Some(x) = x {
-                        x.finish(result.map_err(|e| e.to_string()));
-                    }
-                    return;
-                }
-                () = &mut idle_timer, if !ssid_seen.load(Ordering::Relaxed) => {
-                    if !ssid_seen.load(Ordering::Relaxed) {
-                        tracing::info!(peer = %peer, session, timeout = ?idle, "no SSID within [rd] idle_timeout; closing");
-                        return;
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl Server {
-    /// A partner delivered an EERP/NERP for a file the send side queued
-    /// (partners often do so in a session they open themselves).
-    fn receipt_received(&self, ctx: &SessionContext, receipt: &Receipt) {
-        let Some(partner) = ctx.partner.get() else {
-            return;
-        };
-        let Some(queue) = &self.queue else {
-            tracing::warn!(partner = %partner.id, session = ctx.session, "receipt received but the send queue is unavailable");
-            return;
-        };
-        crate::receipts::receipt_received(
-            queue,
-            &self.partners,
-            self.security.as_deref(),
-            &partner.id,
-            ctx.session,
-            receipt,
-        );
     }
 }
 
@@ -605,320 +284,6 @@ fn partner_cas(partners: &PartnerStore) -> Vec<(String, std::path::PathBuf)> {
             tracing::warn!(error = %e, "cannot list partner client CAs; announcing only [tls] client_ca");
             Vec::new()
         }
-    }
-}
-
-/// What the connection tells about the peer.
-#[derive(Debug, Clone)]
-pub struct TransportInfo {
-    pub tls: bool,
-    /// The client certificate presented, if any.
-    pub client_cert: Option<ClientCertificate>,
-    pub tls_version: Option<&'static str>,
-    /// `IP:port`, or `isdn:<calling number>` for an ISDN call.
-    pub peer: String,
-    /// ISDN: the partners the calling number belongs to; an SSID naming
-    /// another partner is refused, so a number accepted for one partner
-    /// cannot be used to log in as another. `None` over TCP/TLS.
-    pub line_partners: Option<Vec<String>>,
-}
-
-/// A TLS client certificate as presented; its chain is checked at SSID
-/// time against the CA that applies to the partner.
-#[derive(Debug, Clone)]
-pub struct ClientCertificate {
-    /// Lowercase hex SHA-256 of the end-entity certificate (DER).
-    pub sha256: String,
-    /// End entity first, then the intermediates the client sent; never
-    /// empty.
-    pub chain: Vec<CertificateDer<'static>>,
-    /// `[tls] client_ca` as configured when the handshake started.
-    pub global_ca: Option<tls::ClientCa>,
-}
-
-impl ClientCertificate {
-    /// `None` if `chain` is empty.
-    pub fn new(
-        chain: Vec<CertificateDer<'static>>,
-        global_ca: Option<tls::ClientCa>,
-    ) -> Option<ClientCertificate> {
-        Some(ClientCertificate {
-            sha256: sha256_hex(chain.first()?),
-            chain,
-            global_ca,
-        })
-    }
-}
-
-/// Why [`PartnerAuth::check`] refused a session: the ESID reason and the
-/// text for the log.
-pub type Refusal = (EndSessionReason, String);
-
-/// Checks the initiator's SSID against the partner table, and moves the
-/// connection from its pre-login slot to a session slot.
-pub struct PartnerAuth {
-    partners: PartnerStore,
-    inbox: Arc<InboxStore>,
-    ctx: Arc<SessionContext>,
-    transport: TransportInfo,
-    security: Option<Arc<crate::security::Security>>,
-    admission: Arc<admission::Admission>,
-    sessions: Arc<Semaphore>,
-    /// Held until the SSID is accepted (or the connection ends).
-    slot: Option<admission::PendingSlot>,
-    /// Held from the accepted SSID to the end of the session.
-    session_permit: Option<tokio::sync::OwnedSemaphorePermit>,
-    /// Delays the answer to a refused SSID.
-    gate: Arc<admission::Gate>,
-    /// The SSID arrived: the login timer stops.
-    ssid_seen: Arc<AtomicBool>,
-}
-
-impl PartnerAuth {
-    /// The policy decision. Its only I/O is reading the partner's own CA
-    /// bundle ([`Partner::client_ca`]) when a client certificate is
-    /// presented: read at every such SSID, so `os4x partner set
-    /// --client-ca` and a replaced file count from the next session on,
-    /// without a reload.
-    ///
-    /// Client certificates, for a partner:
-    /// * with its own CA: a certificate presented must chain to that CA
-    ///   (`[tls] client_ca` does not count for this partner);
-    /// * else with a pinned fingerprint: the pin decides alone;
-    /// * else with `[tls] client_ca`: a certificate presented must chain
-    ///   to it;
-    /// * a pin, if set, must match in every case, and
-    ///   `client_cert_required` demands a certificate that is pinned or
-    ///   CA-verified.
-    pub fn check(
-        partner: Option<&Partner>,
-        ssid: &Ssid,
-        transport: &TransportInfo,
-        crls: &[rustls::pki_types::CertificateRevocationListDer<'static>],
-    ) -> Result<(), Refusal> {
-        use EndSessionReason as R;
-        let refuse = |reason, why: &str| Err((reason, why.to_owned()));
-        let Some(p) = partner else {
-            return refuse(R::UserCodeNotKnown, "unknown partner");
-        };
-        if !p.enabled {
-            return refuse(R::UserCodeNotKnown, "partner disabled");
-        }
-        if let Some(line) = &transport.line_partners {
-            let id = p.id.to_string();
-            if !line.iter().any(|l| l.eq_ignore_ascii_case(&id)) {
-                return refuse(
-                    R::UserCodeNotKnown,
-                    "the SSID names a partner the calling number does not belong to",
-                );
-            }
-        }
-        // Transport requirements come before the password, so that a
-        // connection that can never succeed (plain TCP for a TLS-only
-        // partner, no certificate) learns nothing about the password.
-        let tls_refusal = R::SecureAuthenticationRequirementsIncompatible;
-        if p.tls_required && !transport.tls {
-            return refuse(
-                tls_refusal,
-                "partner requires TLS but connected over plain TCP",
-            );
-        }
-        let cert = transport.client_cert.as_ref();
-        if let (Some(pin), Some(presented)) = (&p.client_cert_sha256, cert) {
-            if *pin != presented.sha256 {
-                return refuse(
-                    tls_refusal,
-                    "client certificate does not match the pinned one",
-                );
-            }
-        }
-        let ca_verified = match cert {
-            None => false,
-            Some(c) => Self::check_chain(p, c, crls)?,
-        };
-        if p.client_cert_required {
-            if cert.is_none() {
-                return refuse(
-                    tls_refusal,
-                    "client certificate required but none presented",
-                );
-            }
-            if p.client_cert_sha256.is_none() && !ca_verified {
-                return refuse(
-                    tls_refusal,
-                    "client certificate required but neither pinned nor verifiable \
-                     ([tls] client_ca or `os4x partner set --client-ca`)",
-                );
-            }
-        }
-        if !p.password_matches(&ssid.password) {
-            return refuse(R::InvalidPassword, "wrong password");
-        }
-        let incompatible = match p.directions {
-            crate::partner::Directions::Both => false,
-            // We only send: a partner that only sends has nothing to do here.
-            crate::partner::Directions::Send => ssid.capabilities == SendReceive::Send,
-            crate::partner::Directions::Receive => ssid.capabilities == SendReceive::Receive,
-        };
-        if incompatible {
-            return refuse(
-                R::ModeOrCapabilitiesIncompatible,
-                "direction not allowed for this partner",
-            );
-        }
-        Ok(())
-    }
-
-    /// Checks the chain of `cert` against the CA that applies to `p`:
-    /// `Ok(true)` verified, `Ok(false)` no CA applies.
-    fn check_chain(
-        p: &Partner,
-        cert: &ClientCertificate,
-        crls: &[rustls::pki_types::CertificateRevocationListDer<'static>],
-    ) -> Result<bool, Refusal> {
-        use EndSessionReason as R;
-        let now = rustls::pki_types::UnixTime::now();
-        if let Some(path) = &p.client_ca {
-            let ca = tls::ClientCa::from_pem_file("partner client CA", path).map_err(|e| {
-                // Our configuration, not the partner's fault: ask it to
-                // retry later rather than to change its certificate.
-                (
-                    R::ResourcesNotAvailable,
-                    format!("cannot use the partner's own client CA: {e}; fix the file or `os4x partner set --client-ca`"),
-                )
-            })?;
-            return match ca.verify(&cert.chain, now, crls) {
-                Ok(()) => Ok(true),
-                Err(e) => Err((
-                    R::SecureAuthenticationRequirementsIncompatible,
-                    format!(
-                        "client certificate (sha256 {}) not accepted by the partner's own CA {}: {e}",
-                        cert.sha256,
-                        path.display()
-                    ),
-                )),
-            };
-        }
-        if p.client_cert_sha256.is_some() {
-            // Pinned (and matched): the exact certificate is named, which
-            // says more than any CA.
-            return Ok(false);
-        }
-        match &cert.global_ca {
-            None => Ok(false),
-            Some(ca) => match ca.verify(&cert.chain, now, crls) {
-                Ok(()) => Ok(true),
-                Err(e) => Err((
-                    R::SecureAuthenticationRequirementsIncompatible,
-                    format!(
-                        "client certificate (sha256 {}) not accepted by [tls] client_ca: {e}",
-                        cert.sha256
-                    ),
-                )),
-            },
-        }
-    }
-}
-
-impl Authenticator for PartnerAuth {
-    fn authenticate(&mut self, ssid: &Ssid) -> Result<(), EndSessionReason> {
-        self.ssid_seen.store(true, Ordering::Relaxed);
-        let partner = match self.partners.get(ssid.id.as_str()) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(partner = %ssid.id, peer = %self.transport.peer, error = %e, "partner lookup failed; refusing with ESID 08");
-                return Err(EndSessionReason::ResourcesNotAvailable);
-            }
-        };
-        // Only a presented client certificate needs the CRLs.
-        let crls = match (&self.security, &self.transport.client_cert) {
-            (Some(s), Some(_)) => s.tls_crls(),
-            _ => Vec::new(),
-        };
-        let checked =
-            PartnerAuth::check(partner.as_ref(), ssid, &self.transport, &crls).and_then(|()| {
-                // A revoked, expired or untrusted certificate on file for the
-                // partner ends its sessions until the certificate is replaced.
-                match (&self.security, &partner) {
-                    (Some(s), Some(p)) => s.check_partner_for_session(p).map_err(|e| {
-                        (
-                            EndSessionReason::SecureAuthenticationRequirementsIncompatible,
-                            format!("partner certificate unusable: {e}"),
-                        )
-                    }),
-                    _ => Ok(()),
-                }
-            });
-        let host = admission::peer_host(&self.transport.peer);
-        match checked {
-            Ok(()) => {
-                let Ok(permit) = self.sessions.clone().try_acquire_owned() else {
-                    self.admission.refused.session_full(host.parse().ok());
-                    tracing::debug!(partner = %ssid.id, peer = %self.transport.peer, "all sessions busy; ESID 08");
-                    return Err(EndSessionReason::ResourcesNotAvailable);
-                };
-                self.session_permit = Some(permit);
-                self.slot = None;
-                self.admission.login_succeeded(&host, ssid.id.as_str());
-                if let Some(p) = partner {
-                    if let Ok(mut q) = self.ctx.receipts.lock() {
-                        self.inbox.load_due(&p.id, &mut q);
-                    }
-                    let _ = self.ctx.partner.set(p);
-                }
-                Ok(())
-            }
-            Err((reason, why)) => {
-                // Our own trouble (ESID 08) is no guess: not delayed.
-                let delay = if reason == EndSessionReason::ResourcesNotAvailable {
-                    Duration::ZERO
-                } else {
-                    self.admission.login_failed(
-                        &host,
-                        partner.as_ref().map(|p| p.id.as_str()),
-                        std::time::Instant::now(),
-                    )
-                };
-                self.gate.hold_for(delay);
-                tracing::warn!(
-                    partner = %ssid.id,
-                    peer = %self.transport.peer,
-                    session = self.ctx.session,
-                    reason = %reason,
-                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                    "session refused: {why}"
-                );
-                Err(reason)
-            }
-        }
-    }
-
-    /// The partner's own outgoing password (`password_out`), not the
-    /// station's `[local] password`: partners are set up with the
-    /// password they expect from us.
-    fn answer_password(&mut self, _: &Ssid) -> Option<oftp2::value::Password> {
-        self.ctx.partner.get().map(|p| p.password_out)
-    }
-
-    /// Secure authentication is a per-partner setting (`os4x partner set
-    /// --secure-auth`).
-    fn secure_authentication(&mut self, _: &Ssid) -> Option<bool> {
-        self.ctx.partner.get().map(|p| p.security.secure_auth)
-    }
-}
-
-/// The receive daemon's outbox: receipts only (files are the send side's).
-struct ReceiptOutbox {
-    ctx: Arc<SessionContext>,
-}
-
-impl Outbox for ReceiptOutbox {
-    fn next_file(&mut self) -> Option<OutgoingFile> {
-        None
-    }
-
-    fn next_receipt(&mut self) -> Option<Receipt> {
-        self.ctx.receipts.lock().ok()?.next_due()
     }
 }
 
@@ -985,7 +350,7 @@ pub async fn run(d: Daemon, transport: Transport) -> anyhow::Result<()> {
             let mut tick = tokio::time::interval(Duration::from_secs(3600));
             loop {
                 tick.tick().await;
-                let inbox = server.inbox.clone();
+                let inbox = server.responder.inbox().clone();
                 let _ = tokio::task::spawn_blocking(move || {
                     inbox.expire_partials(std::time::SystemTime::now())
                 })
@@ -1006,7 +371,7 @@ pub async fn run(d: Daemon, transport: Transport) -> anyhow::Result<()> {
                 let line = server.status_line();
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&line)]);
                 tokio::select! {
-                    () = server.stats.changed.notified() => {
+                    () = server.stats().changed() => {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                     _ = tick.tick() => {
@@ -1062,149 +427,4 @@ pub fn precheck(
     let problem = problem?;
     eprintln!("{program}: {problem}");
     Some(std::process::ExitCode::from(crate::exit::CONFIG))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use oftp2::value::{OdetteId, Password, ProtocolLevel, UserData};
-
-    struct Ca {
-        pem: std::path::PathBuf,
-        cert: rcgen::Certificate,
-        key: rcgen::KeyPair,
-    }
-
-    fn ca(dir: &std::path::Path, name: &str) -> Ca {
-        let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        let pem = dir.join(format!("{name}.pem"));
-        std::fs::write(&pem, cert.pem()).unwrap();
-        Ca { pem, cert, key }
-    }
-
-    fn issue(ca: &Ca) -> CertificateDer<'static> {
-        let params = rcgen::CertificateParams::new(vec!["partner.example".into()]).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        params
-            .signed_by(&key, &ca.cert, &ca.key)
-            .unwrap()
-            .der()
-            .clone()
-    }
-
-    fn ssid() -> Ssid {
-        Ssid {
-            level: ProtocolLevel::V2_0,
-            id: OdetteId::new("O0013000000PARTNER").unwrap(),
-            password: Password::new("SECRET").unwrap(),
-            buffer_size: 4096,
-            capabilities: SendReceive::Both,
-            compression: false,
-            restart: true,
-            special_logic: false,
-            credit: 10,
-            secure_authentication: false,
-            user_data: UserData::default(),
-        }
-    }
-
-    fn tls_with(cert: CertificateDer<'static>, global: Option<&Ca>) -> TransportInfo {
-        let global_ca = global.map(|g| tls::ClientCa::from_pem_file("client CA", &g.pem).unwrap());
-        TransportInfo {
-            tls: true,
-            client_cert: ClientCertificate::new(vec![cert], global_ca),
-            tls_version: Some("TLSv1_3"),
-            peer: "127.0.0.1:40000".parse().unwrap(),
-            line_partners: None,
-        }
-    }
-
-    #[test]
-    fn an_isdn_line_admits_only_the_partners_of_its_calling_number() {
-        let p = Partner::new(
-            ssid().id,
-            Password::new("SECRET").unwrap(),
-            Password::new("HELLO").unwrap(),
-        );
-        let line = |partners: &[&str]| TransportInfo {
-            tls: false,
-            client_cert: None,
-            tls_version: None,
-            peer: "isdn:4930100".into(),
-            line_partners: Some(partners.iter().map(|s| s.to_string()).collect()),
-        };
-        let check = |t: &TransportInfo| PartnerAuth::check(Some(&p), &ssid(), t, &[]);
-        assert!(check(&line(&["O0013000000PARTNER"])).is_ok());
-        // Case as stored by another tool; a shared line.
-        assert!(check(&line(&["O0013000000OTHER", "o0013000000partner"])).is_ok());
-        // The number belongs to someone else: the right password is not enough.
-        let (reason, why) = check(&line(&["O0013000000OTHER"])).unwrap_err();
-        assert_eq!(reason, EndSessionReason::UserCodeNotKnown);
-        assert!(why.contains("calling number"), "{why}");
-    }
-
-    #[test]
-    fn partner_ca_replaces_the_global_ca() {
-        let dir = tempfile::tempdir().unwrap();
-        let (global, own) = (ca(dir.path(), "global"), ca(dir.path(), "own"));
-        let mut p = Partner::new(
-            ssid().id,
-            Password::new("SECRET").unwrap(),
-            Password::new("HELLO").unwrap(),
-        );
-        p.client_cert_required = true;
-        let check = |p: &Partner, t: &TransportInfo| PartnerAuth::check(Some(p), &ssid(), t, &[]);
-        let refused = EndSessionReason::SecureAuthenticationRequirementsIncompatible;
-
-        // No own CA: [tls] client_ca decides.
-        assert!(check(&p, &tls_with(issue(&global), Some(&global))).is_ok());
-        let (reason, why) = check(&p, &tls_with(issue(&own), Some(&global))).unwrap_err();
-        assert_eq!(reason, refused);
-        assert!(why.contains("[tls] client_ca"), "{why}");
-        // Without any CA a certificate proves nothing for a required one.
-        assert!(check(&p, &tls_with(issue(&own), None)).is_err());
-
-        // Own CA: it alone decides.
-        p.client_ca = Some(own.pem.clone());
-        assert!(check(&p, &tls_with(issue(&own), Some(&global))).is_ok());
-        assert!(check(&p, &tls_with(issue(&own), None)).is_ok());
-        let (reason, why) = check(&p, &tls_with(issue(&global), Some(&global))).unwrap_err();
-        assert_eq!(reason, refused);
-        assert!(
-            why.contains("partner's own CA") && why.contains(&*own.pem.to_string_lossy()),
-            "{why}"
-        );
-
-        // Own CA and a pin: both must hold.
-        let good = issue(&own);
-        p.client_cert_sha256 = Some(sha256_hex(&good));
-        assert!(check(&p, &tls_with(good.clone(), None)).is_ok());
-        assert!(check(&p, &tls_with(issue(&own), None)).is_err());
-        // A pin alone overrides [tls] client_ca (the certificate is named).
-        p.client_ca = None;
-        let pinned = issue(&own);
-        p.client_cert_sha256 = Some(sha256_hex(&pinned));
-        assert!(check(&p, &tls_with(pinned, Some(&global))).is_ok());
-
-        // An own CA file gone missing is our fault: ESID 08, retry later.
-        p.client_cert_sha256 = None;
-        p.client_ca = Some(dir.path().join("missing.pem"));
-        let (reason, why) = check(&p, &tls_with(issue(&own), None)).unwrap_err();
-        assert_eq!(reason, EndSessionReason::ResourcesNotAvailable);
-        assert!(why.contains("missing.pem"), "{why}");
-
-        // Not required and none presented: the CA does not demand one.
-        p.client_cert_required = false;
-        let plain = TransportInfo {
-            client_cert: None,
-            ..tls_with(issue(&own), None)
-        };
-        assert!(check(&p, &plain).is_ok());
-    }
 }

@@ -35,6 +35,7 @@ use tokio::task::JoinSet;
 use crate::config::Config;
 use crate::daemon::Daemon;
 use crate::db::{unix_now, Db};
+use crate::exchange::{Claimed, Outcome};
 use crate::inbox::{DiskStorage, InboxStore};
 use crate::partner::PartnerStore;
 use crate::queue::{EntryState, QueueStore, Route};
@@ -90,16 +91,7 @@ impl Shared {
     }
 }
 
-/// Uniform in `[0, 1)` from the system's random source, for backoff
-/// jitter (0.5 if it fails).
-pub fn jitter() -> f64 {
-    use ring::rand::SecureRandom;
-    let mut b = [0u8; 4];
-    match ring::rand::SystemRandom::new().fill(&mut b) {
-        Ok(()) => f64::from(u32::from_le_bytes(b)) / (f64::from(u32::MAX) + 1.0),
-        Err(_) => 0.5,
-    }
-}
+pub use crate::exchange::jitter;
 
 /// Counters for systemd's STATUS= line.
 #[derive(Debug, Default)]
@@ -108,6 +100,17 @@ pub struct Stats {
     sent_today: AtomicU64,
     day: AtomicU64,
     changed: Notify,
+}
+
+/// Sessions in either role count into the daemon's STATUS= line.
+impl crate::exchange::SendStats for Shared {
+    fn file_sent(&self) {
+        self.stats.sent();
+    }
+
+    fn receipt_applied(&self) {
+        self.stats.changed();
+    }
 }
 
 impl Stats {
@@ -137,14 +140,14 @@ impl Stats {
 /// One session task: its partner and the entries it claimed.
 struct Running {
     partner: String,
-    claimed: session::Claimed,
+    claimed: Claimed,
 }
 
 /// The scheduler.
 pub struct Scheduler {
     shared: Arc<Shared>,
     slots: Arc<Semaphore>,
-    tasks: JoinSet<(u64, session::Outcome)>,
+    tasks: JoinSet<(u64, Outcome)>,
     running: HashMap<u64, Running>,
     /// Task id → our session number.
     ids: HashMap<tokio::task::Id, u64>,
@@ -259,7 +262,7 @@ impl Scheduler {
             };
             let no = self.next_session;
             self.next_session += 1;
-            let claimed = session::Claimed::default();
+            let claimed = Claimed::default();
             self.running.insert(
                 no,
                 Running {
@@ -354,7 +357,7 @@ impl Scheduler {
 }
 
 /// Partner-level bookkeeping after a session.
-fn after_session(shared: &Shared, route: &Route, outcome: &session::Outcome) {
+fn after_session(shared: &Shared, route: &Route, outcome: &Outcome) {
     let q = &shared.queue;
     if outcome.connected && outcome.normal {
         let _ = q.session_ok(&route.partner);

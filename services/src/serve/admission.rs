@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::settings::RdConfig;
+use os4x_config::rd::RdConfig;
 
 /// Most addresses tracked at once (rate buckets, failure counts); beyond
 /// it idle entries are dropped first. Bounds memory under a flood from

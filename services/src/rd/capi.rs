@@ -1,6 +1,6 @@
 //! `os4xrd_capi_<n>`: drives ISDN controller `n`, answers calls from
 //! partners' numbers and serves their OFTP sessions exactly as
-//! `os4xrd_tcpip` does ([`crate::rd::Server::serve_stream`]: partner
+//! `os4xrd_tcpip` does ([`crate::serve::Responder::serve_stream`]: partner
 //! checks, inbox, EERPs).
 //!
 //! Call acceptance, in order:
@@ -13,7 +13,7 @@
 //! 3. a free B channel (`b_channels`), else cause 17 "user busy".
 //!
 //! The controller connection is re-established with backoff when it is
-//! lost; the state is published for `os4x-pidctl status` ([`super::state`])
+//! lost; the state is published for `os4x-pidctl status` ([`crate::isdn::state`])
 //! and systemd's STATUS= line.
 
 use std::path::PathBuf;
@@ -25,14 +25,14 @@ use anyhow::Context;
 use capi::message::{cip, reject};
 use capi::stream::{Application, IncomingCall};
 
-use super::settings::{number_matches, ControllerConfig, IsdnConfig};
-use super::state::{self, ControllerState};
 use crate::config::Config;
 use crate::daemon::{Daemon, Shutdown};
 use crate::db::{unix_now, Db};
+use crate::isdn::settings::{number_matches, ControllerConfig, IsdnConfig};
+use crate::isdn::state::{self, ControllerState};
 use crate::isdn_routes::IsdnRoutes;
 use crate::partner::PartnerStore;
-use crate::rd::Server;
+use crate::serve::Responder;
 
 /// `CONNECT_RESP` reject value for Q.850 cause 21, call rejected.
 pub const REJECT_CALL_REJECTED: u16 = 0x3495;
@@ -188,7 +188,7 @@ pub async fn run(d: Daemon, n: u32) -> anyhow::Result<()> {
         })?;
     // ISDN is not TLS: the server's plain configuration applies (a
     // partner that requires TLS is refused at SSID, as over TCP).
-    let server = Server::new(config.clone(), crate::rd::Transport::Tcp)?;
+    let server = Responder::new(config.clone())?;
     let db = Db::open(config.database.sqlite_path())?;
     let routes = IsdnRoutes::open(db.clone())?;
     let partners = PartnerStore::new(db);
@@ -249,7 +249,7 @@ pub async fn run(d: Daemon, n: u32) -> anyhow::Result<()> {
 async fn serve_controller(
     ctl: &ControllerConfig,
     config: &Config,
-    server: &Arc<Server>,
+    server: &Arc<Responder>,
     routes: &IsdnRoutes,
     partners: &PartnerStore,
     published: &Arc<Published>,
@@ -258,7 +258,7 @@ async fn serve_controller(
 ) -> Result<(), (String, bool)> {
     let link = tokio::select! {
         () = shutdown.wait() => return Ok(()),
-        l = super::link::open(ctl) => l.map_err(|e| (e.to_string(), false))?,
+        l = crate::isdn::link::open(ctl) => l.map_err(|e| (e.to_string(), false))?,
     };
     let mut app = Application::start(link);
     tokio::select! {
@@ -302,7 +302,7 @@ fn answer(
     call: IncomingCall,
     ctl: &ControllerConfig,
     config: &Config,
-    server: &Arc<Server>,
+    server: &Arc<Responder>,
     routes: &IsdnRoutes,
     partners: &PartnerStore,
     published: &Arc<Published>,
@@ -359,7 +359,7 @@ fn answer(
                 match call.accept(b3.b_protocol()).await {
                     Ok(stream) => {
                         server
-                            .serve_stream(super::call::CallStream(stream), peer, partners)
+                            .serve_stream(crate::isdn::call::CallStream(stream), peer, partners)
                             .await
                     }
                     Err(e) => {
@@ -383,14 +383,14 @@ pub async fn test_call(config: &Config, n: u32, number: &str) -> Result<String, 
         .isdn
         .controller(n)
         .ok_or_else(|| format!("ISDN controller {n} is not configured"))?;
-    let link = super::link::open(ctl)
+    let link = crate::isdn::link::open(ctl)
         .await
         .map_err(|e| format!("controller {n} ({}): {e}", ctl.transport))?;
     let app = Application::start(link);
     let started = tokio::time::Instant::now();
     let dial = app.dial(capi::stream::Dial {
         controller: ctl.capi_controller,
-        called: super::settings::digits(number),
+        called: crate::isdn::settings::digits(number),
         calling: ctl.msn.first().cloned(),
         b_protocol: ctl.b3.b_protocol(),
     });
