@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use os4x_store::sql::{params, Error as SqlError, OptionalExtension, Row};
+use os4x_store::{Connection, Location};
 
 use crate::pid_file::{self, Content};
 use crate::process::{self, ProcessInfo};
@@ -24,21 +25,21 @@ pub const BUSY_TIMEOUT: Duration = os4x_store::BUSY_TIMEOUT;
 /// Errors of the store itself (as opposed to a refused claim).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("PID database {}: {source}", path.display())]
-    Sqlite {
-        path: PathBuf,
+    #[error("PID database {location}: {source}")]
+    Sql {
+        location: String,
         #[source]
-        source: rusqlite::Error,
+        source: SqlError,
     },
-    #[error("PID database {} stayed locked by another process for {}s ({source}); retry, or find the holder with `fuser {}`", path.display(), BUSY_TIMEOUT.as_secs(), path.display())]
+    #[error("PID database {location} stayed locked by another process for {}s ({source}); retry, or find the holder (`fuser` on the file, `pg_stat_activity` on a server)", BUSY_TIMEOUT.as_secs())]
     Busy {
-        path: PathBuf,
+        location: String,
         #[source]
-        source: rusqlite::Error,
+        source: SqlError,
     },
-    #[error("PID database {}: {source}", path.display())]
+    #[error("PID database {location}: {source}")]
     Migrate {
-        path: PathBuf,
+        location: String,
         #[source]
         source: Box<MigrateError>,
     },
@@ -67,7 +68,9 @@ pub struct Refusal {
     /// Program name of the running process (argv\[0\] base name).
     pub executable: String,
     pub uptime: Option<Duration>,
-    pub database: PathBuf,
+    /// Where the PID table is (`sqlite:///...` or the server, without
+    /// its password).
+    pub database: String,
     /// systemd `INVOCATION_ID` the running process claimed with: `None`
     /// when it was started outside systemd (by hand, cron, …).
     pub invocation_id: Option<String>,
@@ -276,44 +279,44 @@ pub struct ResetReport {
 /// An open PID database.
 pub struct PidStore {
     conn: Connection,
-    path: PathBuf,
+    location: Location,
 }
 
 impl fmt::Debug for PidStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PidStore")
-            .field("path", &self.path)
+            .field("location", &self.location)
             .finish()
     }
 }
 
 impl PidStore {
     /// Opens (creating file and parent directory if needed) and migrates.
-    pub fn open(path: &Path) -> Result<PidStore, Error> {
-        let conn = open_and_migrate(path)?;
-        Ok(PidStore {
-            conn,
-            path: path.to_owned(),
-        })
+    pub fn open(location: impl Into<Location>) -> Result<PidStore, Error> {
+        let location = location.into();
+        let conn = open_and_migrate(&location)?;
+        Ok(PidStore { conn, location })
     }
 
-    /// Opens an existing database; `Ok(None)` if the file does not exist.
-    /// For read-mostly tools that must not create a database as a side
-    /// effect (it would belong to whoever ran the tool).
-    pub fn open_existing(path: &Path) -> Result<Option<PidStore>, Error> {
-        if !path.exists() {
+    /// Opens an existing database; `Ok(None)` if the SQLite file does not
+    /// exist. For read-mostly tools that must not create a database as a
+    /// side effect (it would belong to whoever ran the tool). A server
+    /// database is opened (and migrated) as by [`PidStore::open`].
+    pub fn open_existing(location: impl Into<Location>) -> Result<Option<PidStore>, Error> {
+        let location = location.into();
+        if location.sqlite_path().is_some_and(|p| !p.exists()) {
             return Ok(None);
         }
-        PidStore::open(path).map(Some)
+        PidStore::open(location).map(Some)
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the database is.
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
-    fn sql(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
-        move |e| sql_error(&self.path, e)
+    fn sql(&self) -> impl Fn(SqlError) -> Error + '_ {
+        move |e| sql_error(&self.location, e)
     }
 
     /// The row of one program, if any.
@@ -345,11 +348,12 @@ impl PidStore {
         let me = ProcessInfo::current().map_err(Error::Proc)?;
         let boot = process::boot_id().map_err(Error::Proc)?;
         let program = req.program.as_str();
-        let path = self.path.clone();
+        let location = self.location.clone();
         let conn = &mut self.conn;
         let busy = |e: &Error| matches!(e, Error::Busy { .. });
-        let takeover =
-            os4x_store::retry_busy(&path, busy, || claim_row(conn, &path, req, &me, &boot))?
+        let takeover = os4x_store::retry_busy(&location.to_string(), busy, || {
+            claim_row(conn, &location, req, &me, &boot)
+        })?
                 .map_err(|refusal| ClaimError::AlreadyRunning(Box::new(refusal)))?;
 
         let mut guard = ClaimGuard {
@@ -383,11 +387,11 @@ impl PidStore {
         pid_dir: &Path,
     ) -> Result<ResetReport, ResetError> {
         let boot = process::boot_id().map_err(Error::Proc)?;
-        let path = self.path.clone();
-        let sql = |e| sql_error(&path, e);
+        let location = self.location.clone();
+        let sql = |e| sql_error(&location, e);
         let tx = self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .transaction_immediate()
             .map_err(sql)?;
         let record = query_record(&tx, program, server_id).map_err(sql)?;
         let previous = match &record {
@@ -513,15 +517,15 @@ pub fn status_of(
 /// The transactional part of a claim: `Ok(Err(_))` is a refusal.
 fn claim_row(
     conn: &mut Connection,
-    path: &Path,
+    location: &Location,
     req: &ClaimRequest<'_>,
     me: &ProcessInfo,
     boot: &str,
 ) -> Result<Result<Takeover, Refusal>, Error> {
     let program = req.program.as_str();
-    let sql = |e| sql_error(path, e);
+    let sql = |e| sql_error(location, e);
     let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .transaction_immediate()
         .map_err(sql)?;
     let previous = query_record(&tx, program, req.server_id).map_err(sql)?;
     let liveness = match &previous {
@@ -540,7 +544,7 @@ fn claim_row(
                 pid: p.pid,
                 uptime: process::uptime_of(p.start_ticks),
                 executable: p.name,
-                database: path.to_owned(),
+                database: location.to_string(),
                 invocation_id: previous.as_ref().and_then(|r| r.invocation_id.clone()),
             }));
         }
@@ -585,13 +589,13 @@ fn claim_row(
 
 /// The store crate opens and migrates (every component, this one among
 /// them); its errors keep their meaning here.
-fn open_and_migrate(path: &Path) -> Result<Connection, Error> {
+fn open_and_migrate(location: &Location) -> Result<Connection, Error> {
     use os4x_store::OpenError;
-    os4x_store::open(path).map_err(|e| match e {
+    os4x_store::open(location).map_err(|e| match e {
         OpenError::CreateDir { path, source } => Error::CreateDir { path, source },
-        OpenError::Sqlite { path, source } => Error::Sqlite { path, source },
-        OpenError::Busy { path, source } => Error::Busy { path, source },
-        OpenError::Migrate { path, source } => Error::Migrate { path, source },
+        OpenError::Sql { location, source } => Error::Sql { location, source },
+        OpenError::Busy { location, source } => Error::Busy { location, source },
+        OpenError::Migrate { location, source } => Error::Migrate { location, source },
     })
 }
 
@@ -630,8 +634,8 @@ impl ClaimGuard {
         &self.pid_file
     }
 
-    pub fn database(&self) -> &Path {
-        self.store.path()
+    pub fn database(&self) -> &Location {
+        self.store.location()
     }
 
     /// What the claim replaced.
@@ -702,7 +706,7 @@ fn query_record(
     conn: &Connection,
     program: &str,
     server_id: u32,
-) -> rusqlite::Result<Option<Record>> {
+) -> Result<Option<Record>, SqlError> {
     conn.query_row(
         &format!("{SELECT_RECORD} WHERE program = ?1 AND serverID = ?2"),
         params![program, server_id],
@@ -711,7 +715,7 @@ fn query_record(
     .optional()
 }
 
-fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
+fn row_to_record(row: &Row) -> Result<Record, SqlError> {
     let pid: i64 = row.get(2)?;
     let ticks: Option<i64> = row.get(3)?;
     Ok(Record {
@@ -732,15 +736,16 @@ fn ticks_to_sql(t: u64) -> i64 {
     i64::try_from(t).unwrap_or(i64::MAX)
 }
 
-fn sql_error(path: &Path, source: rusqlite::Error) -> Error {
-    match source.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Busy {
-            path: path.to_owned(),
+fn sql_error(location: &Location, source: SqlError) -> Error {
+    if source.is_busy() {
+        Error::Busy {
+            location: location.to_string(),
             source,
-        },
-        _ => Error::Sqlite {
-            path: path.to_owned(),
+        }
+    } else {
+        Error::Sql {
+            location: location.to_string(),
             source,
-        },
+        }
     }
 }

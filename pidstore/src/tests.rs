@@ -90,7 +90,8 @@ fn fresh_database_is_migrated_and_in_wal_mode() {
     let store = PidStore::open(&e.db).unwrap();
     drop(store);
     let c = Connection::open(&e.db).unwrap();
-    assert_eq!(migrate::version(&c, COMPONENT).unwrap(), 2);
+    let ours = os4x_store::open_existing(e.db.as_path()).unwrap().unwrap();
+    assert_eq!(migrate::version(&ours, COMPONENT).unwrap(), 2);
     let mode: String = c
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -224,7 +225,7 @@ fn genuine_process_blocks_claim_unless_forced() {
     };
     assert_eq!(refusal.pid, sleeper.pid());
     assert_eq!(refusal.executable, "sleep");
-    assert_eq!(refusal.database, e.db);
+    assert_eq!(refusal.database, format!("sqlite://{}", e.db.display()));
     assert!(
         !e.run.join("os4xsqd.pid").exists(),
         "refused claim writes no PID file"
@@ -458,8 +459,8 @@ fn concurrent_first_open() {
             h.join().unwrap().unwrap();
         }
     });
-    let c = Connection::open(&e.db).unwrap();
-    assert_eq!(migrate::version(&c, COMPONENT).unwrap(), 2);
+    let ours = os4x_store::open_existing(e.db.as_path()).unwrap().unwrap();
+    assert_eq!(migrate::version(&ours, COMPONENT).unwrap(), 2);
 }
 
 /// One boot can show two boot ids (nspawn's overmount vs. the kernel's in a

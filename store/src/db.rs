@@ -5,12 +5,12 @@
 //! behind a mutex serialises nothing that matters, and SQLite's WAL mode
 //! lets admin tools read while a daemon writes.
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rusqlite::Connection;
-
+use crate::conn::Connection;
+use crate::location::Location;
 use crate::migrate::MigrateError;
+use crate::sql::Error as SqlError;
 use crate::OpenError;
 
 /// The database could not be used.
@@ -18,32 +18,42 @@ use crate::OpenError;
 pub enum DbError {
     #[error("cannot create the directory {} for the database: {source}", path.display())]
     CreateDir {
-        path: PathBuf,
+        path: std::path::PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("database {}: {source}; check that the file is readable and writable by this user", path.display())]
-    Sqlite {
-        path: PathBuf,
+    #[error("database {location}: {source}; check that it is reachable, readable and writable by this user")]
+    Sql {
+        location: String,
         #[source]
-        source: rusqlite::Error,
+        source: SqlError,
     },
-    #[error("database {}: {source}", path.display())]
+    #[error("database {location}: {source}")]
     Migrate {
-        path: PathBuf,
+        location: String,
         #[source]
         source: Box<MigrateError>,
     },
+}
+
+impl DbError {
+    /// The statement error behind this one, if any.
+    pub fn sql(&self) -> Option<&SqlError> {
+        match self {
+            DbError::Sql { source, .. } => Some(source),
+            _ => None,
+        }
+    }
 }
 
 impl From<OpenError> for DbError {
     fn from(e: OpenError) -> DbError {
         match e {
             OpenError::CreateDir { path, source } => DbError::CreateDir { path, source },
-            OpenError::Sqlite { path, source } | OpenError::Busy { path, source } => {
-                DbError::Sqlite { path, source }
+            OpenError::Sql { location, source } | OpenError::Busy { location, source } => {
+                DbError::Sql { location, source }
             }
-            OpenError::Migrate { path, source } => DbError::Migrate { path, source },
+            OpenError::Migrate { location, source } => DbError::Migrate { location, source },
         }
     }
 }
@@ -52,35 +62,37 @@ impl From<OpenError> for DbError {
 #[derive(Debug, Clone)]
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
-    path: Arc<Path>,
+    location: Arc<Location>,
 }
 
 impl Db {
-    /// Opens (creating if needed) and migrates the database at `path`.
-    pub fn open(path: &Path) -> Result<Db, DbError> {
-        let conn = crate::open(path)?;
+    /// Opens (creating if needed) and migrates the database.
+    pub fn open(location: impl Into<Location>) -> Result<Db, DbError> {
+        let location = location.into();
+        let conn = crate::open(&location)?;
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
-            path: Arc::from(path),
+            location: Arc::new(location),
         })
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the database is.
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     /// The connection, for one short unit of work.
     pub fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave SQLite inconsistent
-        // (transactions roll back on drop), so poisoning is ignored.
+        // A panic while holding the lock cannot leave the database
+        // inconsistent (transactions roll back on drop), so poisoning is
+        // ignored.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Wraps a SQLite error with the database path.
-    pub fn error(&self, source: rusqlite::Error) -> DbError {
-        DbError::Sqlite {
-            path: self.path.to_path_buf(),
+    /// Wraps a statement error with the database's location.
+    pub fn error(&self, source: SqlError) -> DbError {
+        DbError::Sql {
+            location: self.location.to_string(),
             source,
         }
     }

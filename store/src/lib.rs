@@ -8,16 +8,28 @@
 //!   busy timeout).
 //! - [`Db`]: one connection shared by a daemon's sessions.
 //!
-//! Programs above this crate never call `rusqlite::Connection::open`
-//! themselves, so a database is never seen half-migrated or opened with
-//! settings that differ from the daemons'.
+//! - [`Location`]: `database = "sqlite:///..."` (the embedded default) or
+//!   `"postgres://..."` ([`pg`], TLS supported); [`Connection`] runs the
+//!   same statements and the same migrations on both ([`sql`]).
+//!
+//! Programs above this crate never open a database themselves, so a
+//! database is never seen half-migrated or opened with settings that
+//! differ from the daemons'.
 
+mod conn;
 mod db;
+mod location;
 pub mod migrate;
 mod open;
+pub mod pg;
+mod pg_tls;
 pub mod schema;
+pub mod sql;
 
+pub use conn::{Backend, Connection, Statement, Transaction};
 pub use db::{Db, DbError};
+pub use location::{Location, PgLocation};
+pub use sql::{Error as SqlError, OptionalExtension, Row, Value};
 pub use open::{
     is_busy, open, open_existing, open_read_only, retry_busy, unix_now, OpenError, BUSY_TIMEOUT,
 };

@@ -7,7 +7,8 @@
 //! reading the version, so when fifty daemons open a fresh database at once
 //! one migrates and the others wait (busy timeout), then see it done.
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use crate::conn::{Backend, Connection};
+use crate::sql::{Error as SqlError, OptionalExtension};
 
 /// One schema step. Versions start at 1 and increase by one.
 #[derive(Debug, Clone, Copy)]
@@ -31,10 +32,10 @@ pub enum MigrateError {
         component: String,
         version: u32,
         description: &'static str,
-        source: rusqlite::Error,
+        source: SqlError,
     },
     #[error(transparent)]
-    Sqlite(#[from] rusqlite::Error),
+    Sql(#[from] SqlError),
 }
 
 /// The bookkeeping table itself is the one thing created with
@@ -47,12 +48,7 @@ const BOOTSTRAP: &str = "CREATE TABLE IF NOT EXISTS os4x_schema (
 
 /// Current version of `component`, 0 if it was never migrated.
 pub fn version(conn: &Connection, component: &str) -> Result<u32, MigrateError> {
-    let exists: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type='table' AND name='os4x_schema')",
-        [],
-        |r| r.get(0),
-    )?;
-    if !exists {
+    if !conn.table_exists("os4x_schema")? {
         return Ok(0);
     }
     Ok(conn
@@ -83,8 +79,18 @@ pub fn apply(
     if current == known {
         return Ok(current);
     }
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let postgres = conn.backend() == Backend::Postgres;
+    let tx = conn.transaction_immediate()?;
     tx.execute_batch(BOOTSTRAP)?;
+    if postgres {
+        // `COLLATE NOCASE` in the steps (partner IDs compare without
+        // case, as in SQLite).
+        tx.execute_batch(&format!(
+            "CREATE COLLATION IF NOT EXISTS {} \
+             (provider = icu, locale = 'und-u-ks-level2', deterministic = false)",
+            crate::pg::NOCASE
+        ))?;
+    }
     let found = version(&tx, component)?;
     if found > known {
         return Err(MigrateError::TooNew {
@@ -94,7 +100,12 @@ pub fn apply(
         });
     }
     for m in migrations.iter().filter(|m| m.version > found) {
-        tx.execute_batch(m.sql)
+        let sql = if postgres {
+            std::borrow::Cow::Owned(crate::pg::translate_ddl(m.sql))
+        } else {
+            std::borrow::Cow::Borrowed(m.sql)
+        };
+        tx.execute_batch(&sql)
             .map_err(|source| MigrateError::Step {
                 component: component.to_owned(),
                 version: m.version,
@@ -112,11 +123,37 @@ pub fn apply(
         tx.execute(
             "INSERT INTO os4x_schema (component, version, updated_at) VALUES (?1, ?2, unixepoch())
              ON CONFLICT (component) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
-            rusqlite::params![component, known],
+            crate::params![component, known],
         )?;
+    }
+    if postgres {
+        fix_sequences(&tx)?;
     }
     tx.commit()?;
     Ok(found)
+}
+
+/// PostgreSQL: every identity column's sequence continues after the
+/// largest id in its table (rows inserted with explicit ids, by a table
+/// rebuild in a migration or by `os4x db copy`, do not advance it).
+/// Nothing to do on SQLite, whose rowids follow the largest one.
+pub fn fix_sequences(conn: &Connection) -> Result<(), SqlError> {
+    if conn.backend() != Backend::Postgres {
+        return Ok(());
+    }
+    let columns: Vec<(String, String)> = conn.query_map(
+        "SELECT table_name, column_name FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND is_identity = 'YES'",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    for (table, column) in columns {
+        conn.execute_batch(&format!(
+            "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), \
+             COALESCE((SELECT max(\"{column}\") FROM \"{table}\"), 0) + 1, false)"
+        ))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -139,7 +176,7 @@ mod tests {
     #[test]
     fn migrates_in_steps_and_is_idempotent() {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = Connection::open(dir.path().join("db")).unwrap();
+        let mut c = Connection::sqlite(rusqlite::Connection::open(dir.path().join("db")).unwrap());
         assert_eq!(version(&c, "x").unwrap(), 0);
         assert_eq!(apply(&mut c, "x", &STEPS[..1]).unwrap(), 0);
         assert_eq!(version(&c, "x").unwrap(), 1);
@@ -161,7 +198,7 @@ mod tests {
     #[test]
     fn refuses_newer_schema() {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = Connection::open(dir.path().join("db")).unwrap();
+        let mut c = Connection::sqlite(rusqlite::Connection::open(dir.path().join("db")).unwrap());
         apply(&mut c, "x", STEPS).unwrap();
         let err = apply(&mut c, "x", &STEPS[..1]).unwrap_err();
         assert!(
@@ -180,7 +217,7 @@ mod tests {
     #[test]
     fn failed_step_rolls_back_everything() {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = Connection::open(dir.path().join("db")).unwrap();
+        let mut c = Connection::sqlite(rusqlite::Connection::open(dir.path().join("db")).unwrap());
         let broken = [
             STEPS[0],
             Migration {
@@ -195,13 +232,7 @@ mod tests {
             "{err}"
         );
         assert_eq!(version(&c, "x").unwrap(), 0);
-        let t_exists: bool = c
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name='t')",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let t_exists = c.table_exists("t").unwrap();
         assert!(!t_exists, "step 1 rolled back with step 2");
     }
 }

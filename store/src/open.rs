@@ -3,10 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite::OpenFlags;
 
+use crate::conn::Connection;
+use crate::location::Location;
 use crate::migrate::{self, MigrateError};
 use crate::schema;
+use crate::sql::Error as SqlError;
 
 /// How long a statement waits for another process's write lock. Writes
 /// hold it for milliseconds, so this is only reached when something is
@@ -16,39 +19,39 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(20);
 /// Why the database could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("cannot create directory {} for the database: {source}; create it or fix [database] path", path.display())]
+    #[error("cannot create directory {} for the database: {source}; create it or fix `database` in os4x.toml", path.display())]
     CreateDir {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("database {}: {source}", path.display())]
-    Sqlite {
-        path: PathBuf,
+    #[error("database {location}: {source}")]
+    Sql {
+        location: String,
         #[source]
-        source: rusqlite::Error,
+        source: SqlError,
     },
-    #[error("database {} stayed locked by another process for {}s ({source}); retry, or find the holder with `fuser {}`", path.display(), BUSY_TIMEOUT.as_secs(), path.display())]
+    #[error("database {location} stayed locked by another process for {}s ({source}); retry, or find the holder (`fuser` on the file, `pg_stat_activity` on a server)", BUSY_TIMEOUT.as_secs())]
     Busy {
-        path: PathBuf,
+        location: String,
         #[source]
-        source: rusqlite::Error,
+        source: SqlError,
     },
-    #[error("database {}: {source}", path.display())]
+    #[error("database {location}: {source}")]
     Migrate {
-        path: PathBuf,
+        location: String,
         #[source]
         source: Box<MigrateError>,
     },
 }
 
 impl OpenError {
-    /// The SQLite error behind this one, if any.
-    pub fn sqlite(&self) -> Option<&rusqlite::Error> {
+    /// The statement error behind this one, if any.
+    pub fn sql(&self) -> Option<&SqlError> {
         match self {
-            OpenError::Sqlite { source, .. } | OpenError::Busy { source, .. } => Some(source),
+            OpenError::Sql { source, .. } | OpenError::Busy { source, .. } => Some(source),
             OpenError::Migrate { source, .. } => match &**source {
-                MigrateError::Sqlite(e) | MigrateError::Step { source: e, .. } => Some(e),
+                MigrateError::Sql(e) | MigrateError::Step { source: e, .. } => Some(e),
                 MigrateError::TooNew { .. } => None,
             },
             OpenError::CreateDir { .. } => None,
@@ -57,11 +60,8 @@ impl OpenError {
 }
 
 /// True for "database is locked/busy".
-pub fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-    )
+pub fn is_busy(e: &SqlError) -> bool {
+    e.is_busy()
 }
 
 /// Seconds since the epoch, as stored in the `*_at` columns.
@@ -71,57 +71,124 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// Opens the database at `path` read-write, creating it (and its
+impl From<&Path> for Location {
+    fn from(p: &Path) -> Location {
+        Location::Sqlite(p.to_path_buf())
+    }
+}
+
+impl From<&PathBuf> for Location {
+    fn from(p: &PathBuf) -> Location {
+        Location::Sqlite(p.clone())
+    }
+}
+
+impl From<PathBuf> for Location {
+    fn from(p: PathBuf) -> Location {
+        Location::Sqlite(p)
+    }
+}
+
+impl From<&Location> for Location {
+    fn from(l: &Location) -> Location {
+        l.clone()
+    }
+}
+
+/// Opens the database read-write, creating it (a SQLite file and its
 /// directory) if needed, and brings every component of [`schema::ALL`] up
 /// to date.
-pub fn open(path: &Path) -> Result<Connection, OpenError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
-            path: dir.to_owned(),
-            source,
-        })?;
-    }
-    let busy = |e: &OpenError| matches!(e, OpenError::Busy { .. });
-    retry_busy(path, busy, || {
-        let mut conn = connect(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
-        )?;
-        for c in schema::ALL {
-            migrate::apply(&mut conn, c.name, c.migrations).map_err(|e| migrate_error(path, e))?;
+pub fn open(location: impl Into<Location>) -> Result<Connection, OpenError> {
+    let location = location.into();
+    let shown = location.to_string();
+    match &location {
+        Location::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+            }
+            let busy = |e: &OpenError| matches!(e, OpenError::Busy { .. });
+            retry_busy(&shown, busy, || {
+                let mut conn = connect(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+                )?;
+                migrate_all(&mut conn, &shown)?;
+                Ok(conn)
+            })
         }
-        Ok(conn)
-    })
+        Location::Postgres(pg) => {
+            let client = crate::pg::Client::connect(pg).map_err(|e| sql_error(&shown, e))?;
+            let mut conn = Connection::postgres(client);
+            migrate_all(&mut conn, &shown)?;
+            Ok(conn)
+        }
+    }
+}
+
+fn migrate_all(conn: &mut Connection, shown: &str) -> Result<(), OpenError> {
+    for c in schema::ALL {
+        migrate::apply(conn, c.name, c.migrations).map_err(|e| migrate_error(shown, e))?;
+    }
+    Ok(())
 }
 
 /// Opens an existing database read-write without creating or migrating
-/// anything; `Ok(None)` if there is no file. For readers that poll (the
-/// debug switch) and must not create a database as a side effect.
-pub fn open_existing(path: &Path) -> Result<Option<Connection>, OpenError> {
-    if !path.exists() {
-        return Ok(None);
+/// anything; `Ok(None)` if there is no SQLite file. For readers that poll
+/// (the debug switch) and must not create a database as a side effect.
+pub fn open_existing(location: impl Into<Location>) -> Result<Option<Connection>, OpenError> {
+    let location = location.into();
+    match &location {
+        Location::Sqlite(path) => {
+            if !path.exists() {
+                return Ok(None);
+            }
+            connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map(Some)
+        }
+        Location::Postgres(pg) => crate::pg::Client::connect(pg)
+            .map(|c| Some(Connection::postgres(c)))
+            .map_err(|e| sql_error(&location.to_string(), e)),
     }
-    connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map(Some)
 }
 
 /// Opens an existing database read-only (problem-report bundles,
 /// monitoring checks). Nothing is created or migrated.
-pub fn open_read_only(path: &Path) -> Result<Connection, OpenError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|source| sql_error(path, source))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(|source| sql_error(path, source))?;
-    Ok(conn)
+pub fn open_read_only(location: impl Into<Location>) -> Result<Connection, OpenError> {
+    let location = location.into();
+    let shown = location.to_string();
+    match &location {
+        Location::Sqlite(path) => {
+            let conn = rusqlite::Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|source| sql_error(&shown, source.into()))?;
+            conn.busy_timeout(BUSY_TIMEOUT)
+                .map_err(|source| sql_error(&shown, source.into()))?;
+            Ok(Connection::sqlite(conn))
+        }
+        Location::Postgres(pg) => {
+            let conn = crate::pg::Client::connect(pg)
+                .map(Connection::postgres)
+                .map_err(|e| sql_error(&shown, e))?;
+            conn.execute_batch("SET default_transaction_read_only = on")
+                .map_err(|e| sql_error(&shown, e))?;
+            Ok(conn)
+        }
+    }
 }
 
 fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, OpenError> {
-    let sql = |source| sql_error(path, source);
-    let conn =
-        Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(sql)?;
+    let shown = format!("sqlite://{}", path.display());
+    let sql = |source: rusqlite::Error| sql_error(&shown, source.into());
+    let conn = rusqlite::Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(sql)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+    // Statements are cached per connection; the daemons' set is larger
+    // than rusqlite's default of 16.
+    conn.set_prepared_statement_cache_capacity(128);
     // WAL lets admin tools read while a daemon writes. The mode is
     // persistent, so only the very first open switches it.
     let mode: String = conn
@@ -139,29 +206,29 @@ fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, OpenError> {
     // durable: every commit is synced, on every connection.
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(sql)?;
-    Ok(conn)
+    Ok(Connection::sqlite(conn))
 }
 
-fn sql_error(path: &Path, source: rusqlite::Error) -> OpenError {
-    if is_busy(&source) {
+fn sql_error(location: &str, source: SqlError) -> OpenError {
+    if source.is_busy() {
         OpenError::Busy {
-            path: path.to_owned(),
+            location: location.to_owned(),
             source,
         }
     } else {
-        OpenError::Sqlite {
-            path: path.to_owned(),
+        OpenError::Sql {
+            location: location.to_owned(),
             source,
         }
     }
 }
 
-fn migrate_error(path: &Path, e: MigrateError) -> OpenError {
+fn migrate_error(location: &str, e: MigrateError) -> OpenError {
     match e {
-        MigrateError::Sqlite(source) => sql_error(path, source),
-        MigrateError::Step { source, .. } if is_busy(&source) => sql_error(path, source),
+        MigrateError::Sql(source) => sql_error(location, source),
+        MigrateError::Step { source, .. } if source.is_busy() => sql_error(location, source),
         e => OpenError::Migrate {
-            path: path.to_owned(),
+            location: location.to_owned(),
             source: Box::new(e),
         },
     }
@@ -175,9 +242,10 @@ fn migrate_error(path: &Path, e: MigrateError) -> OpenError {
 /// switch a fresh database to WAL while another one converts it. Many
 /// daemons starting together on a new database hit exactly that. `op`
 /// must be safe to repeat (its transaction rolled back); `busy` tells
-/// which of its errors are worth another try.
+/// which of its errors are worth another try. `what` names the database
+/// in logs.
 pub fn retry_busy<T, E>(
-    path: &Path,
+    what: &str,
     busy: impl Fn(&E) -> bool,
     mut op: impl FnMut() -> Result<T, E>,
 ) -> Result<T, E> {
@@ -193,7 +261,7 @@ pub fn retry_busy<T, E>(
                     .wrapping_add(attempt)
                     % 20;
                 let pause = Duration::from_millis(u64::from(attempt.min(10) * 5 + jitter));
-                tracing::debug!(database = %path.display(), attempt, ?pause, "database busy; retrying");
+                tracing::debug!(database = what, attempt, ?pause, "database busy; retrying");
                 std::thread::sleep(pause);
             }
             other => return other,
@@ -209,7 +277,7 @@ mod tests {
     fn open_creates_every_table_and_reopening_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/os4x.db");
-        let conn = open(&path).unwrap();
+        let conn = open(path.as_path()).unwrap();
         for c in schema::ALL {
             assert_eq!(
                 migrate::version(&conn, c.name).unwrap(),
@@ -219,6 +287,8 @@ mod tests {
             );
         }
         let mode: String = conn
+            .as_sqlite()
+            .unwrap()
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
@@ -229,17 +299,10 @@ mod tests {
             "os4x_users",
             "os4x_debug_switch",
         ] {
-            let n: i64 = conn
-                .query_row(
-                    "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1",
-                    [table],
-                    |r| r.get(0),
-                )
-                .unwrap();
-            assert_eq!(n, 1, "{table}");
+            assert!(conn.table_exists(table).unwrap(), "{table}");
         }
         drop(conn);
-        let conn = open(&path).unwrap();
+        let conn = open(path.as_path()).unwrap();
         assert_eq!(
             migrate::version(&conn, "os4x").unwrap(),
             schema::OS4X.version()
@@ -250,11 +313,11 @@ mod tests {
     fn readers_never_create_a_database() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("os4x.db");
-        assert!(open_existing(&path).unwrap().is_none());
-        assert!(open_read_only(&path).is_err());
+        assert!(open_existing(path.as_path()).unwrap().is_none());
+        assert!(open_read_only(path.as_path()).is_err());
         assert!(!path.exists());
-        open(&path).unwrap();
-        let ro = open_read_only(&path).unwrap();
+        open(path.as_path()).unwrap();
+        let ro = open_read_only(path.as_path()).unwrap();
         assert!(ro.execute("DELETE FROM os4x_pids", []).is_err());
     }
 
@@ -262,14 +325,14 @@ mod tests {
     fn a_newer_schema_is_refused_with_advice() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("os4x.db");
-        let conn = open(&path).unwrap();
+        let conn = open(path.as_path()).unwrap();
         conn.execute(
             "UPDATE os4x_schema SET version = 99 WHERE component = 'os4x'",
             [],
         )
         .unwrap();
         drop(conn);
-        let e = open(&path).unwrap_err().to_string();
+        let e = open(path.as_path()).unwrap_err().to_string();
         assert!(e.contains("newer than this build knows"), "{e}");
     }
 }
