@@ -41,7 +41,7 @@ fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitSt
     None
 }
 
-fn running_pids(db: &Path) -> Vec<(String, i32)> {
+fn running_pids(db: &os4x::db::Location) -> Vec<(String, i32)> {
     PidStore::open(db)
         .unwrap()
         .records(0)
@@ -66,7 +66,7 @@ async fn serves_on_an_inherited_socket() {
     assert!(sent.end.as_ref().unwrap().is_normal(), "{:?}", sent.end);
     assert!(std::fs::read(station.partner_inbox().join("ACTIVATED")).unwrap() == data);
 
-    let db = station.config.database.sqlite_path().to_owned();
+    let db = station.config.database.clone();
     let pid = daemon.0.id() as i32;
     assert_eq!(running_pids(&db), vec![("os4xrd_tcpip".to_owned(), pid)]);
     kill(Pid::from_raw(pid), Signal::SIGTERM).unwrap();
@@ -293,7 +293,7 @@ fn master_runs_restarts_and_stops_the_children() {
         cert.cert_pem.display(),
         cert.key_pem.display()
     ));
-    let db = station.config.database.sqlite_path().to_owned();
+    let db = station.config.database.clone();
     let mut master = Guard(
         Command::new(MASTER)
             .arg("--config")

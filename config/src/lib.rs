@@ -7,7 +7,6 @@
 //! silently ignored setting. A missing *default* file means all defaults; a
 //! file named explicitly must exist.
 
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -63,29 +62,8 @@ pub struct Config {
     pub isdn: crate::isdn::IsdnConfig,
 }
 
-/// Where the os4x database lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Database {
-    /// `sqlite://<absolute path>`
-    Sqlite(PathBuf),
-}
-
-impl Database {
-    /// The SQLite file.
-    pub fn sqlite_path(&self) -> &Path {
-        match self {
-            Database::Sqlite(p) => p,
-        }
-    }
-}
-
-impl fmt::Display for Database {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Database::Sqlite(p) => write!(f, "sqlite://{}", p.display()),
-        }
-    }
-}
+/// Where the os4x database lives: `sqlite:///path` or `postgres://...`.
+pub use os4x_store::Location as Database;
 
 /// `[client]`: the client/job service `os4xclientd`.
 pub use crate::client::ClientConfig;
@@ -238,18 +216,13 @@ impl Config {
 }
 
 fn parse_database(url: &str) -> Result<Database, String> {
-    let Some(path) = url.strip_prefix("sqlite://") else {
+    let db = Database::parse(url)?;
+    if db.sqlite_path().is_some_and(|p| p.file_name().is_none()) {
         return Err(format!(
-            "{url:?} is not supported; use sqlite:///absolute/path/os4x.db"
-        ));
-    };
-    let path = PathBuf::from(path);
-    if !path.is_absolute() || path.file_name().is_none() {
-        return Err(format!(
-            "{url:?} must name an absolute file path, e.g. sqlite:///var/lib/os4x/os4x.db"
+            "{url:?} must name a file, e.g. sqlite:///var/lib/os4x/os4x.db"
         ));
     }
-    Ok(Database::Sqlite(path))
+    Ok(db)
 }
 
 /// `unknown field `x`, expected ...` → `x`
@@ -300,11 +273,17 @@ mod tests {
     #[test]
     fn database_follows_state_dir() {
         let c = parse("state_dir = \"/srv/os4x\"\nserver_id = 3\n").unwrap();
-        assert_eq!(c.database.sqlite_path(), Path::new("/srv/os4x/os4x.db"));
+        assert_eq!(
+            c.database.sqlite_path(),
+            Some(Path::new("/srv/os4x/os4x.db"))
+        );
         assert_eq!(c.server_id, 3);
         let c = parse("database = \"sqlite:///x/y.db\"\n[debug]\nlisten = \"[::1]:9\"\n").unwrap();
-        assert_eq!(c.database.sqlite_path(), Path::new("/x/y.db"));
+        assert_eq!(c.database.sqlite_path(), Some(Path::new("/x/y.db")));
         assert_eq!(c.debug.listen, "[::1]:9".parse().unwrap());
+        let c = parse("database = \"postgres://os4x:pw@db1:5432/os4x?sslmode=require\"\n").unwrap();
+        assert!(c.database.is_postgres());
+        assert_eq!(c.database.to_string(), "postgres://os4x:***@db1:5432/os4x");
     }
 
     fn key_error(text: &str) -> (String, Option<usize>, String) {

@@ -354,7 +354,7 @@ impl PidStore {
         let takeover = os4x_store::retry_busy(&location.to_string(), busy, || {
             claim_row(conn, &location, req, &me, &boot)
         })?
-                .map_err(|refusal| ClaimError::AlreadyRunning(Box::new(refusal)))?;
+        .map_err(|refusal| ClaimError::AlreadyRunning(Box::new(refusal)))?;
 
         let mut guard = ClaimGuard {
             store: self,
@@ -389,10 +389,7 @@ impl PidStore {
         let boot = process::boot_id().map_err(Error::Proc)?;
         let location = self.location.clone();
         let sql = |e| sql_error(&location, e);
-        let tx = self
-            .conn
-            .transaction_immediate()
-            .map_err(sql)?;
+        let tx = self.conn.transaction_immediate().map_err(sql)?;
         let record = query_record(&tx, program, server_id).map_err(sql)?;
         let previous = match &record {
             Some(r) => assess(r, &boot).map_err(Error::Proc)?,
@@ -524,9 +521,7 @@ fn claim_row(
 ) -> Result<Result<Takeover, Refusal>, Error> {
     let program = req.program.as_str();
     let sql = |e| sql_error(location, e);
-    let tx = conn
-        .transaction_immediate()
-        .map_err(sql)?;
+    let tx = conn.transaction_immediate().map_err(sql)?;
     let previous = query_record(&tx, program, req.server_id).map_err(sql)?;
     let liveness = match &previous {
         Some(r) => assess(r, boot).map_err(Error::Proc)?,

@@ -20,7 +20,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rusqlite::{params, OptionalExtension};
+use os4x_store::sql::{params, OptionalExtension};
 
 use crate::db::{unix_now, Db};
 use crate::partner::PartnerStore;
@@ -110,7 +110,7 @@ pub fn release_orphans(db: &Db) -> usize {
 }
 
 /// Claims the oldest pending command for `owner`.
-fn claim(db: &Db, owner: &str) -> rusqlite::Result<Option<Job>> {
+fn claim(db: &Db, owner: &str) -> os4x_store::sql::Result<Option<Job>> {
     let conn = db.lock();
     let row = conn
         .query_row(

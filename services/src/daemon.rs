@@ -226,7 +226,7 @@ fn spawn_watchdog(runtime: &tokio::runtime::Runtime) {
 /// Claims `program`, printing the admin message on refusal. `Err` is the
 /// exit code.
 fn claim(program: &ProgramName, config: &Config, force: bool) -> Result<ClaimGuard, u8> {
-    let db = config.database.sqlite_path();
+    let db = &config.database;
     let store = PidStore::open(db).map_err(|e| store_error(program, &e))?;
     let invocation_id = std::env::var("INVOCATION_ID").ok();
     let request = ClaimRequest {
@@ -287,7 +287,7 @@ pub fn refusal_message(r: &Refusal, config: Option<&Path>) -> String {
         pid = r.pid,
         exe = r.executable,
         sid = r.server_id,
-        db = r.database.display(),
+        db = r.database,
     )
 }
 

@@ -1,13 +1,12 @@
 //! The os4x database as the daemons use it: the store crate opens it
 //! (with every table's migrations); this module re-exports its handle.
 
-pub use os4x_store::{unix_now, Db, DbError};
+pub use os4x_store::{unix_now, Db, DbError, Location, SqlError};
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use os4x_store::migrate;
-    use rusqlite::Connection;
 
     const COMPONENT: &str = os4x_store::schema::OS4X.name;
     const MIGRATIONS: &[migrate::Migration] = os4x_store::schema::OS4X.migrations;
@@ -19,7 +18,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("os4x.db");
         {
-            let mut conn = Connection::open(&path).unwrap();
+            let mut conn = os4x_store::connect_unmigrated(path.as_path()).unwrap();
             migrate::apply(&mut conn, COMPONENT, &MIGRATIONS[..1]).unwrap();
             conn.execute(
                 "INSERT INTO os4x_partners (odette_id, password_in, password_out, \
@@ -28,7 +27,7 @@ mod tests {
             )
             .unwrap();
         }
-        let db = Db::open(&path).unwrap();
+        let db = Db::open(path.as_path()).unwrap();
         let p = crate::partner::PartnerStore::new(db.clone())
             .get("O0013000000OLD")
             .unwrap()
@@ -46,7 +45,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("os4x.db");
         {
-            let mut conn = Connection::open(&path).unwrap();
+            let mut conn = os4x_store::connect_unmigrated(path.as_path()).unwrap();
             migrate::apply(&mut conn, COMPONENT, &MIGRATIONS[..2]).unwrap();
             conn.execute_batch(
                 "INSERT INTO os4x_partners (odette_id, password_in, password_out, created_at, \
@@ -63,7 +62,7 @@ mod tests {
             )
             .unwrap();
         }
-        let db = Db::open(&path).unwrap();
+        let db = Db::open(path.as_path()).unwrap();
         let p = crate::partner::PartnerStore::new(db.clone())
             .get("O0013000000OLD")
             .unwrap()

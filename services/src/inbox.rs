@@ -38,7 +38,7 @@ use oftp2::value::{
     CipherSuite, DatasetName, EndFileRefusal, EndSessionReason, FileCompression, FileEnvelope,
     NerpReason, OdetteId, SecurityLevel, StartFileRefusal, UserData,
 };
-use rusqlite::{params, OptionalExtension};
+use os4x_store::sql::{params, OptionalExtension};
 
 use crate::db::{unix_now, Db};
 use crate::partner::{Partner, PartnerStore};
@@ -535,7 +535,7 @@ impl InboxStore {
 
     /// Removes the row of a partial file (a received one is never
     /// touched): its data is gone or was never kept.
-    fn forget_partial(&self, row: i64) -> rusqlite::Result<usize> {
+    fn forget_partial(&self, row: i64) -> os4x_store::sql::Result<usize> {
         self.db.lock().execute(
             "DELETE FROM os4x_received_files WHERE id = ?1 AND state = 'partial'",
             [row],
@@ -624,7 +624,7 @@ struct DueRow {
 
 impl DueRow {
     /// Reads a row selected with [`DUE_COLUMNS`].
-    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DueRow> {
+    fn from_row(r: &os4x_store::Row) -> os4x_store::sql::Result<DueRow> {
         Ok(DueRow {
             id: r.get(0)?,
             dataset_name: r.get(1)?,
@@ -651,21 +651,21 @@ struct ReceiptFields {
 }
 
 fn insert_receipt(
-    conn: &rusqlite::Connection,
+    conn: &os4x_store::Connection,
     row: i64,
     partner: &OdetteId,
     sfid: &Sfid,
     fields: &ReceiptFields,
-) -> rusqlite::Result<i64> {
+) -> os4x_store::sql::Result<i64> {
     let (kind, reason, text) = match &fields.nerp {
         None => ("EERP", None, None),
         Some((reason, text)) => ("NERP", Some(reason.code()), Some(text.as_str())),
     };
-    conn.execute(
+    conn.insert_returning_id(
         "INSERT INTO os4x_receipts_due (received_id, partner, kind, dataset_name, file_timestamp, \
          user_data, destination, originator, created_at, file_hash, cipher_suite, signed, \
          nerp_reason, nerp_text) \
-         VALUES (?1, ?2, ?9, ?3, ?4, ?5, ?6, ?7, ?8, ?10, ?11, ?12, ?13, ?14)",
+         VALUES (?1, ?2, ?9, ?3, ?4, ?5, ?6, ?7, ?8, ?10, ?11, ?12, ?13, ?14) RETURNING id",
         params![
             row,
             partner.as_str(),
@@ -682,8 +682,7 @@ fn insert_receipt(
             reason,
             text
         ],
-    )?;
-    Ok(conn.last_insert_rowid())
+    )
 }
 
 /// The EERP for a received file: back to its originator, from its final
@@ -945,29 +944,30 @@ impl Inbox for SessionInbox {
             Some((row, _, offset)) => (row, u64::try_from(offset).unwrap_or(0)),
             None => {
                 let conn = store.db.lock();
-                conn.execute(
-                    "INSERT INTO os4x_received_files (partner, dataset_name, file_timestamp, \
+                let row = conn
+                    .insert_returning_id(
+                        "INSERT INTO os4x_received_files (partner, dataset_name, file_timestamp, \
                      originator, destination, user_data, format, max_record_size, file_size_1k, \
                      description, state, partial_path, peer, started_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'partial', ?11, ?12, ?13)",
-                    params![
-                        partner.id.as_str(),
-                        sfid.dataset_name.as_str(),
-                        sfid.timestamp.to_string(),
-                        sfid.originator.as_str(),
-                        sfid.destination.as_str(),
-                        sfid.user_data.as_str(),
-                        sfid.format.to_string(),
-                        sfid.max_record_size,
-                        i64::try_from(sfid.file_size).unwrap_or(i64::MAX),
-                        sfid.description,
-                        partial_path.to_string_lossy(),
-                        self.ctx.peer,
-                        unix_now()
-                    ],
-                )
-                .map_err(|e| access_failure("database", e))?;
-                let row = conn.last_insert_rowid();
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'partial', ?11, ?12, ?13) \
+                     RETURNING id",
+                        params![
+                            partner.id.as_str(),
+                            sfid.dataset_name.as_str(),
+                            sfid.timestamp.to_string(),
+                            sfid.originator.as_str(),
+                            sfid.destination.as_str(),
+                            sfid.user_data.as_str(),
+                            sfid.format.to_string(),
+                            sfid.max_record_size,
+                            i64::try_from(sfid.file_size).unwrap_or(i64::MAX),
+                            sfid.description,
+                            partial_path.to_string_lossy(),
+                            self.ctx.peer,
+                            unix_now()
+                        ],
+                    )
+                    .map_err(|e| access_failure("database", e))?;
                 claim.new_row = Some(row);
                 (row, 0)
             }
@@ -1204,7 +1204,7 @@ impl ReceivingFile {
             };
             let id = insert_receipt(&tx, self.row, &partner, &self.sfid, &fields)?;
             tx.commit()?;
-            Ok::<_, rusqlite::Error>(id)
+            Ok::<_, os4x_store::SqlError>(id)
         })();
         let _ = self.store.storage.remove(&self.partial_path);
         match recorded {
@@ -1307,7 +1307,7 @@ impl ReceivingFile {
             )?;
             let receipt = insert_receipt(&tx, self.row, &partner, &self.sfid, &fields)?;
             tx.commit()?;
-            Ok::<_, rusqlite::Error>(receipt)
+            Ok::<_, os4x_store::SqlError>(receipt)
         })();
         let receipt_id = match recorded {
             Ok(id) => id,

@@ -6,7 +6,7 @@
 //! The table is kept beside `os4x_send_routes` rather than in it because
 //! `set_route` replaces whole rows.
 
-use rusqlite::{params, OptionalExtension};
+use os4x_store::sql::{params, OptionalExtension};
 use serde::Serialize;
 
 use crate::config::isdn::{digits, number_matches};

@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use oftp2::security::file::FilePolicy;
 use oftp2::value::{CipherSuite, OdetteId, Password};
-use rusqlite::{params, OptionalExtension, Row};
+use os4x_store::sql::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 use crate::db::{unix_now, Db, DbError};
@@ -352,11 +352,7 @@ impl PartnerStore {
         )?;
         match result {
             Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(PartnerError::Exists(p.id.to_string()))
-            }
+            Err(e) if e.is_constraint() => Err(PartnerError::Exists(p.id.to_string())),
             Err(e) => Err(self.db.error(e).into()),
         }
     }
@@ -403,10 +399,10 @@ impl PartnerStore {
 /// both insert and update. The outer error is a partner that cannot be
 /// stored; the inner one is SQLite's, for the caller to interpret.
 fn execute_row(
-    conn: &rusqlite::Connection,
+    conn: &os4x_store::Connection,
     sql: &str,
     p: &Partner,
-) -> Result<rusqlite::Result<usize>, PartnerError> {
+) -> Result<os4x_store::sql::Result<usize>, PartnerError> {
     let client_ca = path_text(p, "client CA", p.client_ca.as_deref())?;
     let certificate = path_text(p, "certificate", p.certificate.as_deref())?;
     let sec = &p.security;
@@ -458,7 +454,7 @@ fn path_text<'a>(
     .transpose()
 }
 
-fn from_row(r: &Row<'_>) -> Result<Partner, PartnerError> {
+fn from_row(r: &Row) -> Result<Partner, PartnerError> {
     let get = |i: usize| -> Result<String, PartnerError> {
         r.get::<_, String>(i).map_err(|e| PartnerError::Corrupt {
             id: r.get::<_, String>(0).unwrap_or_default(),
@@ -542,7 +538,7 @@ mod tests {
     #[test]
     fn store_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("os4x.db")).unwrap();
+        let db = Db::open(dir.path().join("os4x.db")).unwrap();
         let store = PartnerStore::new(db);
         let mut p = Partner::new(
             OdetteId::new("O0013000000PARTNER1").unwrap(),

@@ -328,7 +328,7 @@ fn usage(msg: String) -> Failure {
 
 /// Runs `os4x partner ...` against the configuration's database.
 pub fn run(config: &Config, cmd: PartnerCommand) -> Result<(), Failure> {
-    let db = Db::open(config.database.sqlite_path())?;
+    let db = Db::open(&config.database)?;
     partner(&PartnerStore::new(db), cmd)
 }
 

@@ -3,7 +3,6 @@
 //! arguments and prints.
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::time::Duration;
 
 use pidstore::systemd::{self, Agreement, UnitState};
@@ -229,7 +228,7 @@ fn state_key(l: &Liveness) -> &'static str {
 /// Builds the JSON document.
 pub fn status_document(
     server_id: u32,
-    database: &Path,
+    database: &os4x_store::Location,
     database_exists: bool,
     rows: &[ProgramStatus],
     required: &[ProgramName],
@@ -276,7 +275,12 @@ pub fn status_document(
     StatusDocument {
         schema_version: JSON_SCHEMA_VERSION,
         server_id,
-        database: database.display().to_string(),
+        // The file path, as before servers were supported; a server's URL
+        // without its password.
+        database: match database.sqlite_path() {
+            Some(p) => p.display().to_string(),
+            None => database.to_string(),
+        },
         database_exists,
         programs,
     }
@@ -749,7 +753,13 @@ mod tests {
             .output
             .contains("os4xrd_tcpip: systemd's os4xrd-tcpip.service has MainPID 99"));
 
-        let mut doc = status_document(0, Path::new("/x.db"), true, &rows, &[]);
+        let mut doc = status_document(
+            0,
+            &os4x_store::Location::Sqlite("/x.db".into()),
+            true,
+            &rows,
+            &[],
+        );
         attach_systemd(&mut doc, &views);
         let v = serde_json::to_value(&doc).unwrap();
         assert_eq!(v["programs"][0]["systemd"]["main_pid"], 99);
@@ -758,7 +768,13 @@ mod tests {
         assert_eq!(v["programs"][1]["systemd"]["active_state"], "failed");
         // Without systemd: no columns, `systemd: null`.
         assert!(!status_table(&rows).contains("UNIT"));
-        let plain = status_document(0, Path::new("/x.db"), true, &rows, &[]);
+        let plain = status_document(
+            0,
+            &os4x_store::Location::Sqlite("/x.db".into()),
+            true,
+            &rows,
+            &[],
+        );
         assert!(serde_json::to_value(&plain).unwrap()["programs"][0]["systemd"].is_null());
     }
 
@@ -862,7 +878,13 @@ mod tests {
             "{t}"
         );
         assert!(lines[2].contains("stale: pid reused by sleep"), "{t}");
-        let doc = status_document(0, Path::new("/x.db"), true, &rows, &names(&["os4xsqd"]));
+        let doc = status_document(
+            0,
+            &os4x_store::Location::Sqlite("/x.db".into()),
+            true,
+            &rows,
+            &names(&["os4xsqd"]),
+        );
         let v = serde_json::to_value(&doc).unwrap();
         assert_eq!(v["schema_version"], 1);
         assert_eq!(v["programs"][1]["state"], "stale_pid_reused");

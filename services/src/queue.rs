@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use oftp2::record::{self, Layout};
 use oftp2::value::{DatasetName, OdetteId, RecordFormat, Timestamp, UserData};
-use rusqlite::{params, OptionalExtension, Row};
+use os4x_store::sql::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 use crate::db::{unix_now, Db, DbError};
@@ -144,7 +144,7 @@ const ENTRY_COLUMNS: &str = "id, partner, dataset_name, file_timestamp, user_dat
     state, attempts, next_attempt_at, last_error, sent_units, eerp, eerp_text, created_at, \
     updated_at, sent_at, delivered_at, receipt_verification, receipt_verification_text, file_hash";
 
-fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<Entry> {
+fn entry_from_row(r: &Row) -> os4x_store::sql::Result<Entry> {
     let state: String = r.get(14)?;
     Ok(Entry {
         id: r.get(0)?,
@@ -161,9 +161,12 @@ fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<Entry> {
         source_path: r.get(11)?,
         outbox_path: r.get(12)?,
         size: r.get::<_, i64>(13)?.max(0) as u64,
-        state: state.parse().map_err(|e: String| {
-            rusqlite::Error::FromSqlConversionFailure(14, rusqlite::types::Type::Text, e.into())
-        })?,
+        state: state
+            .parse()
+            .map_err(|e: String| os4x_store::SqlError::Conversion {
+                column: "state".into(),
+                message: e,
+            })?,
         attempts: r.get(15)?,
         next_attempt_at: r.get(16)?,
         last_error: r.get(17)?,
@@ -285,7 +288,7 @@ impl Route {
 const ROUTE_COLUMNS: &str = "partner, host, port, tls, tls_ca_file, tls_pin_sha256, max_sessions, \
     max_attempts, retry_base, retry_max, poll_interval, eerp_timeout";
 
-fn route_from_row(r: &Row<'_>) -> rusqlite::Result<Route> {
+fn route_from_row(r: &Row) -> os4x_store::sql::Result<Route> {
     Ok(Route {
         partner: r.get(0)?,
         host: r.get(1)?,
@@ -425,7 +428,7 @@ pub struct Protection {
     pub file_services: Option<String>,
 }
 
-fn protection_from_row(r: &Row<'_>) -> rusqlite::Result<Protection> {
+fn protection_from_row(r: &Row) -> os4x_store::sql::Result<Protection> {
     Ok(Protection {
         id: r.get(0)?,
         file_hash: r.get(1)?,
@@ -463,7 +466,7 @@ impl QueueStore {
         &self.db
     }
 
-    fn sql(&self, e: rusqlite::Error) -> QueueError {
+    fn sql(&self, e: os4x_store::SqlError) -> QueueError {
         QueueError::Db(self.db.error(e))
     }
 
@@ -563,11 +566,13 @@ impl QueueStore {
         let tx = conn.transaction().map_err(|e| self.db.error(e))?;
         let now = unix_now();
         let destination = file.destination.unwrap_or(file.partner);
-        tx.execute(
+        let id = tx
+            .insert_returning_id(
             "INSERT INTO os4x_send_queue (partner, dataset_name, file_timestamp, user_data, \
              originator, destination, format, max_record_size, description, priority, \
              source_path, outbox_path, size, state, next_attempt_at, created_at, updated_at) \
-             VALUES (?1, ?2, '', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, '', ?11, 'queued', ?12, ?12, ?12)",
+             VALUES (?1, ?2, '', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, '', ?11, 'queued', ?12, ?12, ?12) \
+             RETURNING id",
             params![
                 file.partner.as_str(),
                 file.dataset_name.as_str(),
@@ -586,7 +591,6 @@ impl QueueStore {
             ],
         )
         .map_err(|e| self.db.error(e))?;
-        let id = tx.last_insert_rowid();
         // The counter (cccc) keeps stamps unique per second: entry ids
         // are unique, and ten thousand files of one name within one
         // second would be needed for a clash.
@@ -960,11 +964,10 @@ impl QueueStore {
                     id,
                     partner,
                     state: state.parse().map_err(|e: String| {
-                        QueueError::Db(self.db.error(rusqlite::Error::InvalidColumnType(
-                            2,
-                            e,
-                            rusqlite::types::Type::Text,
-                        )))
+                        QueueError::Db(self.db.error(os4x_store::SqlError::Conversion {
+                            column: "state".into(),
+                            message: e,
+                        }))
                     })?,
                     eerp,
                 })
@@ -1215,7 +1218,7 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, QueueStore) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("os4x.db")).unwrap();
+        let db = Db::open(dir.path().join("os4x.db")).unwrap();
         (dir, QueueStore::open(db).unwrap())
     }
 

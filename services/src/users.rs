@@ -11,14 +11,14 @@
 //! restarts.
 
 use std::fmt;
-use std::path::Path;
 use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use rusqlite::{Connection, OptionalExtension};
+use os4x_store::sql::OptionalExtension;
+use os4x_store::Connection;
 use serde::Serialize;
 
 /// Longest lockout.
@@ -119,7 +119,7 @@ pub enum UserError {
     #[error("password hashing failed: {0}")]
     Hash(String),
     #[error("user database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(#[from] os4x_store::SqlError),
     #[error("user database: {0}")]
     Open(#[from] os4x_store::OpenError),
 }
@@ -191,9 +191,9 @@ fn verify(password: &str, phc: &str) -> bool {
 }
 
 impl UserStore {
-    /// Opens the database at `path`, creating the table if needed.
-    pub fn open(path: &Path) -> Result<UserStore, UserError> {
-        let conn = os4x_store::open(path)?;
+    /// Opens the database, creating the table if needed.
+    pub fn open(location: impl Into<os4x_store::Location>) -> Result<UserStore, UserError> {
+        let conn = os4x_store::open(location)?;
         Ok(UserStore { conn })
     }
 
@@ -207,14 +207,10 @@ impl UserStore {
         match self.conn.execute(
             "INSERT INTO os4x_users (name, password_hash, role, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?4)",
-            rusqlite::params![name, h, role.as_str(), now],
+            os4x_store::params![name, h, role.as_str(), now],
         ) {
             Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(UserError::Exists(name.to_owned()))
-            }
+            Err(e) if e.is_constraint() => Err(UserError::Exists(name.to_owned())),
             Err(e) => Err(e.into()),
         }
     }
@@ -226,7 +222,7 @@ impl UserStore {
         let n = self.conn.execute(
             "UPDATE os4x_users SET password_hash = ?2, failed_logins = 0, locked_until = 0,
              updated_at = ?3 WHERE name = ?1",
-            rusqlite::params![name, h, crate::db::unix_now()],
+            os4x_store::params![name, h, crate::db::unix_now()],
         )?;
         if n == 0 {
             return Err(UserError::NotFound(name.to_owned()));
@@ -237,7 +233,7 @@ impl UserStore {
     pub fn set_role(&self, name: &str, role: Role) -> Result<(), UserError> {
         let n = self.conn.execute(
             "UPDATE os4x_users SET role = ?2, updated_at = ?3 WHERE name = ?1",
-            rusqlite::params![name, role.as_str(), crate::db::unix_now()],
+            os4x_store::params![name, role.as_str(), crate::db::unix_now()],
         )?;
         if n == 0 {
             return Err(UserError::NotFound(name.to_owned()));
@@ -315,7 +311,7 @@ impl UserStore {
         if password.len() <= MAX_PASSWORD && verify(password, &phc) {
             self.conn.execute(
                 "UPDATE os4x_users SET failed_logins = 0, locked_until = 0, last_login_at = ?2 WHERE name = ?1",
-                rusqlite::params![name, now],
+                os4x_store::params![name, now],
             )?;
             return role.parse().map_err(|_| UserError::BadCredentials);
         }
@@ -329,7 +325,7 @@ impl UserStore {
             let until = now.saturating_add(i64::try_from(lock.as_secs()).unwrap_or(i64::MAX));
             self.conn.execute(
                 "UPDATE os4x_users SET locked_until = ?2 WHERE name = ?1",
-                rusqlite::params![name, until],
+                os4x_store::params![name, until],
             )?;
             tracing::warn!(
                 user = name,
@@ -349,7 +345,7 @@ mod tests {
     #[test]
     fn add_authenticate_lockout_passwd_remove() {
         let dir = tempfile::tempdir().unwrap();
-        let store = UserStore::open(&dir.path().join("os4x.db")).unwrap();
+        let store = UserStore::open(dir.path().join("os4x.db")).unwrap();
         store.add("alice", "correct horse", Role::Operator).unwrap();
         assert!(matches!(
             store.add("alice", "whatever1", Role::Viewer),

@@ -104,11 +104,8 @@ impl Connection {
         match &self.inner {
             Inner::Sqlite(c) => {
                 let mut stmt = c.prepare_cached(sql)?;
-                let names: Arc<[String]> = stmt
-                    .column_names()
-                    .into_iter()
-                    .map(str::to_owned)
-                    .collect();
+                let names: Arc<[String]> =
+                    stmt.column_names().into_iter().map(str::to_owned).collect();
                 let n = names.len();
                 let mut rows = stmt.query(rusqlite::params_from_iter(params.values()))?;
                 let mut out = Vec::new();
@@ -164,7 +161,9 @@ impl Connection {
     /// Whether table `name` exists.
     pub fn table_exists(&self, name: &str) -> Result<bool> {
         let sql = match self.backend() {
-            Backend::Sqlite => "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            Backend::Sqlite => {
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1"
+            }
             Backend::Postgres => {
                 "SELECT count(*) FROM information_schema.tables \
                  WHERE table_schema = current_schema() AND table_name = ?1"
@@ -208,9 +207,9 @@ impl Connection {
             Backend::Sqlite => self.execute_batch("BEGIN IMMEDIATE")?,
             Backend::Postgres => {
                 self.execute_batch("BEGIN")?;
-                if let Err(e) = self.execute_batch(&format!(
-                    "SELECT pg_advisory_xact_lock({WRITE_LOCK})"
-                )) {
+                if let Err(e) =
+                    self.execute_batch(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
+                {
                     let _ = self.execute_batch("ROLLBACK");
                     return Err(e);
                 }

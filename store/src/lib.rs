@@ -25,11 +25,18 @@ pub mod pg;
 mod pg_tls;
 pub mod schema;
 pub mod sql;
+pub mod testing;
 
 pub use conn::{Backend, Connection, Statement, Transaction};
 pub use db::{Db, DbError};
 pub use location::{Location, PgLocation};
-pub use sql::{Error as SqlError, OptionalExtension, Row, Value};
 pub use open::{
-    is_busy, open, open_existing, open_read_only, retry_busy, unix_now, OpenError, BUSY_TIMEOUT,
+    connect_unmigrated, is_busy, open, open_existing, open_read_only, retry_busy, unix_now,
+    OpenError, BUSY_TIMEOUT,
 };
+pub use sql::{Error as SqlError, OptionalExtension, Row, Value};
+
+/// The version of the SQLite library built in (problem reports).
+pub fn sqlite_version() -> &'static str {
+    rusqlite::version()
+}

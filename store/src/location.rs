@@ -34,9 +34,14 @@ enum PgTls {
     Disable,
     /// `prefer` / `require`: encrypted if (or because) the server offers
     /// it, without verifying it (libpq's meaning of these modes).
-    Unverified { required: bool },
+    Unverified {
+        required: bool,
+    },
     /// `verify-ca` / `verify-full`.
-    Verified { root: PathBuf, host_name: bool },
+    Verified {
+        root: PathBuf,
+        host_name: bool,
+    },
 }
 
 impl fmt::Debug for PgLocation {
@@ -161,9 +166,11 @@ impl PgLocation {
             .map_err(|e: postgres::Error| Error::Postgres(e.to_string()))?;
         let result = match &self.tls {
             PgTls::Disable => config.connect(postgres::NoTls),
-            PgTls::Unverified { .. } => config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(
-                crate::pg_tls::unverified().map_err(Error::Postgres)?,
-            )),
+            PgTls::Unverified { .. } => {
+                config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(
+                    crate::pg_tls::unverified().map_err(Error::Postgres)?,
+                ))
+            }
             PgTls::Verified { root, host_name } => {
                 let tls = crate::pg_tls::verified(root, *host_name).map_err(Error::Postgres)?;
                 config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
@@ -231,10 +238,14 @@ mod tests {
             Location::parse("sqlite:///var/lib/os4x/os4x.db").unwrap(),
             Location::Sqlite("/var/lib/os4x/os4x.db".into())
         );
-        assert!(Location::parse("sqlite://rel.db").unwrap_err().contains("absolute"));
-        assert!(Location::parse("mysql://x").unwrap_err().contains("postgres://"));
-        let pg = Location::parse("postgres://os4x:s3cret@db.example:5433/os4x?sslmode=require")
-            .unwrap();
+        assert!(Location::parse("sqlite://rel.db")
+            .unwrap_err()
+            .contains("absolute"));
+        assert!(Location::parse("mysql://x")
+            .unwrap_err()
+            .contains("postgres://"));
+        let pg =
+            Location::parse("postgres://os4x:s3cret@db.example:5433/os4x?sslmode=require").unwrap();
         assert!(pg.is_postgres());
         let shown = pg.to_string();
         assert_eq!(shown, "postgres://os4x:***@db.example:5433/os4x");

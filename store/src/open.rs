@@ -128,6 +128,22 @@ pub fn open(location: impl Into<Location>) -> Result<Connection, OpenError> {
     }
 }
 
+/// Connects without migrating anything (creating an empty SQLite file if
+/// there is none): for `os4x db status`, which reports versions as they
+/// are, and for tests that build an old schema by hand.
+pub fn connect_unmigrated(location: impl Into<Location>) -> Result<Connection, OpenError> {
+    let location = location.into();
+    match &location {
+        Location::Sqlite(path) => connect(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        ),
+        Location::Postgres(pg) => crate::pg::Client::connect(pg)
+            .map(Connection::postgres)
+            .map_err(|e| sql_error(&location.to_string(), e)),
+    }
+}
+
 fn migrate_all(conn: &mut Connection, shown: &str) -> Result<(), OpenError> {
     for c in schema::ALL {
         migrate::apply(conn, c.name, c.migrations).map_err(|e| migrate_error(shown, e))?;

@@ -93,10 +93,7 @@ impl Client {
             let stmt = w.prepare(&sql)?;
             let refs: Vec<&(dyn ToSql + Sync)> =
                 params.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-            let n = w
-                .client()?
-                .execute(&stmt, &refs)
-                .map_err(|e| w.error(e))?;
+            let n = w.client()?.execute(&stmt, &refs).map_err(|e| w.error(e))?;
             Ok(usize::try_from(n).unwrap_or(usize::MAX))
         })
     }
@@ -109,11 +106,7 @@ impl Client {
             let refs: Vec<&(dyn ToSql + Sync)> =
                 params.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
             let rows = w.client()?.query(&stmt, &refs).map_err(|e| w.error(e))?;
-            let names: Arc<[String]> = stmt
-                .columns()
-                .iter()
-                .map(|c| c.name().to_owned())
-                .collect();
+            let names: Arc<[String]> = stmt.columns().iter().map(|c| c.name().to_owned()).collect();
             rows.iter()
                 .map(|r| {
                     let values = (0..r.len())
@@ -142,7 +135,11 @@ impl Client {
 
 impl Worker {
     fn client(&mut self) -> Result<&mut postgres::Client> {
-        if self.client.as_ref().is_some_and(postgres::Client::is_closed) {
+        if self
+            .client
+            .as_ref()
+            .is_some_and(postgres::Client::is_closed)
+        {
             tracing::warn!("PostgreSQL connection lost; reconnecting");
             self.client = None;
             self.statements.clear();
@@ -235,6 +232,16 @@ pub fn translate(sql: &str) -> String {
                 quote = Some(c);
                 out.push(c);
             }
+            // A comment runs to the end of the line (and may hold a `'`).
+            '-' if sql[i + 1..].starts_with('-') => {
+                out.push(c);
+                for (_, d) in chars.by_ref() {
+                    out.push(d);
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
             '?' => {
                 let mut digits = String::new();
                 while let Some(&(_, d)) = chars.peek() {
@@ -253,11 +260,13 @@ pub fn translate(sql: &str) -> String {
                     out.push_str(&digits);
                 }
             }
-            'u' | 'U' if sql[i..].len() >= 11 && sql[i..i + 11].eq_ignore_ascii_case("unixepoch()") => {
+            'u' | 'U'
+                if sql[i..].len() >= 11 && sql[i..i + 11].eq_ignore_ascii_case("unixepoch()") =>
+            {
                 let boundary = sql[..i]
                     .chars()
                     .last()
-                    .is_none_or(|p| !(p.is_alphanumeric() || p == '_'));
+                    .map_or(true, |p| !(p.is_alphanumeric() || p == '_'));
                 if boundary {
                     out.push_str("CAST(EXTRACT(EPOCH FROM now()) AS BIGINT)");
                     for _ in 0..10 {
@@ -293,7 +302,14 @@ pub fn translate_ddl(sql: &str) -> String {
         out.push_str(&mapped);
         word.clear();
     };
+    let mut comment = false;
+    let mut prev = ' ';
     for c in sql.chars() {
+        if comment {
+            out.push(c);
+            comment = c != '\n';
+            continue;
+        }
         if let Some(q) = quote {
             out.push(c);
             if c == q {
@@ -301,6 +317,12 @@ pub fn translate_ddl(sql: &str) -> String {
             }
             continue;
         }
+        if c == '-' && prev == '-' {
+            comment = true;
+            out.push(c);
+            continue;
+        }
+        prev = c;
         if c.is_alphanumeric() || c == '_' {
             word.push(c);
             continue;
@@ -420,7 +442,9 @@ impl<'a> FromSql<'a> for Value {
         })
     }
 
-    fn from_sql_null(_: &Type) -> std::result::Result<Value, Box<dyn std::error::Error + Sync + Send>> {
+    fn from_sql_null(
+        _: &Type,
+    ) -> std::result::Result<Value, Box<dyn std::error::Error + Sync + Send>> {
         Ok(Value::Null)
     }
 
@@ -451,7 +475,8 @@ fn numeric(raw: &[u8]) -> std::result::Result<Value, Box<dyn std::error::Error +
         let exp = weight - i32::try_from(k).unwrap_or(i32::MAX);
         float += d as f64 * 10_000_f64.powi(exp);
         if exp >= 0 {
-            int = int.saturating_add(d.saturating_mul(10_000_i128.saturating_pow(exp.unsigned_abs())));
+            int = int
+                .saturating_add(d.saturating_mul(10_000_i128.saturating_pow(exp.unsigned_abs())));
         } else if d != 0 {
             fraction = true;
         }
@@ -480,6 +505,10 @@ mod tests {
             "UPDATE t SET at = CAST(EXTRACT(EPOCH FROM now()) AS BIGINT) WHERE x = $1"
         );
         assert_eq!(translate("SELECT myunixepoch()"), "SELECT myunixepoch()");
+        assert_eq!(
+            translate("-- the partner's ?1\nSELECT ?1"),
+            "-- the partner's ?1\nSELECT $1"
+        );
     }
 
     #[test]
@@ -488,6 +517,11 @@ mod tests {
         assert_eq!(
             translate_ddl(ddl),
             "CREATE TABLE t (\n    id   BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,\n    partner TEXT NOT NULL COLLATE os4x_nocase,\n    hash BYTEA, n BIGINT NOT NULL DEFAULT 0, note TEXT DEFAULT 'INTEGER'\n);"
+        );
+        // Comments may hold quotes; the types after them still map.
+        assert_eq!(
+            translate_ddl("-- SQLite's rule\nALTER TABLE t ADD COLUMN h BLOB;"),
+            "-- SQLite's rule\nALTER TABLE t ADD COLUMN h BYTEA;"
         );
         // A composite key is no identity column.
         assert_eq!(

@@ -45,7 +45,9 @@ pub fn verified(root: &Path, host_name: bool) -> Result<ClientConfig, String> {
         .build()
         .map_err(|e| format!("sslrootcert {}: {e}", root.display()))?;
     let config = if host_name {
-        builder()?.with_webpki_verifier(webpki).with_no_client_auth()
+        builder()?
+            .with_webpki_verifier(webpki)
+            .with_no_client_auth()
     } else {
         builder()?
             .dangerous()

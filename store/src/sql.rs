@@ -161,6 +161,12 @@ impl ToValue for String {
     }
 }
 
+impl ToValue for std::borrow::Cow<'_, str> {
+    fn to_value(&self) -> Value {
+        Value::Text(self.to_string())
+    }
+}
+
 impl ToValue for [u8] {
     fn to_value(&self) -> Value {
         Value::Blob(self.to_vec())

@@ -64,7 +64,7 @@ impl Station {
         let config_path = dir.path().join("os4x.toml");
         std::fs::write(&config_path, text).unwrap();
         let config = Arc::new(Config::load(Some(&config_path)).unwrap());
-        let db = Db::open(config.database.sqlite_path()).unwrap();
+        let db = Db::open(&config.database).unwrap();
         Station {
             dir,
             config_path,

@@ -202,8 +202,7 @@ fn store_error(e: impl std::fmt::Display) -> ApiError {
 /// The program's PID entry and what it means now.
 fn liveness(state: &AppState, program: &str) -> Result<(Option<i32>, Liveness), ApiError> {
     let cfg = &state.config;
-    let Some(store) = PidStore::open_existing(cfg.database.sqlite_path()).map_err(store_error)?
-    else {
+    let Some(store) = PidStore::open_existing(&cfg.database).map_err(store_error)? else {
         return Ok((None, Liveness::Stopped));
     };
     let Some(record) = store.record(program, cfg.server_id).map_err(store_error)? else {
@@ -239,7 +238,7 @@ fn systemd_action(
             // The unit's start takes a stale entry over by itself; a
             // forced start also clears a live one (the process stays).
             let cfg = &state.config;
-            let mut store = PidStore::open(cfg.database.sqlite_path()).map_err(store_error)?;
+            let mut store = PidStore::open(&cfg.database).map_err(store_error)?;
             let r = store
                 .reset(program, cfg.server_id, true, &cfg.tmp_dir)
                 .map_err(store_error)?;

@@ -9,7 +9,7 @@ use os4x::db::Db;
 use os4x::partner::PartnerStore;
 use os4x::queue::QueueStore;
 use os4x::users::{LockoutPolicy, UserStore};
-use rusqlite::Connection;
+use os4x_store::Connection;
 use tokio::sync::Semaphore;
 
 use crate::session::Sessions;
@@ -40,7 +40,7 @@ pub struct AppState {
 impl AppState {
     /// Opens (and migrates) the tables os4x-web works on.
     pub fn open(config: Arc<Config>, own_program: &str) -> anyhow::Result<AppState> {
-        let path = config.database.sqlite_path();
+        let path = &config.database;
         let db = Db::open(path)?;
         let queue = QueueStore::open(db.clone())?.for_server(config.server_id);
         let partners = PartnerStore::new(db.clone());

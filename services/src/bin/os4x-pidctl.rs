@@ -191,7 +191,7 @@ fn rows(
     config: &Config,
     server_id: u32,
 ) -> Result<(bool, Vec<pidstore::ProgramStatus>), pidstore::Error> {
-    let db = config.database.sqlite_path();
+    let db = &config.database;
     match PidStore::open_existing(db)? {
         Some(store) => Ok((
             true,
@@ -213,7 +213,7 @@ fn rows(
 
 fn status(config: &Config, server_id: u32, json: bool) -> anyhow::Result<ExitCode> {
     let (exists, rows) = rows(config, server_id)?;
-    let db = config.database.sqlite_path();
+    let db = &config.database;
     // Under systemd, its view (unit, ActiveState, MainPID) beside the table's.
     let views = pidctl::systemd_views(&rows);
     let out = if json {
@@ -229,8 +229,7 @@ fn status(config: &Config, server_id: u32, json: bool) -> anyhow::Result<ExitCod
         let mut s = pidctl::status_table_with_systemd(&rows, views.as_deref());
         if !exists {
             s.push_str(&format!(
-                "(database {} does not exist yet: no daemon has started)\n",
-                db.display()
+                "(database {db} does not exist yet: no daemon has started)\n"
             ));
         }
         s
@@ -245,8 +244,12 @@ fn check(config: &Config, server_id: u32) -> anyhow::Result<ExitCode> {
     let views = pidctl::systemd_views(&rows);
     let result = pidctl::check_with_systemd(&rows, &config.required_daemons, views.as_deref());
     // Certificates: ours ([security]) and those of enabled partners.
-    let partners = if config.database.sqlite_path().exists() {
-        let db = os4x::db::Db::open(config.database.sqlite_path())?;
+    let exists = config
+        .database
+        .sqlite_path()
+        .map_or(true, std::path::Path::exists);
+    let partners = if exists {
+        let db = os4x::db::Db::open(&config.database)?;
         os4x::partner::PartnerStore::new(db).list()?
     } else {
         Vec::new()
@@ -268,12 +271,9 @@ fn reset(
     all: bool,
     force: bool,
 ) -> anyhow::Result<ExitCode> {
-    let db = config.database.sqlite_path();
+    let db = &config.database;
     let Some(mut store) = PidStore::open_existing(db)? else {
-        println!(
-            "Nothing to reset: database {} does not exist.",
-            db.display()
-        );
+        println!("Nothing to reset: database {db} does not exist.");
         return Ok(ExitCode::SUCCESS);
     };
     let programs: Vec<String> = if all {

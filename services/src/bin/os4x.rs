@@ -68,7 +68,7 @@ fn anyhow_code(e: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<RemoteError>().is_some() {
             return exit::FAILURE;
         }
-        if cause.downcast_ref::<rusqlite::Error>().is_some() {
+        if cause.downcast_ref::<os4x::db::SqlError>().is_some() {
             return exit::IOERR;
         }
     }

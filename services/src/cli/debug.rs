@@ -36,7 +36,7 @@ fn program_arg(p: Option<String>) -> anyhow::Result<String> {
 }
 
 pub fn run(config: &Config, cmd: DebugCommand) -> anyhow::Result<ExitCode> {
-    let open = || switch::open(config.database.sqlite_path());
+    let open = || switch::open(&config.database);
     match cmd {
         DebugCommand::On { program } => {
             let p = program_arg(program)?;

@@ -41,7 +41,7 @@ pub enum UserCommand {
 }
 
 pub fn run(config: &Config, cmd: UserCommand) -> anyhow::Result<ExitCode> {
-    let store = UserStore::open(config.database.sqlite_path())?;
+    let store = UserStore::open(&config.database)?;
     match cmd {
         UserCommand::Add {
             name,

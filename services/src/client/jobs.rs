@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use rusqlite::{Connection, OptionalExtension};
+use os4x_store::sql::OptionalExtension;
+use os4x_store::Connection;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -56,7 +57,7 @@ fn internal(e: impl std::fmt::Display) -> ErrorBody {
     ErrorBody::new(ErrorCode::Internal, format!("internal error: {e}"))
 }
 
-fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+fn table_exists(conn: &Connection, name: &str) -> os4x_store::sql::Result<bool> {
     conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
         [name],
@@ -66,7 +67,7 @@ fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
 
 impl Jobs {
     pub fn open(config: Arc<Config>) -> anyhow::Result<Jobs> {
-        let path = config.database.sqlite_path();
+        let path = &config.database;
         let db = os4x_store::open(path)?;
         let users = UserStore::open(path)?;
         let policy = LockoutPolicy {
@@ -293,7 +294,7 @@ impl Jobs {
             .map_err(internal)?;
         let rows = stmt
             .query_map(
-                rusqlite::params![p.after_id.unwrap_or(0), p.unacked.unwrap_or(false), limit],
+                os4x_store::params![p.after_id.unwrap_or(0), p.unacked.unwrap_or(false), limit],
                 |r| {
                     let path: Option<String> = r.get(8)?;
                     let size = path
@@ -371,7 +372,7 @@ impl Jobs {
         conn.execute(
             "INSERT INTO os4x_received_acks (received_id, acked_by, acked_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (received_id) DO NOTHING",
-            rusqlite::params![p.file_id, user, now],
+            os4x_store::params![p.file_id, user, now],
         )
         .map_err(internal)?;
         let (by, at): (String, i64) = conn

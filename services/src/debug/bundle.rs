@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use anyhow::Context as _;
-use rusqlite::Connection;
+use os4x_store::Connection;
 
 use super::proto::format_timestamp;
 use crate::config::Config;
@@ -102,18 +102,18 @@ pub fn write_bundle(config: &Config, since_us: i64, out: &Path) -> anyhow::Resul
     }
 
     // Database: versions, switch, tables.
-    let db = config.database.sqlite_path();
+    let db = &config.database;
     let conn = os4x_store::open_read_only(db).ok();
     let mut versions = format!(
         "os4x {}\nsqlite {}\nkernel {}\nhost {}\nbundle created {}\nrecords since {}\nserver_id {}\ndatabase {}\n",
         env!("CARGO_PKG_VERSION"),
-        rusqlite::version(),
+        os4x_store::sqlite_version(),
         read_trim("/proc/sys/kernel/osrelease"),
         read_trim("/proc/sys/kernel/hostname"),
         format_timestamp(now_us),
         format_timestamp(since_us),
         config.server_id,
-        db.display(),
+        db,
     );
     if let Some(conn) = &conn {
         if let Ok(rows) = query_json(
@@ -146,9 +146,7 @@ pub fn write_bundle(config: &Config, since_us: i64, out: &Path) -> anyhow::Resul
             }
         }
     } else {
-        summary
-            .notes
-            .push(format!("database {} not readable", db.display()));
+        summary.notes.push(format!("database {db} not readable"));
     }
     add(&mut tar, "versions.txt", versions.as_bytes())?;
 
@@ -197,7 +195,7 @@ pub fn status_document(config: &Config) -> anyhow::Result<crate::pidctl::StatusD
     let (exists, rows) = status_rows(config)?;
     Ok(crate::pidctl::status_document(
         config.server_id,
-        config.database.sqlite_path(),
+        &config.database,
         exists,
         &rows,
         &config.required_daemons,
@@ -212,7 +210,7 @@ pub fn status_document_with_systemd(
     let (exists, rows) = status_rows(config)?;
     let mut doc = crate::pidctl::status_document(
         config.server_id,
-        config.database.sqlite_path(),
+        &config.database,
         exists,
         &rows,
         &config.required_daemons,
@@ -226,7 +224,7 @@ pub fn status_document_with_systemd(
 /// The status rows of `config`'s server id, and whether the database
 /// exists (a missing one is not created: every program is stopped).
 pub fn status_rows(config: &Config) -> anyhow::Result<(bool, Vec<pidstore::ProgramStatus>)> {
-    let db = config.database.sqlite_path();
+    let db = &config.database;
     Ok(match pidstore::PidStore::open_existing(db)? {
         Some(store) => (
             true,
@@ -305,54 +303,54 @@ fn redact_value(v: &mut toml::Value) {
 /// Tables worth including: received files, and anything that looks like
 /// the send queue (issue 5; its name is not fixed here, so match it).
 fn recent_tables(conn: &Connection) -> Vec<String> {
-    let Ok(mut stmt) = conn.prepare(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND (name = 'os4x_received_files'
-         OR name LIKE 'os4x%queue%' OR name LIKE 'os4x_send%') ORDER BY name",
-    ) else {
-        return Vec::new();
-    };
-    stmt.query_map([], |r| r.get::<_, String>(0))
-        .map(|rows| rows.filter_map(Result::ok).collect())
+    conn.tables()
         .unwrap_or_default()
+        .into_iter()
+        .filter(|name| {
+            name == "os4x_received_files"
+                || (name.starts_with("os4x") && name.contains("queue"))
+                || name.starts_with("os4x_send")
+        })
+        .collect()
 }
 
-/// Newest rows of `table`, without credential-like columns.
-fn recent_rows(conn: &Connection, table: &str) -> rusqlite::Result<serde_json::Value> {
-    // `table` comes from sqlite_master, quoted anyway.
+/// Newest rows of `table` (by its first column, the id where it has
+/// one), without credential-like columns.
+fn recent_rows(conn: &Connection, table: &str) -> os4x_store::sql::Result<serde_json::Value> {
+    // `table` comes from the catalogue, quoted anyway.
     let quoted = format!("\"{}\"", table.replace('"', "\"\""));
     query_json(
         conn,
-        &format!("SELECT * FROM {quoted} ORDER BY rowid DESC LIMIT {TABLE_ROWS}"),
+        &format!("SELECT * FROM {quoted} ORDER BY 1 DESC LIMIT {TABLE_ROWS}"),
     )
 }
 
 /// Runs `sql` and returns the rows as JSON objects, leaving out columns
 /// whose names suggest secrets.
-fn query_json(conn: &Connection, sql: &str) -> rusqlite::Result<serde_json::Value> {
-    let mut stmt = conn.prepare(sql)?;
-    let names: Vec<String> = stmt
-        .column_names()
+fn query_json(conn: &Connection, sql: &str) -> os4x_store::sql::Result<serde_json::Value> {
+    use os4x_store::Value;
+    let rows = conn.rows(sql, [])?;
+    let out = rows
         .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-    let rows = stmt.query_map([], |r| {
-        let mut obj = serde_json::Map::new();
-        for (i, name) in names.iter().enumerate() {
-            if is_secret_name(name) {
-                continue;
+        .map(|r| {
+            let mut obj = serde_json::Map::new();
+            for (name, v) in r.names().iter().zip(r.values()) {
+                if is_secret_name(name) {
+                    continue;
+                }
+                let v = match v {
+                    Value::Null => serde_json::Value::Null,
+                    Value::Integer(n) => (*n).into(),
+                    Value::Real(f) => (*f).into(),
+                    Value::Text(t) => t.clone().into(),
+                    Value::Blob(b) => format!("<{} bytes>", b.len()).into(),
+                };
+                obj.insert(name.clone(), v);
             }
-            let v = match r.get_ref(i)? {
-                rusqlite::types::ValueRef::Null => serde_json::Value::Null,
-                rusqlite::types::ValueRef::Integer(n) => n.into(),
-                rusqlite::types::ValueRef::Real(f) => f.into(),
-                rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into(),
-                rusqlite::types::ValueRef::Blob(b) => format!("<{} bytes>", b.len()).into(),
-            };
-            obj.insert(name.clone(), v);
-        }
-        Ok(serde_json::Value::Object(obj))
-    })?;
-    Ok(serde_json::Value::Array(rows.collect::<Result<_, _>>()?))
+            serde_json::Value::Object(obj)
+        })
+        .collect();
+    Ok(serde_json::Value::Array(out))
 }
 
 /// Parses `--since`: a duration back from now (`90s`, `30m`, `2h`, `7d`),

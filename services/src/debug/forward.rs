@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -56,7 +55,7 @@ pub struct ForwardSettings {
     /// Most verbose level forwarded (`[debug] level`).
     pub level: LevelFilter,
     /// Database holding the runtime switch.
-    pub database: PathBuf,
+    pub database: os4x_store::Location,
 }
 
 #[derive(Debug)]
@@ -440,6 +439,6 @@ pub fn settings_for(program: &str, config: &crate::config::Config) -> Option<For
         address: config.debug.listen,
         enabled_by_config: config.debug.enabled_for(program),
         level: config.debug.level,
-        database: config.database.sqlite_path().to_owned(),
+        database: config.database.clone(),
     })
 }

@@ -6,19 +6,20 @@
 //! the table every [`POLL_INTERVAL`], so a switch takes effect without a
 //! restart; a database shared by several instances keys rows by server id.
 
-use std::path::Path;
+use os4x_store::Location;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension};
+use os4x_store::sql::OptionalExtension;
+use os4x_store::Connection;
 
 /// How often daemons re-read the switch.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// The program name that stands for every program.
 pub const ALL: &str = "*";
 
-/// Opens the database at `path` (creating and migrating it if needed).
-pub fn open(path: &Path) -> Result<Connection, os4x_store::OpenError> {
-    os4x_store::open(path)
+/// Opens the database (creating and migrating it if needed).
+pub fn open(location: impl Into<Location>) -> Result<Connection, os4x_store::OpenError> {
+    os4x_store::open(location)
 }
 
 /// One override row.
@@ -36,7 +37,7 @@ pub fn set(
     server_id: u32,
     program: &str,
     enabled: bool,
-) -> rusqlite::Result<()> {
+) -> os4x_store::sql::Result<()> {
     let now = crate::db::unix_now();
     if program == ALL && !enabled {
         conn.execute(
@@ -48,13 +49,13 @@ pub fn set(
         "INSERT INTO os4x_debug_switch (server_id, program, enabled, updated_at)
          VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (server_id, program) DO UPDATE SET enabled = ?3, updated_at = ?4",
-        rusqlite::params![server_id, program, enabled, now],
+        os4x_store::params![server_id, program, enabled, now],
     )?;
     Ok(())
 }
 
 /// All override rows of `server_id`.
-pub fn list(conn: &Connection, server_id: u32) -> rusqlite::Result<Vec<SwitchRow>> {
+pub fn list(conn: &Connection, server_id: u32) -> os4x_store::sql::Result<Vec<SwitchRow>> {
     let mut stmt = conn.prepare(
         "SELECT program, enabled, updated_at FROM os4x_debug_switch
          WHERE server_id = ?1 ORDER BY program",
@@ -70,12 +71,16 @@ pub fn list(conn: &Connection, server_id: u32) -> rusqlite::Result<Vec<SwitchRow
 }
 
 /// The override for `program`, if any (program row over `*` row).
-pub fn lookup(conn: &Connection, server_id: u32, program: &str) -> rusqlite::Result<Option<bool>> {
+pub fn lookup(
+    conn: &Connection,
+    server_id: u32,
+    program: &str,
+) -> os4x_store::sql::Result<Option<bool>> {
     conn.query_row(
         "SELECT enabled FROM os4x_debug_switch
          WHERE server_id = ?1 AND program IN (?2, '*')
          ORDER BY program = '*' LIMIT 1",
-        rusqlite::params![server_id, program],
+        os4x_store::params![server_id, program],
         |r| r.get(0),
     )
     .optional()
@@ -85,14 +90,14 @@ pub fn lookup(conn: &Connection, server_id: u32, program: &str) -> rusqlite::Res
 /// missing table just means "no override".
 #[derive(Debug)]
 pub struct SwitchReader {
-    path: std::path::PathBuf,
+    location: Location,
     conn: Option<Connection>,
 }
 
 impl SwitchReader {
-    pub fn new(path: &Path) -> SwitchReader {
+    pub fn new(location: impl Into<Location>) -> SwitchReader {
         SwitchReader {
-            path: path.to_owned(),
+            location: location.into(),
             conn: None,
         }
     }
@@ -104,28 +109,25 @@ impl SwitchReader {
         server_id: u32,
         program: &str,
     ) -> Result<Option<bool>, os4x_store::OpenError> {
-        let sql = |source| os4x_store::OpenError::Sqlite {
-            path: self.path.clone(),
+        let sql = |source| os4x_store::OpenError::Sql {
+            location: self.location.to_string(),
             source,
         };
         if self.conn.is_none() {
-            let Some(conn) = os4x_store::open_existing(&self.path)? else {
+            let Some(conn) = os4x_store::open_existing(&self.location)? else {
                 return Ok(None);
             };
             // A poll must not stall the daemon behind a long write.
-            conn.busy_timeout(Duration::from_millis(500)).map_err(sql)?;
+            if let Some(c) = conn.as_sqlite() {
+                c.busy_timeout(Duration::from_millis(500))
+                    .map_err(|e| sql(e.into()))?;
+            }
             self.conn = Some(conn);
         }
         let Some(conn) = &self.conn else {
             return Ok(None);
         };
-        let exists: bool = conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type='table' AND name='os4x_debug_switch')",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(sql)?;
+        let exists = conn.table_exists("os4x_debug_switch").map_err(sql)?;
         if !exists {
             return Ok(None);
         }
@@ -146,10 +148,10 @@ mod tests {
     fn program_rows_override_the_all_row() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("os4x.db");
-        let mut reader = SwitchReader::new(&db);
+        let mut reader = SwitchReader::new(db.as_path());
         assert_eq!(reader.read(0, "os4xsqd").unwrap(), None, "no database yet");
         assert!(!db.exists(), "reading must not create the database");
-        let conn = open(&db).unwrap();
+        let conn = open(db.as_path()).unwrap();
         assert_eq!(reader.read(0, "os4xsqd").unwrap(), None);
         set(&conn, 0, ALL, true).unwrap();
         assert_eq!(reader.read(0, "os4xsqd").unwrap(), Some(true));

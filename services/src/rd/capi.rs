@@ -189,7 +189,7 @@ pub async fn run(d: Daemon, n: u32) -> anyhow::Result<()> {
     // ISDN is not TLS: the server's plain configuration applies (a
     // partner that requires TLS is refused at SSID, as over TCP).
     let server = Responder::new(config.clone())?;
-    let db = Db::open(config.database.sqlite_path())?;
+    let db = Db::open(&config.database)?;
     let routes = IsdnRoutes::open(db.clone())?;
     let partners = PartnerStore::new(db);
     let published = Arc::new(Published {
@@ -452,7 +452,7 @@ mod tests {
 
     fn setup() -> (tempfile::TempDir, IsdnRoutes, PartnerStore) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("os4x.db")).unwrap();
+        let db = Db::open(dir.path().join("os4x.db")).unwrap();
         let routes = IsdnRoutes::open(db.clone()).unwrap();
         let partners = PartnerStore::new(db);
         for (id, number, enabled) in [

@@ -135,7 +135,7 @@ impl Responder {
         storage: Arc<dyn Storage>,
     ) -> anyhow::Result<Arc<Responder>> {
         let local_id = config.local.require_id().map_err(anyhow::Error::msg)?;
-        let db = Db::open(config.database.sqlite_path())?;
+        let db = Db::open(&config.database)?;
         let partners = PartnerStore::new(db.clone());
         let mut session_config = oftp2::session::Config::new(local_id, config.local.password);
         session_config.user_data = config.local.user_data;

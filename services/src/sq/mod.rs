@@ -65,7 +65,7 @@ impl Shared {
     /// runtime (post-receive commands of polled files run on it).
     pub fn new(config: Arc<Config>) -> anyhow::Result<Arc<Shared>> {
         let local_id = config.local.require_id().map_err(anyhow::Error::msg)?;
-        let db = Db::open(config.database.sqlite_path())?;
+        let db = Db::open(&config.database)?;
         let queue = QueueStore::open(db.clone())?.for_server(config.server_id);
         let inbox = InboxStore::new(
             db.clone(),

@@ -1,7 +1,7 @@
 //! Files received from partners, with the state of the EERP we owe for
 //! each: `os4x received`, the web UI's received page and API.
 
-use rusqlite::params;
+use os4x_store::sql::params;
 use serde::Serialize;
 
 use super::Error as Failure;
@@ -28,7 +28,7 @@ pub fn list(config: &Config, partner: Option<&str>) -> Result<Vec<Received>, Fai
     let queue = super::send::open_queue(config)?;
     let db = queue.db();
     let conn = db.lock();
-    let io = |e: rusqlite::Error| Failure::Store(db.error(e).to_string());
+    let io = |e: os4x_store::SqlError| Failure::Store(db.error(e).to_string());
     let mut stmt = conn
         .prepare(
             "SELECT f.id, f.partner, f.dataset_name, f.file_timestamp, f.originator, \

@@ -48,7 +48,7 @@ fn usage(msg: String) -> Failure {
 
 /// Opens the database with the queue tables.
 pub fn open_queue(config: &Config) -> Result<QueueStore, Failure> {
-    let db = Db::open(config.database.sqlite_path())?;
+    let db = Db::open(&config.database)?;
     Ok(QueueStore::open(db)?)
 }
 

@@ -171,7 +171,7 @@ impl Web {
 
     /// The PID the table records for `program`.
     pub fn recorded_pid(&self, program: &str) -> Option<i32> {
-        let store = pidstore::PidStore::open_existing(&self.db()).ok()??;
+        let store = pidstore::PidStore::open_existing(self.db()).ok()??;
         store.record(program, 0).ok()??.pid
     }
 }
