@@ -30,7 +30,11 @@ fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
     let config = dir.path().join("os4x.toml");
     std::fs::write(
         &config,
-        format!("state_dir = \"{}\"\n", dir.path().join("state").display()),
+        format!(
+            "state_dir = \"{}\"\ndatabase = \"{}\"\n",
+            dir.path().join("state").display(),
+            os4x_store::testing::database_url_for(&dir.path().join("state"))
+        ),
     )
     .unwrap();
     (dir, config)

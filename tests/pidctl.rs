@@ -23,7 +23,7 @@ fn check_exit_codes_follow_the_plugin_convention() {
         "{}",
         stdout(&out)
     );
-    assert!(!env.db.exists());
+    assert!(!env.db_exists());
 
     let daemon = env.start(&[]);
     let out = env.pidctl(&["check"]);
@@ -99,7 +99,7 @@ fn status_shows_expected_programs_and_the_real_listening_port() {
         .map(|p| p["program"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(names, ["os4xrd_tcpip", "os4xrd_tcpip_tls", "os4xsqd"]);
-    assert!(!env.db.exists());
+    assert!(!env.db_exists());
 
     let daemon = env.start(&[]);
     let s = env.debugd_status();

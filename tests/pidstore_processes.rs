@@ -20,7 +20,7 @@ fn second_start_is_refused_while_the_daemon_runs() {
     let (status, log) = env.run_to_exit(&[]);
     assert_eq!(status.code(), Some(75), "log:\n{log}");
     let pid = first.pid();
-    let db = env.db.display();
+    let db = env.db_shown();
     let config = env.config.display();
     for expected in [
         format!("ERROR: There seems to run another os4xdebugd with pid {pid}!\n"),
@@ -197,7 +197,7 @@ fn force_takes_over_from_a_live_daemon() {
 fn fifty_concurrent_starts_exactly_one_wins() {
     const N: usize = 50;
     let env = Env::new("");
-    assert!(!env.db.exists());
+    assert!(!env.db_exists());
     // Barrier: every shell blocks reading a FIFO until we write N lines.
     let fifo = env.dir.path().join("go");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
@@ -298,7 +298,7 @@ fn bad_configuration_exits_78_naming_key_and_file() {
     assert_eq!(status.code(), Some(78), "{log}");
     assert!(log.contains("srever_id"), "{log}");
     assert!(log.contains(&env.config.display().to_string()), "{log}");
-    assert!(!env.db.exists(), "nothing touched");
+    assert!(!env.db_exists(), "nothing touched");
 
     let env = Env::new("server_id = \"zero\"");
     let (status, log) = env.run_to_exit(&[]);

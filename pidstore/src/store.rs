@@ -304,8 +304,19 @@ impl PidStore {
     /// database is opened (and migrated) as by [`PidStore::open`].
     pub fn open_existing(location: impl Into<Location>) -> Result<Option<PidStore>, Error> {
         let location = location.into();
-        if location.sqlite_path().is_some_and(|p| !p.exists()) {
-            return Ok(None);
+        match &location {
+            Location::Sqlite(p) if !p.exists() => return Ok(None),
+            Location::Sqlite(_) => {}
+            // A server database nobody has set up for os4x yet.
+            Location::Postgres(_) => {
+                let conn = os4x_store::connect_unmigrated(&location).map_err(open_error)?;
+                if !conn
+                    .table_exists("os4x_pids")
+                    .map_err(|e| sql_error(&location, e))?
+                {
+                    return Ok(None);
+                }
+            }
         }
         PidStore::open(location).map(Some)
     }
@@ -539,7 +550,7 @@ fn claim_row(
                 pid: p.pid,
                 uptime: process::uptime_of(p.start_ticks),
                 executable: p.name,
-                database: location.to_string(),
+                database: location.describe(),
                 invocation_id: previous.as_ref().and_then(|r| r.invocation_id.clone()),
             }));
         }
@@ -585,13 +596,17 @@ fn claim_row(
 /// The store crate opens and migrates (every component, this one among
 /// them); its errors keep their meaning here.
 fn open_and_migrate(location: &Location) -> Result<Connection, Error> {
+    os4x_store::open(location).map_err(open_error)
+}
+
+fn open_error(e: os4x_store::OpenError) -> Error {
     use os4x_store::OpenError;
-    os4x_store::open(location).map_err(|e| match e {
+    match e {
         OpenError::CreateDir { path, source } => Error::CreateDir { path, source },
         OpenError::Sql { location, source } => Error::Sql { location, source },
         OpenError::Busy { location, source } => Error::Busy { location, source },
         OpenError::Migrate { location, source } => Error::Migrate { location, source },
-    })
+    }
 }
 
 /// PID file path for a program name from the table; names that are not

@@ -225,7 +225,7 @@ fn genuine_process_blocks_claim_unless_forced() {
     };
     assert_eq!(refusal.pid, sleeper.pid());
     assert_eq!(refusal.executable, "sleep");
-    assert_eq!(refusal.database, format!("sqlite://{}", e.db.display()));
+    assert_eq!(refusal.database, e.db.display().to_string());
     assert!(
         !e.run.join("os4xsqd.pid").exists(),
         "refused claim writes no PID file"

@@ -16,9 +16,9 @@ mod tests {
     #[test]
     fn version_1_database_is_migrated() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("os4x.db");
+        let path = os4x_store::testing::database_for(dir.path());
         {
-            let mut conn = os4x_store::connect_unmigrated(path.as_path()).unwrap();
+            let mut conn = os4x_store::connect_unmigrated(&path).unwrap();
             migrate::apply(&mut conn, COMPONENT, &MIGRATIONS[..1]).unwrap();
             conn.execute(
                 "INSERT INTO os4x_partners (odette_id, password_in, password_out, \
@@ -27,7 +27,7 @@ mod tests {
             )
             .unwrap();
         }
-        let db = Db::open(path.as_path()).unwrap();
+        let db = Db::open(&path).unwrap();
         let p = crate::partner::PartnerStore::new(db.clone())
             .get("O0013000000OLD")
             .unwrap()
@@ -43,9 +43,9 @@ mod tests {
     #[test]
     fn version_2_database_keeps_received_files_and_gains_security() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("os4x.db");
+        let path = os4x_store::testing::database_for(dir.path());
         {
-            let mut conn = os4x_store::connect_unmigrated(path.as_path()).unwrap();
+            let mut conn = os4x_store::connect_unmigrated(&path).unwrap();
             migrate::apply(&mut conn, COMPONENT, &MIGRATIONS[..2]).unwrap();
             conn.execute_batch(
                 "INSERT INTO os4x_partners (odette_id, password_in, password_out, created_at, \
@@ -62,7 +62,7 @@ mod tests {
             )
             .unwrap();
         }
-        let db = Db::open(path.as_path()).unwrap();
+        let db = Db::open(&path).unwrap();
         let p = crate::partner::PartnerStore::new(db.clone())
             .get("O0013000000OLD")
             .unwrap()

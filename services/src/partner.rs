@@ -538,7 +538,7 @@ mod tests {
     #[test]
     fn store_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path().join("os4x.db")).unwrap();
+        let db = Db::open(os4x_store::testing::database_for(dir.path())).unwrap();
         let store = PartnerStore::new(db);
         let mut p = Partner::new(
             OdetteId::new("O0013000000PARTNER1").unwrap(),

@@ -277,10 +277,7 @@ pub fn status_document(
         server_id,
         // The file path, as before servers were supported; a server's URL
         // without its password.
-        database: match database.sqlite_path() {
-            Some(p) => p.display().to_string(),
-            None => database.to_string(),
-        },
+        database: database.describe(),
         database_exists,
         programs,
     }

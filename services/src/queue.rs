@@ -1089,12 +1089,26 @@ impl QueueStore {
                 message: "max sessions and max attempts must be at least 1".into(),
             });
         }
+        // A new route replaces the old one whole, backoff state included.
+        let update: Vec<String> = ROUTE_COLUMNS
+            .split(',')
+            .map(str::trim)
+            .chain([
+                "failures",
+                "next_session_at",
+                "last_session_at",
+                "updated_at",
+            ])
+            .filter(|c| *c != "partner")
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect();
         let conn = self.db.lock();
         conn.execute(
             &format!(
-                "INSERT OR REPLACE INTO os4x_send_routes ({ROUTE_COLUMNS}, failures, \
+                "INSERT INTO os4x_send_routes ({ROUTE_COLUMNS}, failures, \
                  next_session_at, last_session_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
-                 ?7, ?8, ?9, ?10, ?11, ?12, 0, 0, 0, ?13)"
+                 ?7, ?8, ?9, ?10, ?11, ?12, 0, 0, 0, ?13) ON CONFLICT (partner) DO UPDATE SET {}",
+                update.join(", ")
             ),
             params![
                 r.partner,
@@ -1218,7 +1232,7 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, QueueStore) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path().join("os4x.db")).unwrap();
+        let db = Db::open(os4x_store::testing::database_for(dir.path())).unwrap();
         (dir, QueueStore::open(db).unwrap())
     }
 

@@ -345,7 +345,7 @@ mod tests {
     #[test]
     fn add_authenticate_lockout_passwd_remove() {
         let dir = tempfile::tempdir().unwrap();
-        let store = UserStore::open(dir.path().join("os4x.db")).unwrap();
+        let store = UserStore::open(os4x_store::testing::database_for(dir.path())).unwrap();
         store.add("alice", "correct horse", Role::Operator).unwrap();
         assert!(matches!(
             store.add("alice", "whatever1", Role::Viewer),

@@ -27,6 +27,8 @@ pub struct PgLocation {
     tls: PgTls,
     /// For messages: the URL without its password.
     shown: String,
+    /// As written in the configuration (with the password).
+    original: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +82,25 @@ impl Location {
         }
     }
 
+    /// For messages to admins: the file path of a SQLite database (as
+    /// they know it from the predecessor product), a server's URL without
+    /// its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Location::Sqlite(p) => p.display().to_string(),
+            Location::Postgres(pg) => pg.shown.clone(),
+        }
+    }
+
+    /// The value for `database = "..."`, with the password: for writing
+    /// configuration files, never for logs.
+    pub fn url(&self) -> String {
+        match self {
+            Location::Sqlite(p) => format!("sqlite://{}", p.display()),
+            Location::Postgres(pg) => pg.original.clone(),
+        }
+    }
+
     pub fn is_postgres(&self) -> bool {
         matches!(self, Location::Postgres(_))
     }
@@ -97,6 +118,7 @@ impl fmt::Display for Location {
 
 impl PgLocation {
     fn parse(url: &str) -> Result<PgLocation, String> {
+        let url_in = url;
         let (base, query) = match url.split_once('?') {
             Some((b, q)) => (b, q),
             None => (url, ""),
@@ -155,6 +177,7 @@ impl PgLocation {
             url,
             tls,
             shown: redact(base),
+            original: url_in.to_owned(),
         })
     }
 
@@ -206,6 +229,18 @@ impl PgLocation {
             _ => shown_base,
         };
         out.shown = format!("{shown_prefix}/{name}");
+        let (obase, oquery) = match self.original.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (self.original.as_str(), None),
+        };
+        let oprefix = match obase.rfind('/') {
+            Some(i) if i > "postgres://".len() => &obase[..i],
+            _ => obase,
+        };
+        out.original = match oquery {
+            Some(q) => format!("{oprefix}/{name}?{q}"),
+            None => format!("{oprefix}/{name}"),
+        };
         out
     }
 }
@@ -265,6 +300,14 @@ mod tests {
         assert_eq!(p.dbname(), "db");
         let other = p.with_dbname("copy");
         assert_eq!(other.dbname(), "copy");
+        assert_eq!(
+            Location::Postgres(other.clone()).url(),
+            "postgres://u@h/copy?sslmode=verify-ca&sslrootcert=/ca.pem"
+        );
+        assert_eq!(
+            Location::parse(&Location::Postgres(other.clone()).url()).unwrap(),
+            Location::Postgres(other.clone())
+        );
         assert_eq!(other.tls, p.tls);
     }
 }

@@ -279,6 +279,67 @@ pub fn translate(sql: &str) -> String {
             _ => out.push(c),
         }
     }
+    scalar_min_max(&replace_words(
+        &out,
+        "COLLATE NOCASE",
+        &format!("COLLATE {NOCASE}"),
+    ))
+}
+
+/// SQLite's two-argument `max(a, b)` / `min(a, b)` are PostgreSQL's
+/// `GREATEST` / `LEAST` (one argument stays the aggregate).
+fn scalar_min_max(sql: &str) -> String {
+    let b = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let mut copied = 0;
+    let mut quote: Option<u8> = None;
+    for i in 0..b.len() {
+        let c = b[i];
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        if c == b'\'' || c == b'"' {
+            quote = Some(c);
+            continue;
+        }
+        let word_start = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
+        if !word_start || i + 4 > b.len() || b[i + 3] != b'(' {
+            continue;
+        }
+        let name = &sql[i..i + 3];
+        let replacement = if name.eq_ignore_ascii_case("max") {
+            "GREATEST"
+        } else if name.eq_ignore_ascii_case("min") {
+            "LEAST"
+        } else {
+            continue;
+        };
+        // A comma at depth 1 before the closing parenthesis.
+        let mut depth = 0;
+        let mut comma = false;
+        for &d in &b[i + 3..] {
+            match d {
+                b'(' => depth += 1,
+                b')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                b',' if depth == 1 => comma = true,
+                _ => {}
+            }
+        }
+        if comma {
+            out.push_str(&sql[copied..i]);
+            out.push_str(replacement);
+            copied = i + 3;
+        }
+    }
+    out.push_str(&sql[copied..]);
     out
 }
 
@@ -505,6 +566,10 @@ mod tests {
             "UPDATE t SET at = CAST(EXTRACT(EPOCH FROM now()) AS BIGINT) WHERE x = $1"
         );
         assert_eq!(translate("SELECT myunixepoch()"), "SELECT myunixepoch()");
+        assert_eq!(
+            translate("UPDATE q SET s = MAX(s, ?2), m = max(x), n = min(a, (b)) WHERE p = ?1 COLLATE NOCASE"),
+            "UPDATE q SET s = GREATEST(s, $2), m = max(x), n = LEAST(a, (b)) WHERE p = $1 COLLATE os4x_nocase"
+        );
         assert_eq!(
             translate("-- the partner's ?1\nSELECT ?1"),
             "-- the partner's ?1\nSELECT $1"

@@ -34,11 +34,7 @@ pub fn database_for(dir: &Path) -> Location {
 
 /// The `database = "..."` value for a test station (see [`database_for`]).
 pub fn database_url_for(dir: &Path) -> String {
-    if postgres_requested() {
-        shared_server().create_database()
-    } else {
-        format!("sqlite://{}", dir.join("os4x.db").display())
-    }
+    database_for(dir).url()
 }
 
 /// This process's server (started at the first call), or the one named

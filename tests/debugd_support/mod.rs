@@ -35,7 +35,9 @@ pub fn free_port() -> u16 {
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub state: PathBuf,
-    pub db: PathBuf,
+    /// Shared by every instance: SQLite in the state directory, or a
+    /// PostgreSQL database with OS4X_TEST_BACKEND=postgres.
+    pub db: os4x_store::Location,
     pub debug_addr: SocketAddr,
     notify: UnixDatagram,
     notify_path: PathBuf,
@@ -57,7 +59,7 @@ impl Env {
         notify.set_read_timeout(Some(PATIENCE)).unwrap();
         let state = dir.path().join("state");
         Env {
-            db: state.join("os4x.db"),
+            db: os4x_store::testing::database_for(&state),
             state,
             debug_addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
             notify,
@@ -76,10 +78,11 @@ impl Env {
         std::fs::write(
             &config,
             format!(
-                "server_id = {server_id}\nstate_dir = \"{}\"\ntmp_dir = \"{}\"\nrequired_daemons = []\n\
-                 [debug]\nlisten = \"{}\"\n{debug}\n[client]\nlisten = \"{client_addr}\"\n{client}\n{extra}\n",
+                "server_id = {server_id}\nstate_dir = \"{}\"\ntmp_dir = \"{}\"\ndatabase = \"{}\"\n\
+                 required_daemons = []\n[debug]\nlisten = \"{}\"\n{debug}\n[client]\nlisten = \"{client_addr}\"\n{client}\n{extra}\n",
                 self.state.display(),
                 self.dir.path().join(format!("run-{server_id}")).display(),
+                self.db.url(),
                 self.debug_addr,
             ),
         )
@@ -219,7 +222,7 @@ pub fn os4x(inst: &Instance, args: &[&str], stdin: &str) -> (i32, String, String
 }
 
 /// Adds partner `id` (both directions) to the database at `db`.
-pub fn add_partner(db: &Path, id: &str) {
+pub fn add_partner(db: &os4x_store::Location, id: &str) {
     use oftp2::value::{OdetteId, Password};
     use os4x::partner::{Directions, Partner, PartnerStore};
     let db = os4x::db::Db::open(db).unwrap();

@@ -26,7 +26,10 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    /// The SQLite file the daemons will create (SQLite backend).
     pub db: PathBuf,
+    /// Where the database is, either backend.
+    pub database: os4x_store::Location,
     pub run: PathBuf,
     notify: UnixDatagram,
     notify_path: PathBuf,
@@ -43,20 +46,25 @@ impl Env {
         let state = dir.path().join("state");
         let run = dir.path().join("run/os4x");
         let config = dir.path().join("os4x.toml");
+        // SQLite in the state directory, or a PostgreSQL database with
+        // OS4X_TEST_BACKEND=postgres.
+        let database = os4x_store::testing::database_url_for(&state);
         std::fs::write(
             &config,
             format!(
-                "state_dir = \"{}\"\ntmp_dir = \"{}\"\n{extra}\n[debug]\nlisten = \"127.0.0.1:0\"\n",
+                "state_dir = \"{}\"\ntmp_dir = \"{}\"\ndatabase = \"{database}\"\n{extra}\n[debug]\nlisten = \"127.0.0.1:0\"\n",
                 state.display(),
                 run.display()
             ),
         )
         .unwrap();
+        let database = os4x_store::Location::parse(&database).unwrap();
         let notify_path = dir.path().join("notify.sock");
         let notify = UnixDatagram::bind(&notify_path).unwrap();
         notify.set_read_timeout(Some(PATIENCE)).unwrap();
         Env {
             db: state.join("os4x.db"),
+            database,
             run,
             config,
             notify,
@@ -160,8 +168,22 @@ impl Env {
             .unwrap_or_else(|| panic!("os4xdebugd missing in {v:#}"))
     }
 
-    pub fn sql(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(&self.db).unwrap()
+    pub fn sql(&self) -> os4x_store::Connection {
+        os4x_store::connect_unmigrated(&self.database).unwrap()
+    }
+
+    /// Whether a program has set the database up (SQLite: created the
+    /// file; PostgreSQL: created the tables).
+    pub fn db_exists(&self) -> bool {
+        match self.database.sqlite_path() {
+            Some(p) => p.exists(),
+            None => self.sql().table_exists("os4x_schema").unwrap(),
+        }
+    }
+
+    /// The database as the refusal message names it.
+    pub fn db_shown(&self) -> String {
+        self.database.describe()
     }
 
     /// The recorded pid of os4xdebugd, -1 if not running.

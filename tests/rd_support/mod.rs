@@ -57,8 +57,11 @@ impl Station {
             None => tempfile::tempdir().unwrap(),
         };
         let root = dir.path().display().to_string();
+        // SQLite in the state directory, or a PostgreSQL database with
+        // OS4X_TEST_BACKEND=postgres.
+        let database = os4x_store::testing::database_url_for(&dir.path().join("state"));
         let text = format!(
-            "state_dir = \"{root}/state\"\ntmp_dir = \"{root}/run\"\n\
+            "state_dir = \"{root}/state\"\ntmp_dir = \"{root}/run\"\ndatabase = \"{database}\"\n\
              [local]\nodette_id = \"{LOCAL}\"\npassword = \"{LOCAL_PW}\"\n{extra}\n"
         );
         let config_path = dir.path().join("os4x.toml");

@@ -58,8 +58,11 @@ impl Station {
         let root = dir.path().display().to_string();
         let tcp_port = free_port();
         let tls_port = free_port();
+        // SQLite in the state directory, or a PostgreSQL database with
+        // OS4X_TEST_BACKEND=postgres.
+        let database = os4x_store::testing::database_url_for(&dir.path().join("state"));
         let text = format!(
-            "state_dir = \"{root}/state\"\ntmp_dir = \"{root}/run\"\n\
+            "state_dir = \"{root}/state\"\ntmp_dir = \"{root}/run\"\ndatabase = \"{database}\"\n\
              [local]\nodette_id = \"{id}\"\npassword = \"{pw}\"\n\
              [tcp]\nlisten = [\"127.0.0.1:{tcp_port}\"]\n\
              [sq]\nscan_interval = 1\nconnect_timeout = 5\nresponse_timeout = 20\n{extra}\n",

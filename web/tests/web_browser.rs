@@ -235,7 +235,7 @@ fn populate(web: &Web) {
     );
     add_received_file(web, "O0013000000SUPPLIER", "DELFOR", &vec![b'D'; 52_000]);
     let f = add_received_file(web, "O0013000000PARTNER", "INVOIC", &vec![b'I'; 7_300]);
-    let conn = rusqlite::Connection::open(web.db()).unwrap();
+    let conn = os4x_store::open(web.db()).unwrap();
     conn.execute(
         "UPDATE os4x_receipts_due SET state = 'sent', sent_at = created_at WHERE received_id = ?1",
         [f],

@@ -229,7 +229,8 @@ fn status(config: &Config, server_id: u32, json: bool) -> anyhow::Result<ExitCod
         let mut s = pidctl::status_table_with_systemd(&rows, views.as_deref());
         if !exists {
             s.push_str(&format!(
-                "(database {db} does not exist yet: no daemon has started)\n"
+                "(database {} does not exist yet: no daemon has started)\n",
+                db.describe()
             ));
         }
         s
@@ -273,7 +274,10 @@ fn reset(
 ) -> anyhow::Result<ExitCode> {
     let db = &config.database;
     let Some(mut store) = PidStore::open_existing(db)? else {
-        println!("Nothing to reset: database {db} does not exist.");
+        println!(
+            "Nothing to reset: database {} does not exist.",
+            db.describe()
+        );
         return Ok(ExitCode::SUCCESS);
     };
     let programs: Vec<String> = if all {

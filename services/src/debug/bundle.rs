@@ -113,7 +113,7 @@ pub fn write_bundle(config: &Config, since_us: i64, out: &Path) -> anyhow::Resul
         format_timestamp(now_us),
         format_timestamp(since_us),
         config.server_id,
-        db,
+        db.describe(),
     );
     if let Some(conn) = &conn {
         if let Ok(rows) = query_json(
@@ -146,7 +146,9 @@ pub fn write_bundle(config: &Config, since_us: i64, out: &Path) -> anyhow::Resul
             }
         }
     } else {
-        summary.notes.push(format!("database {db} not readable"));
+        summary
+            .notes
+            .push(format!("database {} not readable", db.describe()));
     }
     add(&mut tar, "versions.txt", versions.as_bytes())?;
 

@@ -452,7 +452,7 @@ mod tests {
 
     fn setup() -> (tempfile::TempDir, IsdnRoutes, PartnerStore) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path().join("os4x.db")).unwrap();
+        let db = Db::open(os4x_store::testing::database_for(dir.path())).unwrap();
         let routes = IsdnRoutes::open(db.clone()).unwrap();
         let partners = PartnerStore::new(db);
         for (id, number, enabled) in [

@@ -22,6 +22,9 @@ pub const LOCAL_ID: &str = "O0013000000OS4XWEB";
 /// A running os4x-web and its files.
 pub struct Web {
     pub dir: tempfile::TempDir,
+    /// SQLite in the state directory, or a PostgreSQL database with
+    /// OS4X_TEST_BACKEND=postgres.
+    pub database: os4x_store::Location,
     pub config: PathBuf,
     pub port: u16,
     pub child: Child,
@@ -72,9 +75,10 @@ impl Web {
     pub fn start_with(web_extra: &str, extra: &str, scheme: Option<&'static str>) -> Web {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("os4x.toml");
-        let db = dir.path().join("state").join("os4x.db");
-        std::fs::create_dir_all(db.parent().unwrap()).unwrap();
-        let users = UserStore::open(&db).expect("user store");
+        let state = dir.path().join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        let database = os4x_store::testing::database_for(&state);
+        let users = UserStore::open(&database).expect("user store");
         for (name, role) in [
             ("admin", Role::Admin),
             ("operator", Role::Operator),
@@ -96,10 +100,11 @@ impl Web {
             std::fs::write(
                 &config,
                 format!(
-                    "state_dir = \"{state}\"\ntmp_dir = \"{run}\"\n\n[local]\nodette_id = \"{LOCAL_ID}\"\npassword = \"LOCALPW\"\n\n\
+                    "state_dir = \"{state}\"\ntmp_dir = \"{run}\"\ndatabase = \"{url}\"\n\n[local]\nodette_id = \"{LOCAL_ID}\"\npassword = \"LOCALPW\"\n\n\
                      [debug]\nlisten = \"127.0.0.1:0\"\n\n[web]\nlisten = \"127.0.0.1:{port}\"\n{control}{web_extra}\n{extra}\n",
                     state = dir.path().join("state").display(),
                     run = dir.path().join("run").display(),
+                    url = database.url(),
                 ),
             )
             .unwrap();
@@ -116,6 +121,7 @@ impl Web {
             if wait_ready(&mut child, port, &log_path) {
                 return Web {
                     dir,
+                    database,
                     config,
                     port,
                     child,
@@ -141,8 +147,8 @@ impl Web {
         std::fs::read_to_string(self.dir.path().join("web.log")).unwrap_or_default()
     }
 
-    pub fn db(&self) -> PathBuf {
-        self.dir.path().join("state").join("os4x.db")
+    pub fn db(&self) -> &os4x_store::Location {
+        &self.database
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -425,17 +431,18 @@ pub fn add_received_file(web: &Web, partner: &str, dataset: &str, content: &[u8]
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(dataset);
     std::fs::write(&path, content).unwrap();
-    let conn = rusqlite::Connection::open(web.db()).unwrap();
+    let conn = os4x_store::open(web.db()).unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    conn.execute(
+    let id = conn.insert_returning_id(
         "INSERT INTO os4x_received_files (partner, dataset_name, file_timestamp, originator, \
          destination, format, max_record_size, file_size_1k, state, partial_path, final_path, \
          units, started_at, received_at) \
-         VALUES (?1, ?2, '20261124120000' || ?3, ?1, ?4, 'U', 0, 1, 'received', ?5, ?5, ?6, ?7, ?7)",
-        rusqlite::params![
+         VALUES (?1, ?2, '20261124120000' || ?3, ?1, ?4, 'U', 0, 1, 'received', ?5, ?5, ?6, ?7, ?7) \
+         RETURNING id",
+        os4x_store::params![
             partner,
             dataset,
             format!("{:04}", now % 10_000),
@@ -446,13 +453,12 @@ pub fn add_received_file(web: &Web, partner: &str, dataset: &str, content: &[u8]
         ],
     )
     .unwrap();
-    let id = conn.last_insert_rowid();
     conn.execute(
         "INSERT INTO os4x_receipts_due (received_id, partner, dataset_name, file_timestamp, \
          destination, originator, created_at) \
          SELECT id, partner, dataset_name, file_timestamp, originator, destination, ?2 \
          FROM os4x_received_files WHERE id = ?1",
-        rusqlite::params![id, now],
+        os4x_store::params![id, now],
     )
     .unwrap();
     id
