@@ -17,6 +17,7 @@
 //! differ from the daemons'.
 
 mod conn;
+pub mod copy;
 mod db;
 mod location;
 pub mod migrate;

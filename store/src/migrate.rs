@@ -133,6 +133,42 @@ pub fn apply(
     Ok(found)
 }
 
+/// One component's schema as found in a database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentStatus {
+    pub name: &'static str,
+    /// The version in the database (0: never migrated).
+    pub found: u32,
+    /// The version this build brings it to.
+    pub known: u32,
+}
+
+impl ComponentStatus {
+    pub fn state(&self) -> &'static str {
+        match self.found.cmp(&self.known) {
+            std::cmp::Ordering::Equal => "up to date",
+            std::cmp::Ordering::Less if self.found == 0 => "not created",
+            std::cmp::Ordering::Less => "needs migration",
+            std::cmp::Ordering::Greater => "newer than this build",
+        }
+    }
+}
+
+/// Every component of [`crate::schema::ALL`] as found, without changing
+/// anything.
+pub fn status(conn: &Connection) -> Result<Vec<ComponentStatus>, MigrateError> {
+    crate::schema::ALL
+        .iter()
+        .map(|c| {
+            Ok(ComponentStatus {
+                name: c.name,
+                found: version(conn, c.name)?,
+                known: c.version(),
+            })
+        })
+        .collect()
+}
+
 /// PostgreSQL: every identity column's sequence continues after the
 /// largest id in its table (rows inserted with explicit ids, by a table
 /// rebuild in a migration or by `os4x db copy`, do not advance it).

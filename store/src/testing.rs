@@ -199,7 +199,11 @@ impl PgServer {
             .user("os4x")
             .dbname("postgres");
         loop {
-            match probe.connect(postgres::NoTls) {
+            let attempt = probe.clone();
+            let connected = std::thread::spawn(move || attempt.connect(postgres::NoTls).map(drop))
+                .join()
+                .map_err(|_| "probe thread failed".to_owned())?;
+            match connected {
                 Ok(_) => return Ok(server),
                 Err(_) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(50))
@@ -225,12 +229,21 @@ impl PgServer {
             std::process::id(),
             NEXT_DB.fetch_add(1, Ordering::Relaxed)
         );
-        let mut admin = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
-            .unwrap_or_else(|e| panic!("test PostgreSQL server at {}: {e}", self.base));
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-        self.url(&name)
+        // On a thread of its own: the client must not block inside the
+        // test's tokio runtime.
+        let admin_url = self.url("postgres");
+        let sql = format!("CREATE DATABASE {name}");
+        let created = std::thread::spawn(move || -> Result<(), String> {
+            let mut admin = postgres::Client::connect(&admin_url, postgres::NoTls)
+                .map_err(|e| format!("test PostgreSQL server at {admin_url}: {e}"))?;
+            admin.batch_execute(&sql).map_err(|e| format!("{sql}: {e}"))
+        })
+        .join();
+        match created {
+            Ok(Ok(())) => self.url(&name),
+            Ok(Err(e)) => panic!("{e}"),
+            Err(_) => panic!("creating the test database {name} failed"),
+        }
     }
 }
 

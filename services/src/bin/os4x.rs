@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use os4x::cli::{client, debug, queue, received, route, send, user};
+use os4x::cli::{client, db, debug, queue, received, route, send, user};
 use os4x::config::{Config, ENV_VAR};
 use os4x::exit;
 use os4x::partner_cli::{self, PartnerCommand};
@@ -49,6 +49,9 @@ enum Command {
     Debug(debug::DebugCommand),
     /// Talk to os4xclientd as a user (the reference client)
     Client(client::ClientArgs),
+    /// The database: schema status, migration, copy to PostgreSQL
+    #[command(subcommand)]
+    Db(db::DbCommand),
 }
 
 /// Exit code for the commands that report errors through `anyhow`.
@@ -68,7 +71,15 @@ fn anyhow_code(e: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<RemoteError>().is_some() {
             return exit::FAILURE;
         }
-        if cause.downcast_ref::<os4x::db::SqlError>().is_some() {
+        if cause.downcast_ref::<os4x::db::SqlError>().is_some()
+            || cause.downcast_ref::<os4x_store::OpenError>().is_some()
+            || cause
+                .downcast_ref::<os4x_store::migrate::MigrateError>()
+                .is_some()
+            || cause
+                .downcast_ref::<os4x_store::copy::CopyError>()
+                .is_some()
+        {
             return exit::IOERR;
         }
     }
@@ -104,6 +115,16 @@ fn main() -> ExitCode {
         Command::User(cmd) => from_anyhow(user::run(&config, cmd)),
         Command::Debug(cmd) => from_anyhow(debug::run(&config, cmd)),
         Command::Client(args) => from_anyhow(client::run(&config, args)),
+        // `db status` reports "migration due" in its exit status.
+        Command::Db(cmd) => {
+            return match db::run(&config, cmd) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("os4x: {e:#}");
+                    ExitCode::from(anyhow_code(&e))
+                }
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! them.
 
 pub mod client;
+pub mod db;
 pub mod debug;
 // issue 5: send side.
 pub mod queue;

@@ -58,11 +58,7 @@ fn internal(e: impl std::fmt::Display) -> ErrorBody {
 }
 
 fn table_exists(conn: &Connection, name: &str) -> os4x_store::sql::Result<bool> {
-    conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
-        [name],
-        |r| r.get(0),
-    )
+    conn.table_exists(name)
 }
 
 impl Jobs {
