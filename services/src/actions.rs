@@ -89,7 +89,7 @@ pub fn release_orphans(db: &Db) -> usize {
         }
         match conn.execute(
             "UPDATE os4x_received_files SET action_state = 'pending', action_owner = NULL \
-             WHERE id = ?1 AND action_state = 'running' AND action_owner IS ?2",
+             WHERE id = ?1 AND action_state = 'running' AND action_owner IS NOT DISTINCT FROM ?2",
             params![id, owner],
         ) {
             Ok(1) => {

@@ -32,8 +32,8 @@ pub use conn::{Backend, Connection, Statement, Transaction};
 pub use db::{Db, DbError};
 pub use location::{Location, PgLocation};
 pub use open::{
-    connect_unmigrated, is_busy, open, open_existing, open_read_only, retry_busy, unix_now,
-    OpenError, BUSY_TIMEOUT,
+    connect_unmigrated, is_busy, is_set_up, open, open_existing, open_read_only, retry_busy,
+    unix_now, OpenError, BUSY_TIMEOUT,
 };
 pub use sql::{Error as SqlError, OptionalExtension, Row, Value};
 

@@ -144,6 +144,20 @@ pub fn connect_unmigrated(location: impl Into<Location>) -> Result<Connection, O
     }
 }
 
+/// Whether an os4x program has set the database up: the SQLite file
+/// exists, or the server database has os4x's tables. Read-only tools use
+/// it so that looking does not create a database.
+pub fn is_set_up(location: &Location) -> Result<bool, OpenError> {
+    match location {
+        Location::Sqlite(path) => Ok(path.exists()),
+        Location::Postgres(_) => {
+            let conn = connect_unmigrated(location)?;
+            conn.table_exists("os4x_schema")
+                .map_err(|e| sql_error(&location.to_string(), e))
+        }
+    }
+}
+
 fn migrate_all(conn: &mut Connection, shown: &str) -> Result<(), OpenError> {
     for c in schema::ALL {
         migrate::apply(conn, c.name, c.migrations).map_err(|e| migrate_error(shown, e))?;

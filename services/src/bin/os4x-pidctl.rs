@@ -245,11 +245,7 @@ fn check(config: &Config, server_id: u32) -> anyhow::Result<ExitCode> {
     let views = pidctl::systemd_views(&rows);
     let result = pidctl::check_with_systemd(&rows, &config.required_daemons, views.as_deref());
     // Certificates: ours ([security]) and those of enabled partners.
-    let exists = config
-        .database
-        .sqlite_path()
-        .map_or(true, std::path::Path::exists);
-    let partners = if exists {
+    let partners = if os4x_store::is_set_up(&config.database)? {
         let db = os4x::db::Db::open(&config.database)?;
         os4x::partner::PartnerStore::new(db).list()?
     } else {

@@ -34,9 +34,9 @@ pub fn list(config: &Config, partner: Option<&str>) -> Result<Vec<Received>, Fai
             "SELECT f.id, f.partner, f.dataset_name, f.file_timestamp, f.originator, \
              f.destination, f.state, f.final_path, f.units, f.received_at, \
              (SELECT CASE WHEN count(*) = 0 THEN 'none' \
-               WHEN SUM(d.state = 'due') > 0 THEN 'due' ELSE 'sent' END \
+               WHEN SUM(CASE WHEN d.state = 'due' THEN 1 ELSE 0 END) > 0 THEN 'due' ELSE 'sent' END \
                FROM os4x_receipts_due d WHERE d.received_id = f.id) \
-             FROM os4x_received_files f WHERE ?1 IS NULL OR f.partner = ?1 COLLATE NOCASE \
+             FROM os4x_received_files f WHERE CAST(?1 AS TEXT) IS NULL OR f.partner = ?1 COLLATE NOCASE \
              ORDER BY f.id DESC",
         )
         .map_err(io)?;
