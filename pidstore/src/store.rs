@@ -299,24 +299,14 @@ impl PidStore {
     }
 
     /// Opens an existing database; `Ok(None)` if the SQLite file does not
-    /// exist. For read-mostly tools that must not create a database as a
-    /// side effect (it would belong to whoever ran the tool). A server
-    /// database is opened (and migrated) as by [`PidStore::open`].
+    /// exist or the server database has no os4x tables yet. For
+    /// read-mostly tools that must not create a database as a side effect
+    /// (it would belong to whoever ran the tool).
     pub fn open_existing(location: impl Into<Location>) -> Result<Option<PidStore>, Error> {
         let location = location.into();
-        match &location {
-            Location::Sqlite(p) if !p.exists() => return Ok(None),
-            Location::Sqlite(_) => {}
-            // A server database nobody has set up for os4x yet.
-            Location::Postgres(_) => {
-                let conn = os4x_store::connect_unmigrated(&location).map_err(open_error)?;
-                if !conn
-                    .table_exists("os4x_pids")
-                    .map_err(|e| sql_error(&location, e))?
-                {
-                    return Ok(None);
-                }
-            }
+        // No SQLite file, or a server database nobody set up for os4x.
+        if !os4x_store::is_set_up(&location).map_err(open_error)? {
+            return Ok(None);
         }
         PidStore::open(location).map(Some)
     }

@@ -153,11 +153,6 @@ impl Connection {
         })
     }
 
-    /// Same as [`Connection::prepare`] (statements are cached anyway).
-    pub fn prepare_cached(&self, sql: &str) -> Result<Statement<'_>> {
-        self.prepare(sql)
-    }
-
     /// Whether table `name` exists.
     pub fn table_exists(&self, name: &str) -> Result<bool> {
         let sql = match self.backend() {
@@ -297,10 +292,5 @@ impl Statement<'_> {
         F: FnOnce(&Row) -> Result<T>,
     {
         self.conn.query_row(&self.sql, params, f)
-    }
-
-    /// Every row.
-    pub fn rows<P: Params>(&mut self, params: P) -> Result<Vec<Row>> {
-        self.conn.rows(&self.sql, params)
     }
 }

@@ -153,14 +153,10 @@ impl PgLocation {
                 ))
             }
         };
-        let sslmode = match &tls {
-            PgTls::Disable => "disable",
-            PgTls::Unverified { required: false } => "prefer",
-            _ => "require",
-        };
-        kept.push(match sslmode {
-            "disable" => "sslmode=disable",
-            "prefer" => "sslmode=prefer",
+        // rust-postgres knows only these three; verification is ours.
+        kept.push(match &tls {
+            PgTls::Disable => "sslmode=disable",
+            PgTls::Unverified { required: false } => "sslmode=prefer",
             _ => "sslmode=require",
         });
         let url = format!("{base}?{}", kept.join("&"));
@@ -203,45 +199,6 @@ impl PgLocation {
             let detail = crate::pg::classify(&e);
             Error::Disconnected(format!("{}: {detail}", self.shown))
         })
-    }
-
-    /// The database name.
-    pub fn dbname(&self) -> String {
-        self.url
-            .parse::<postgres::Config>()
-            .ok()
-            .and_then(|c| c.get_dbname().map(str::to_owned))
-            .unwrap_or_default()
-    }
-
-    /// The same server, another database (tests, `os4x db copy`).
-    pub fn with_dbname(&self, name: &str) -> PgLocation {
-        let (base, query) = self.url.split_once('?').unwrap_or((&self.url, ""));
-        let prefix = match base.rfind('/') {
-            Some(i) if i > "postgres://".len() => &base[..i],
-            _ => base,
-        };
-        let mut out = self.clone();
-        out.url = format!("{prefix}/{name}?{query}");
-        let shown_base = out.shown.split('?').next().unwrap_or("").to_owned();
-        let shown_prefix = match shown_base.rfind('/') {
-            Some(i) if i > "postgres://".len() => shown_base[..i].to_owned(),
-            _ => shown_base,
-        };
-        out.shown = format!("{shown_prefix}/{name}");
-        let (obase, oquery) = match self.original.split_once('?') {
-            Some((b, q)) => (b, Some(q)),
-            None => (self.original.as_str(), None),
-        };
-        let oprefix = match obase.rfind('/') {
-            Some(i) if i > "postgres://".len() => &obase[..i],
-            _ => obase,
-        };
-        out.original = match oquery {
-            Some(q) => format!("{oprefix}/{name}?{q}"),
-            None => format!("{oprefix}/{name}"),
-        };
-        out
     }
 }
 
@@ -297,17 +254,21 @@ mod tests {
         else {
             unreachable!()
         };
-        assert_eq!(p.dbname(), "db");
-        let other = p.with_dbname("copy");
-        assert_eq!(other.dbname(), "copy");
+        // The configuration value round-trips, TLS options included.
         assert_eq!(
-            Location::Postgres(other.clone()).url(),
-            "postgres://u@h/copy?sslmode=verify-ca&sslrootcert=/ca.pem"
+            Location::Postgres(p.clone()).url(),
+            "postgres://u@h/db?sslmode=verify-ca&sslrootcert=/ca.pem"
         );
         assert_eq!(
-            Location::parse(&Location::Postgres(other.clone()).url()).unwrap(),
-            Location::Postgres(other.clone())
+            Location::parse(&Location::Postgres(p.clone()).url()).unwrap(),
+            Location::Postgres(p.clone())
         );
-        assert_eq!(other.tls, p.tls);
+        assert_eq!(
+            p.tls,
+            PgTls::Verified {
+                root: "/ca.pem".into(),
+                host_name: false
+            }
+        );
     }
 }

@@ -120,8 +120,7 @@ pub fn open(location: impl Into<Location>) -> Result<Connection, OpenError> {
             })
         }
         Location::Postgres(pg) => {
-            let client = crate::pg::Client::connect(pg).map_err(|e| sql_error(&shown, e))?;
-            let mut conn = Connection::postgres(client);
+            let mut conn = connect_server(pg, &shown)?;
             migrate_all(&mut conn, &shown)?;
             Ok(conn)
         }
@@ -138,9 +137,7 @@ pub fn connect_unmigrated(location: impl Into<Location>) -> Result<Connection, O
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         ),
-        Location::Postgres(pg) => crate::pg::Client::connect(pg)
-            .map(Connection::postgres)
-            .map_err(|e| sql_error(&location.to_string(), e)),
+        Location::Postgres(pg) => connect_server(pg, &location.to_string()),
     }
 }
 
@@ -177,9 +174,7 @@ pub fn open_existing(location: impl Into<Location>) -> Result<Option<Connection>
             }
             connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map(Some)
         }
-        Location::Postgres(pg) => crate::pg::Client::connect(pg)
-            .map(|c| Some(Connection::postgres(c)))
-            .map_err(|e| sql_error(&location.to_string(), e)),
+        Location::Postgres(pg) => connect_server(pg, &location.to_string()).map(Some),
     }
 }
 
@@ -200,14 +195,19 @@ pub fn open_read_only(location: impl Into<Location>) -> Result<Connection, OpenE
             Ok(Connection::sqlite(conn))
         }
         Location::Postgres(pg) => {
-            let conn = crate::pg::Client::connect(pg)
-                .map(Connection::postgres)
-                .map_err(|e| sql_error(&shown, e))?;
+            let conn = connect_server(pg, &shown)?;
             conn.execute_batch("SET default_transaction_read_only = on")
                 .map_err(|e| sql_error(&shown, e))?;
             Ok(conn)
         }
     }
+}
+
+/// A connection to the server; `shown` names it in errors.
+fn connect_server(pg: &crate::location::PgLocation, shown: &str) -> Result<Connection, OpenError> {
+    crate::pg::Client::connect(pg)
+        .map(Connection::postgres)
+        .map_err(|e| sql_error(shown, e))
 }
 
 fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, OpenError> {

@@ -88,7 +88,7 @@ impl Client {
 
     /// Runs one statement; the number of rows it changed.
     pub fn execute(&self, sql: &str, params: Vec<Value>) -> Result<usize> {
-        let sql = translate(sql);
+        let sql = sql.to_owned();
         self.call(move |w| {
             let stmt = w.prepare(&sql)?;
             let refs: Vec<&(dyn ToSql + Sync)> =
@@ -100,7 +100,7 @@ impl Client {
 
     /// Runs one query; all its rows.
     pub fn query(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>> {
-        let sql = translate(sql);
+        let sql = sql.to_owned();
         self.call(move |w| {
             let stmt = w.prepare(&sql)?;
             let refs: Vec<&(dyn ToSql + Sync)> =
@@ -152,13 +152,15 @@ impl Worker {
             .ok_or_else(|| Error::Disconnected("no connection".into()))
     }
 
+    /// The prepared statement for `sql` (shared dialect), cached by that
+    /// text so a statement is translated once per connection, not per call.
     fn prepare(&mut self, sql: &str) -> Result<postgres::Statement> {
         if let Some(s) = self.statements.get(sql) {
             if self.client.as_ref().is_some_and(|c| !c.is_closed()) {
                 return Ok(s.clone());
             }
         }
-        let stmt = self.client()?.prepare(sql);
+        let stmt = self.client()?.prepare(&translate(sql));
         let stmt = stmt.map_err(|e| self.error(e))?;
         // Bounded: the set of statements is the set in the source code,
         // plus a few built per call (IN lists); those are not worth keeping.
@@ -343,8 +345,8 @@ fn scalar_min_max(sql: &str) -> String {
     out
 }
 
-/// A migration step as PostgreSQL reads it: SQLite's column types and
-/// `COLLATE NOCASE` mapped, then [`translate`].
+/// A migration step as PostgreSQL reads it: SQLite's column types
+/// mapped, then [`translate`] (which also maps `COLLATE NOCASE`).
 pub fn translate_ddl(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 64);
     let mut quote: Option<char> = None;
@@ -357,7 +359,6 @@ pub fn translate_ddl(sql: &str) -> String {
             "INTEGER" => "BIGINT".to_owned(),
             "BLOB" => "BYTEA".to_owned(),
             "REAL" => "DOUBLE PRECISION".to_owned(),
-            "NOCASE" => NOCASE.to_owned(),
             _ => word.clone(),
         };
         out.push_str(&mapped);

@@ -175,10 +175,7 @@ impl Env {
     /// Whether a program has set the database up (SQLite: created the
     /// file; PostgreSQL: created the tables).
     pub fn db_exists(&self) -> bool {
-        match self.database.sqlite_path() {
-            Some(p) => p.exists(),
-            None => self.sql().table_exists("os4x_schema").unwrap(),
-        }
+        os4x_store::is_set_up(&self.database).unwrap()
     }
 
     /// The database as the refusal message names it.
