@@ -132,10 +132,10 @@ fn copy(config: &Config, from: &Location, to: &Location, force: bool) -> anyhow:
         println!("{table:<28} {rows:>9} rows");
     }
     println!(
-        "copied {} rows from {} to {}; now set database = \"{}\" in os4x.toml and start the daemons",
+        "copied {} rows from {} to {}; now set database in os4x.toml to the URL given with --to \
+         and start the daemons",
         report.rows(),
         from.describe(),
-        to.describe(),
         to.describe()
     );
     Ok(ExitCode::SUCCESS)
