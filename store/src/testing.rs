@@ -52,9 +52,6 @@ pub fn shared_server() -> &'static PgServer {
 pub struct PgServer {
     /// `postgres://user@127.0.0.1:port` (no database).
     base: String,
-    /// The data directory, when this process started the server.
-    pub dir: Option<PathBuf>,
-    pub port: u16,
 }
 
 static NEXT_DB: AtomicU32 = AtomicU32::new(0);
@@ -65,28 +62,18 @@ impl PgServer {
             Some(i) if i > "postgres://".len() => url[..i].to_owned(),
             _ => url.clone(),
         };
-        let port = base
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(5432);
-        PgServer {
-            base,
-            dir: None,
-            port,
-        }
+        PgServer { base }
     }
 
     /// Starts a server; `settings` are extra `-c name=value` options
-    /// (`ssl=on`, ...). Files the options name must be inside the data
-    /// directory, which is returned in [`PgServer::dir`]; `prepare` runs
-    /// after `initdb`, before the server starts.
+    /// (`ssl=on`, ...).
     pub fn start(settings: &[&str]) -> Result<PgServer, String> {
         PgServer::start_with(settings, |_| Ok(()))
     }
 
-    /// [`PgServer::start`] with a step between `initdb` and the start
-    /// (writing certificates into the data directory, ...).
+    /// [`PgServer::start`] with a step between `initdb` and the start:
+    /// `prepare` gets the data directory (certificates the settings name
+    /// go there, relative names resolve inside it).
     pub fn start_with(
         settings: &[&str],
         prepare: impl FnOnce(&Path) -> Result<(), String>,
@@ -187,8 +174,6 @@ impl PgServer {
             .map_err(|e| format!("cannot start the PostgreSQL supervisor: {e}"))?;
         let server = PgServer {
             base: format!("postgres://os4x@127.0.0.1:{port}"),
-            dir: Some(data),
-            port,
         };
         // Ready when it answers on its socket (TCP may demand TLS).
         let deadline = Instant::now() + Duration::from_secs(60);
