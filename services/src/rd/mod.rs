@@ -11,10 +11,6 @@
 
 pub mod capi;
 pub mod master;
-/// The responder's types, under the names they had here.
-pub use crate::serve::{
-    admission, files_today, ClientCertificate, PartnerAuth, Refusal, Stats, TransportInfo,
-};
 /// `[rd]` settings (they live in the configuration crate).
 pub use os4x_config::rd as settings;
 
@@ -30,7 +26,7 @@ use crate::config::Config;
 use crate::daemon::Daemon;
 use crate::inbox::{DiskStorage, Storage};
 use crate::partner::PartnerStore;
-use crate::serve::Responder;
+use crate::serve::{admission, ClientCertificate, Responder, Stats, TransportInfo};
 use crate::tls::server as tls;
 
 /// Which daemon this is.

@@ -4,7 +4,7 @@
 //!
 //! Client certificates: the handshake takes any certificate whose
 //! handshake signature verifies (the client holds its key); whether it is
-//! good enough is decided after the SSID, in `rd::PartnerAuth`, once
+//! good enough is decided after the SSID, in `serve::PartnerAuth`, once
 //! the daemon knows which partner it is talking to. A partner's own CA
 //! (`os4x partner set --client-ca`) replaces `[tls] client_ca` for that
 //! partner; a pinned SHA-256 fingerprint must match in addition. See
