@@ -14,6 +14,7 @@ use pidstore::ProgramName;
 use serde::Deserialize;
 
 pub mod client;
+pub mod cluster;
 pub mod debug;
 pub mod field;
 pub mod isdn;
@@ -60,6 +61,8 @@ pub struct Config {
     pub web: crate::web::WebConfig,
     /// `[isdn]`: ISDN controllers (`os4xrd_capi_<n>`, dialling by `os4xsqd`).
     pub isdn: crate::isdn::IsdnConfig,
+    /// `[cluster]`: leases and heartbeats of nodes sharing one database.
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 /// Where the os4x database lives: `sqlite:///path` or `postgres://...`.
@@ -100,6 +103,8 @@ struct FileConfig {
     web: crate::web::WebFile,
     #[serde(default)]
     isdn: crate::isdn::IsdnFile,
+    #[serde(default)]
+    cluster: crate::cluster::ClusterFile,
 }
 
 impl Config {
@@ -196,6 +201,7 @@ impl Config {
         let security = crate::security::resolve(file.security, &state_dir, &bad)?;
         let web = crate::web::resolve(file.web, &bad)?;
         let isdn = crate::isdn::resolve(file.isdn, &bad)?;
+        let cluster = crate::cluster::resolve(file.cluster, &bad)?;
         Ok(Config {
             source: Some(path.to_owned()),
             server_id: file.server_id.unwrap_or(0),
@@ -211,6 +217,7 @@ impl Config {
             security,
             web,
             isdn,
+            cluster,
         })
     }
 }

@@ -363,6 +363,21 @@ ALTER TABLE os4x_send_queue ADD COLUMN receipt_verification TEXT;
 ALTER TABLE os4x_send_queue ADD COLUMN receipt_verification_text TEXT;
 ",
         },
+        Migration {
+            version: 4,
+            description: "send queue: leases for nodes sharing the queue",
+            sql: "
+-- Until when (the database's clock, Unix seconds) the claim of an entry in
+-- `sending` holds. The holder renews it while it sends and stops sending
+-- before it runs out; after that any node may take the entry over.
+ALTER TABLE os4x_send_queue ADD COLUMN lease_until INTEGER;
+-- Which daemon of the owning node claimed it ('os4xsqd' or 'os4xrd'), so
+-- a restarted os4xsqd takes back its own claims at once and leaves the
+-- receive daemon's alone.
+ALTER TABLE os4x_send_queue ADD COLUMN claimed_by TEXT;
+CREATE INDEX os4x_send_queue_lease ON os4x_send_queue (state, lease_until);
+",
+        },
     ],
 };
 
