@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use oftp2::codec::Sfid;
 use oftp2::session::{Direction, Event, Outbox, OutgoingFile, Receipt, SessionEnd, VirtualFileId};
@@ -38,9 +39,150 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
-/// Entries this session claimed, shared with the scheduler so it can put
-/// them back if the task dies.
-pub type Claimed = Arc<Mutex<Vec<i64>>>;
+/// The entries one session claimed and the token that marks its claims
+/// in the queue, shared with the scheduler so it can put them back if the
+/// task dies.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    token: i64,
+    ids: Arc<Mutex<Vec<i64>>>,
+}
+
+impl Default for Claimed {
+    fn default() -> Self {
+        Claimed {
+            token: session_token(),
+            ids: Arc::default(),
+        }
+    }
+}
+
+impl Claimed {
+    /// The session's claim token: changes to its entries apply only
+    /// while they are still held under it.
+    pub fn token(&self) -> i64 {
+        self.token
+    }
+
+    pub fn ids(&self) -> Vec<i64> {
+        self.ids
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn push(&self, id: i64) {
+        self.ids.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+    }
+}
+
+/// Holds the lease of one entry being sent.
+///
+/// Renews it every third of the lease while the file's data is read. If
+/// the database cannot be reached the transfer goes on, but only until
+/// shortly before the lease last granted runs out (measured from before
+/// the request that granted it, on this node's monotonic clock, so clock
+/// differences between nodes do not matter); if another node holds the
+/// entry it stops at once. Either way the read fails, the session
+/// abandons the file, and the node that takes it over resumes it.
+#[derive(Debug)]
+pub struct LeaseKeeper {
+    queue: QueueStore,
+    entry: i64,
+    token: i64,
+    state: Mutex<LeaseState>,
+}
+
+#[derive(Debug)]
+struct LeaseState {
+    /// When the request that granted the current lease was made.
+    granted_at: Instant,
+    next_renewal: Instant,
+    lost: Option<&'static str>,
+}
+
+impl LeaseKeeper {
+    /// `asked`: when the claim was requested.
+    fn new(queue: QueueStore, entry: i64, token: i64, asked: Instant) -> LeaseKeeper {
+        let lease = queue.lease();
+        LeaseKeeper {
+            queue,
+            entry,
+            token,
+            state: Mutex::new(LeaseState {
+                granted_at: asked,
+                next_renewal: asked + lease / 3,
+                lost: None,
+            }),
+        }
+    }
+
+    /// Before the lease runs out the holder must have stopped: the last
+    /// moment it may still send.
+    fn deadline(&self, granted_at: Instant) -> Instant {
+        let lease = self.queue.lease();
+        let margin = (lease / 10).max(Duration::from_secs(2));
+        granted_at + lease.saturating_sub(margin)
+    }
+
+    /// `Ok` while this session may go on sending the entry.
+    pub fn check(&self) -> std::io::Result<()> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(why) = st.lost {
+            return Err(std::io::Error::other(why));
+        }
+        let now = Instant::now();
+        if now < st.next_renewal {
+            return Ok(());
+        }
+        let lease = self.queue.lease();
+        match self.queue.renew(self.entry, self.token) {
+            Ok(true) => {
+                st.granted_at = now;
+                st.next_renewal = now + lease / 3;
+                Ok(())
+            }
+            Ok(false) => {
+                let why = "the queue entry is no longer held by this session \
+                           (its lease ran out and another node took it over, or it was changed)";
+                tracing::warn!(entry = self.entry, "stopping the transfer: {why}");
+                st.lost = Some(why);
+                Err(std::io::Error::other(why))
+            }
+            Err(e) if now >= self.deadline(st.granted_at) => {
+                let why = "the lease of the queue entry cannot be renewed (database unreachable) \
+                           and runs out; another node may take the entry over";
+                tracing::error!(entry = self.entry, error = %e, "stopping the transfer: {why}");
+                st.lost = Some(why);
+                Err(std::io::Error::other(why))
+            }
+            Err(e) => {
+                tracing::warn!(entry = self.entry, error = %e, "cannot renew the lease of the queue entry; trying again");
+                st.next_renewal = now + Duration::from_secs(1);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The data of an entry being sent, read only while its lease holds.
+struct LeasedReader<R> {
+    inner: R,
+    lease: Arc<LeaseKeeper>,
+}
+
+impl<R: std::io::Read> std::io::Read for LeasedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.lease.check()?;
+        self.inner.read(buf)
+    }
+}
+
+impl<R: std::io::Seek> std::io::Seek for LeasedReader<R> {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
 
 /// Per-session bookkeeping shared by the outbox (which claims files) and
 /// the event handler (which records what became of them).
@@ -121,13 +263,13 @@ impl Exchange {
             inbox,
             ctx,
             tracker: Arc::default(),
-            claimed,
+            claimed: claimed.clone(),
             random,
             route: None,
             stats: None,
             outcome: Outcome::default(),
             end: None,
-            token: session_token(),
+            token: claimed.token(),
             security: None,
         }
     }
@@ -195,7 +337,10 @@ impl Exchange {
     fn retry_later(&mut self, id: i64, text: &str) {
         let route = self.route();
         let random = (self.random)();
-        match self.queue.failed_attempt(id, &route, text, random) {
+        match self
+            .queue
+            .failed_attempt(id, Some(self.token), &route, text, random)
+        {
             Ok(state) => {
                 tracing::warn!(partner = %route.partner, entry = id, state = %state, error = text, "file not delivered")
             }
@@ -218,10 +363,10 @@ impl Exchange {
         }
         let open: Vec<i64> = {
             let t = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
-            let c = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
-            c.iter()
+            self.claimed
+                .ids()
+                .into_iter()
                 .filter(|id| !t.settled.contains(id))
-                .copied()
                 .collect()
         };
         for id in open {
@@ -272,7 +417,7 @@ impl Exchange {
                 if let Some((id, last)) = t.current {
                     if units >= last + PROGRESS_CHECKPOINT {
                         t.current = Some((id, units));
-                        if let Err(e) = self.queue.progress(id, units) {
+                        if let Err(e) = self.queue.progress(id, self.token, units) {
                             tracing::warn!(entry = id, error = %e, "cannot record progress");
                         }
                     }
@@ -327,7 +472,7 @@ impl Exchange {
                     self.retry_later(id, &format!("{detail} (partner asks to retry later)"));
                 } else {
                     tracing::warn!(partner, entry = id, file = %file, reason = %reason, text, "file refused permanently");
-                    if let Err(e) = self.queue.failed(id, &detail) {
+                    if let Err(e) = self.queue.failed(id, Some(self.token), &detail) {
                         tracing::error!(entry = id, error = %e, "cannot record the refusal");
                     }
                 }
@@ -348,7 +493,7 @@ impl Exchange {
                 units,
             } => {
                 if let Some(id) = settle(&self.tracker, &file) {
-                    let _ = self.queue.progress(id, units);
+                    let _ = self.queue.progress(id, self.token, units);
                     self.retry_later(
                         id,
                         &format!("transfer interrupted after {units} octets; resumes with restart"),
@@ -357,9 +502,11 @@ impl Exchange {
             }
             Event::FileSkipped { file, error } => {
                 if let Some(id) = settle(&self.tracker, &file) {
-                    let _ = self
-                        .queue
-                        .failed(id, &format!("file cannot be sent: {error}"));
+                    let _ = self.queue.failed(
+                        id,
+                        Some(self.token),
+                        &format!("file cannot be sent: {error}"),
+                    );
                 }
             }
             Event::ReceiptReceived(receipt) => self.receipt_received(&receipt),
@@ -412,6 +559,7 @@ impl Outbox for QueueOutbox {
             return None;
         }
         loop {
+            let asked = Instant::now();
             let entry = match self.queue.claim_next(partner.id.as_str(), self.token) {
                 Ok(Some(e)) => e,
                 Ok(None) => return None,
@@ -420,10 +568,20 @@ impl Outbox for QueueOutbox {
                     return None;
                 }
             };
-            if let Ok(mut c) = self.claimed.lock() {
-                c.push(entry.id);
-            }
-            match outgoing(&entry, &partner, &self.queue, self.security.as_deref()) {
+            self.claimed.push(entry.id);
+            let lease = Arc::new(LeaseKeeper::new(
+                self.queue.clone(),
+                entry.id,
+                self.token,
+                asked,
+            ));
+            match outgoing(
+                &entry,
+                &partner,
+                &self.queue,
+                self.security.as_deref(),
+                lease,
+            ) {
                 Ok(file) => {
                     let mut t = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
                     t.by_file.insert(VirtualFileId::of(&file.sfid), entry.id);
@@ -431,7 +589,7 @@ impl Outbox for QueueOutbox {
                 }
                 Err(error) => {
                     tracing::error!(partner = %partner.id, entry = entry.id, error, "queued file cannot be sent; marked failed");
-                    let _ = self.queue.failed(entry.id, &error);
+                    let _ = self.queue.failed(entry.id, Some(self.token), &error);
                     if let Ok(mut t) = self.tracker.lock() {
                         t.settled.insert(entry.id);
                     }
@@ -596,6 +754,7 @@ fn outgoing(
     partner: &Partner,
     queue: &QueueStore,
     security: Option<&Security>,
+    lease: Arc<LeaseKeeper>,
 ) -> Result<OutgoingFile, String> {
     if let Some((protected, path)) = protect(e, partner, queue, security)? {
         let mut sfid = plain_sfid(e, 0)?;
@@ -613,7 +772,10 @@ fn outgoing(
             .map_err(|err| format!("file {} cannot be read: {err}", path.display()))?;
         return Ok(OutgoingFile {
             sfid,
-            data: Box::new(std::io::BufReader::with_capacity(256 * 1024, file)),
+            data: Box::new(LeasedReader {
+                inner: std::io::BufReader::with_capacity(256 * 1024, file),
+                lease,
+            }),
         });
     }
     let mut file = File::open(&e.outbox_path)
@@ -625,7 +787,10 @@ fn outgoing(
         .map_err(|err| format!("outbox file {}: {err}", e.outbox_path))?;
     Ok(OutgoingFile {
         sfid,
-        data: Box::new(std::io::BufReader::with_capacity(256 * 1024, file)),
+        data: Box::new(LeasedReader {
+            inner: std::io::BufReader::with_capacity(256 * 1024, file),
+            lease,
+        }),
     })
 }
 
@@ -661,4 +826,91 @@ fn plain_sfid(e: &Entry, restart_position: u64) -> Result<Sfid, String> {
         description: e.description.clone(),
     };
     Ok(sfid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Db;
+    use crate::queue::NewFile;
+    use oftp2::value::{DatasetName, RecordFormat, UserData};
+
+    fn claimed_entry(lease: Duration) -> (tempfile::TempDir, QueueStore, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(os4x_store::testing::database_for(dir.path())).unwrap();
+        let q = QueueStore::open(db).unwrap().with_lease(lease);
+        let source = dir.path().join("F");
+        std::fs::write(&source, b"data").unwrap();
+        let f = NewFile {
+            partner: OdetteId::new("O0013000000B").unwrap(),
+            source,
+            dataset_name: DatasetName::new("F").unwrap(),
+            format: RecordFormat::Unstructured,
+            max_record_size: 0,
+            priority: 0,
+            user_data: UserData::EMPTY,
+            description: String::new(),
+            destination: None,
+        };
+        let local = OdetteId::new("O0013000000A").unwrap();
+        let e = q.enqueue(&f, &local, &dir.path().join("outbox")).unwrap();
+        q.claim_next(&e.partner, 7).unwrap().unwrap();
+        (dir, q, e.id)
+    }
+
+    #[test]
+    fn the_holder_stops_once_another_node_took_the_entry() {
+        let (_dir, q, id) = claimed_entry(Duration::from_secs(9));
+        // Due for renewal at once.
+        let keeper = LeaseKeeper::new(q.clone(), id, 7, Instant::now() - Duration::from_secs(4));
+        keeper.check().unwrap();
+        q.db()
+            .lock()
+            .execute(
+                "UPDATE os4x_send_queue SET lease_until = unixepoch() - 1 WHERE id = ?1",
+                [id],
+            )
+            .unwrap();
+        let two = q.clone().for_server(2);
+        assert_eq!(two.claim_next("O0013000000B", 8).unwrap().unwrap().id, id);
+        *keeper.state.lock().unwrap() = LeaseState {
+            granted_at: Instant::now(),
+            next_renewal: Instant::now(),
+            lost: None,
+        };
+        let err = keeper.check().unwrap_err();
+        assert!(err.to_string().contains("another node"), "{err}");
+        assert!(keeper.check().is_err(), "stays stopped");
+    }
+
+    #[test]
+    fn without_the_database_the_holder_sends_only_until_shortly_before_the_lease_ends() {
+        let (_dir, q, id) = claimed_entry(Duration::from_secs(9));
+        q.db()
+            .lock()
+            .execute_batch("ALTER TABLE os4x_send_queue RENAME TO os4x_send_queue_away")
+            .unwrap();
+        // 4 s after the grant: renewal fails, 9 s - 2 s margin not reached.
+        let keeper = LeaseKeeper::new(q.clone(), id, 7, Instant::now() - Duration::from_secs(4));
+        keeper.check().unwrap();
+        // 8 s after it: past the deadline.
+        let late = LeaseKeeper::new(q.clone(), id, 7, Instant::now() - Duration::from_secs(8));
+        let err = late.check().unwrap_err();
+        assert!(err.to_string().contains("cannot be renewed"), "{err}");
+    }
+
+    #[test]
+    fn leased_reads_fail_once_the_lease_is_lost() {
+        use std::io::Read;
+        let (_dir, q, id) = claimed_entry(Duration::from_secs(9));
+        let keeper = Arc::new(LeaseKeeper::new(q.clone(), id, 7, Instant::now()));
+        let mut r = LeasedReader {
+            inner: std::io::Cursor::new(&b"abcdef"[..]),
+            lease: keeper.clone(),
+        };
+        let mut buf = [0u8; 3];
+        assert_eq!(r.read(&mut buf).unwrap(), 3);
+        keeper.state.lock().unwrap().lost = Some("gone");
+        assert!(r.read(&mut buf).is_err());
+    }
 }

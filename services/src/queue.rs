@@ -137,12 +137,18 @@ pub struct Entry {
     /// Hash of the file as transmitted (lowercase hex), when it was
     /// protected with file services or a signed EERP was requested.
     pub file_hash: Option<String>,
+    /// `server_id` of the node that last claimed it.
+    pub owner: Option<u32>,
+    /// While `sending`: until when (Unix seconds, the database's clock)
+    /// the claim holds without renewal.
+    pub lease_until: Option<i64>,
 }
 
 const ENTRY_COLUMNS: &str = "id, partner, dataset_name, file_timestamp, user_data, originator, \
     destination, format, max_record_size, description, priority, source_path, outbox_path, size, \
     state, attempts, next_attempt_at, last_error, sent_units, eerp, eerp_text, created_at, \
-    updated_at, sent_at, delivered_at, receipt_verification, receipt_verification_text, file_hash";
+    updated_at, sent_at, delivered_at, receipt_verification, receipt_verification_text, file_hash, \
+    owner, lease_until";
 
 fn entry_from_row(r: &Row) -> os4x_store::sql::Result<Entry> {
     let state: String = r.get(14)?;
@@ -182,6 +188,8 @@ fn entry_from_row(r: &Row) -> os4x_store::sql::Result<Entry> {
         file_hash: r
             .get::<_, Option<Vec<u8>>>(27)?
             .map(|h| h.iter().map(|b| format!("{b:02x}")).collect()),
+        owner: r.get(28)?,
+        lease_until: r.get(29)?,
     })
 }
 
@@ -439,19 +447,67 @@ fn protection_from_row(r: &Row) -> os4x_store::sql::Result<Protection> {
     })
 }
 
+/// Which daemon of a node claims entries: a restarted `os4xsqd` takes
+/// back its own claims at once and leaves those of the receive daemon
+/// (sending to a partner that called in) to their lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimant {
+    SendQueue,
+    Receiver,
+}
+
+impl Claimant {
+    fn as_str(self) -> &'static str {
+        match self {
+            Claimant::SendQueue => "os4xsqd",
+            Claimant::Receiver => "os4xrd",
+        }
+    }
+}
+
+/// The condition (parameter `?4`) under which a sender's change applies.
+fn holder_guard(held: Option<i64>) -> (&'static str, Option<i64>) {
+    match held {
+        Some(token) => ("state = 'sending' AND claim_token = ?4", Some(token)),
+        // ?4 is NULL then; the cast gives PostgreSQL its type.
+        None => (
+            "state IN ('queued', 'retry') AND CAST(?4 AS BIGINT) IS NULL",
+            None,
+        ),
+    }
+}
+
 /// The send queue and routes in the os4x database.
+///
+/// Several nodes (each with its own `server_id`) may share one database.
+/// An entry being sent is held by a lease: the claim sets `lease_until`
+/// (the database's clock) and the sender renews it while it sends; a
+/// sender that cannot renew stops before the lease runs out
+/// ([`LeaseKeeper`]), and only then may another node claim the entry.
+/// Every later change by the sender is guarded by its claim token, so a
+/// node that lost an entry cannot overwrite what its successor recorded.
 #[derive(Debug, Clone)]
 pub struct QueueStore {
     db: Db,
     /// `server_id` of the daemon using this store: its claims, its
     /// recovery.
     owner: u32,
+    claimant: Claimant,
+    lease: Duration,
 }
+
+/// The lease when `[cluster] lease` is not set.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
 impl QueueStore {
     /// The queue tables of `db` (the store migrated them on open).
     pub fn open(db: Db) -> Result<QueueStore, DbError> {
-        Ok(QueueStore { db, owner: 0 })
+        Ok(QueueStore {
+            db,
+            owner: 0,
+            claimant: Claimant::SendQueue,
+            lease: DEFAULT_LEASE,
+        })
     }
 
     /// The store as used by the `os4xsqd` of `server_id` (several
@@ -460,6 +516,26 @@ impl QueueStore {
     pub fn for_server(mut self, server_id: u32) -> QueueStore {
         self.owner = server_id;
         self
+    }
+
+    /// Claims are made by the receive daemon (responder sessions).
+    pub fn as_receiver(mut self) -> QueueStore {
+        self.claimant = Claimant::Receiver;
+        self
+    }
+
+    /// How long a claim holds without renewal (`[cluster] lease`).
+    pub fn with_lease(mut self, lease: Duration) -> QueueStore {
+        self.lease = lease;
+        self
+    }
+
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    fn lease_secs(&self) -> i64 {
+        i64::try_from(self.lease.as_secs()).unwrap_or(i64::MAX / 4)
     }
 
     pub fn db(&self) -> &Db {
@@ -743,47 +819,102 @@ impl QueueStore {
     // ------------------------------------------------------------------
     // The daemon's side
 
-    /// After a crash: entries left in `sending` are due again. Their
-    /// `sent_units` stay, so the next attempt resumes with restart.
+    /// After a crash of this node's `os4xsqd`: the entries it left in
+    /// `sending` are due again at once (no need to wait for their lease).
+    /// Their `sent_units` stay, so the next attempt resumes with restart.
+    /// Other nodes' claims, and the receive daemon's, are left to their
+    /// leases.
     pub fn recover(&self) -> Result<usize, QueueError> {
         let conn = self.db.lock();
         conn.execute(
-            "UPDATE os4x_send_queue SET state = 'queued', next_attempt_at = ?1, updated_at = ?1 \
-             WHERE state = 'sending' AND (owner = ?2 OR owner IS NULL)",
-            params![unix_now(), self.owner],
+            "UPDATE os4x_send_queue SET state = 'queued', next_attempt_at = ?1, updated_at = ?1, \
+             lease_until = NULL WHERE state = 'sending' AND (owner = ?2 OR owner IS NULL) \
+             AND (claimed_by = ?3 OR claimed_by IS NULL)",
+            params![unix_now(), self.owner, self.claimant.as_str()],
         )
         .map_err(|e| self.sql(e))
     }
 
     /// Claims the next due entry for `partner` (highest priority, then
-    /// oldest), marking it `sending` and counting the attempt. Entries
-    /// claimed before under the same `token` (one per session) are not
-    /// taken again.
+    /// oldest), marking it `sending` under a lease and counting the
+    /// attempt. Due are queued and waiting entries whose time has come,
+    /// and entries whose sender's lease ran out (a node that died or lost
+    /// the database). Entries claimed before under the same `token` (one
+    /// per session) are not taken again.
+    ///
+    /// On PostgreSQL the candidate row is locked with `FOR UPDATE SKIP
+    /// LOCKED`, so nodes claiming at once take different entries instead
+    /// of queueing behind each other; the outer condition is checked again
+    /// on the locked row. SQLite serialises writers anyway.
     pub fn claim_next(&self, partner: &str, token: i64) -> Result<Option<Entry>, QueueError> {
         let conn = self.db.lock();
+        let due = "partner = ?1 AND (claim_token IS NULL OR claim_token != ?4) AND \
+             ((state IN ('queued', 'retry') AND next_attempt_at <= ?2) \
+             OR (state = 'sending' AND lease_until < unixepoch()))";
+        let lock = match conn.backend() {
+            os4x_store::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            os4x_store::Backend::Sqlite => "",
+        };
         let sql = format!(
             "UPDATE os4x_send_queue SET state = 'sending', attempts = attempts + 1, \
-             owner = ?3, claim_token = ?4, updated_at = ?2 WHERE id = (SELECT id \
-             FROM os4x_send_queue WHERE partner = ?1 AND state IN ('queued', 'retry') \
-             AND next_attempt_at <= ?2 AND (claim_token IS NULL OR claim_token != ?4) \
-             ORDER BY priority DESC, id LIMIT 1) RETURNING {ENTRY_COLUMNS}"
+             owner = ?3, claim_token = ?4, claimed_by = ?6, updated_at = ?2, \
+             lease_until = unixepoch() + ?5 WHERE {due} AND id = (SELECT id \
+             FROM os4x_send_queue WHERE {due} ORDER BY priority DESC, id LIMIT 1{lock}) \
+             RETURNING {ENTRY_COLUMNS}"
         );
-        conn.query_row(
-            &sql,
-            params![partner, unix_now(), self.owner, token],
-            entry_from_row,
-        )
-        .optional()
-        .map_err(|e| self.sql(e))
+        let claimed = conn
+            .query_row(
+                &sql,
+                params![
+                    partner,
+                    unix_now(),
+                    self.owner,
+                    token,
+                    self.lease_secs(),
+                    self.claimant.as_str()
+                ],
+                entry_from_row,
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        if let Some(e) = &claimed {
+            if e.attempts > 1 && e.sent_units > 0 {
+                tracing::debug!(entry = e.id, units = e.sent_units, "claimed an entry with progress; it resumes with restart");
+            }
+        }
+        Ok(claimed)
     }
 
-    /// Records how far a transfer got (for a later restart).
-    pub fn progress(&self, id: i64, units: u64) -> Result<(), QueueError> {
+    /// Extends the lease of entry `id` held under `token`. `false`: the
+    /// claim is gone (its lease ran out and another node took the entry,
+    /// or the admin changed it); the caller must stop sending it.
+    pub fn renew(&self, id: i64, token: i64) -> Result<bool, QueueError> {
+        let conn = self.db.lock();
+        let n = conn
+            .execute(
+                "UPDATE os4x_send_queue SET lease_until = unixepoch() + ?3 \
+                 WHERE id = ?1 AND claim_token = ?2 AND state = 'sending'",
+                params![id, token, self.lease_secs()],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(n > 0)
+    }
+
+    /// Records how far a transfer got (for a later restart), if the
+    /// entry is still held under `token`; renews the lease too.
+    pub fn progress(&self, id: i64, token: i64, units: u64) -> Result<(), QueueError> {
         let conn = self.db.lock();
         conn.execute(
-            "UPDATE os4x_send_queue SET sent_units = MAX(sent_units, ?2), updated_at = ?3 \
-             WHERE id = ?1",
-            params![id, i64::try_from(units).unwrap_or(i64::MAX), unix_now()],
+            "UPDATE os4x_send_queue SET sent_units = MAX(sent_units, ?2), updated_at = ?3, \
+             lease_until = unixepoch() + ?5 WHERE id = ?1 AND claim_token = ?4 \
+             AND state = 'sending'",
+            params![
+                id,
+                i64::try_from(units).unwrap_or(i64::MAX),
+                unix_now(),
+                token,
+                self.lease_secs()
+            ],
         )
         .map_err(|e| self.sql(e))?;
         Ok(())
@@ -805,11 +936,16 @@ impl QueueStore {
     }
 
     /// A transient failure: retry after the route's backoff, or fail
-    /// for good once the attempts are used up. `at_least` is a minimum
-    /// delay. Returns the new state.
+    /// for good once the attempts are used up. Returns the new state.
+    ///
+    /// `held`: the claim token of the session that was sending it; the
+    /// change only applies while the entry is still `sending` under that
+    /// token (another node may have taken it over meanwhile). `None`: an
+    /// entry nobody claimed (queued or waiting).
     pub fn failed_attempt(
         &self,
         id: i64,
+        held: Option<i64>,
         route: &Route,
         error: &str,
         random: f64,
@@ -817,38 +953,50 @@ impl QueueStore {
         let entry = self.get(id)?.ok_or(QueueError::NoEntry(id))?;
         let now = unix_now();
         let conn = self.db.lock();
+        let (guard, token) = holder_guard(held);
         if entry.attempts >= route.max_attempts {
-            conn.execute(
-                "UPDATE os4x_send_queue SET state = 'failed', last_error = ?2, updated_at = ?3 \
-                 WHERE id = ?1 AND state NOT IN ('delivered', 'cancelled')",
-                params![
-                    id,
-                    format!("{error} (gave up after {} attempts)", entry.attempts),
-                    now
-                ],
-            )
-            .map_err(|e| self.sql(e))?;
-            return Ok(EntryState::Failed);
+            let n = conn
+                .execute(
+                    &format!(
+                        "UPDATE os4x_send_queue SET state = 'failed', last_error = ?2, \
+                         updated_at = ?3, lease_until = NULL WHERE id = ?1 AND {guard}"
+                    ),
+                    params![
+                        id,
+                        format!("{error} (gave up after {} attempts)", entry.attempts),
+                        now,
+                        token
+                    ],
+                )
+                .map_err(|e| self.sql(e))?;
+            return Ok(if n > 0 { EntryState::Failed } else { entry.state });
         }
         let delay = route.backoff(entry.attempts, random);
         let at = now + i64::try_from(delay.as_secs().max(1)).unwrap_or(i64::MAX / 2);
-        conn.execute(
-            "UPDATE os4x_send_queue SET state = 'retry', last_error = ?2, next_attempt_at = ?3, \
-             updated_at = ?4 WHERE id = ?1 AND state NOT IN ('delivered', 'cancelled')",
-            params![id, error, at, now],
-        )
-        .map_err(|e| self.sql(e))?;
-        Ok(EntryState::Retry)
+        let n = conn
+            .execute(
+                &format!(
+                    "UPDATE os4x_send_queue SET state = 'retry', last_error = ?2, \
+                     next_attempt_at = ?3, updated_at = ?5, lease_until = NULL \
+                     WHERE id = ?1 AND {guard}"
+                ),
+                params![id, error, at, token, now],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(if n > 0 { EntryState::Retry } else { entry.state })
     }
 
     /// A permanent failure (e.g. SFNA without retry): `failed` with the
-    /// reason text.
-    pub fn failed(&self, id: i64, error: &str) -> Result<(), QueueError> {
+    /// reason text. `held` as for [`QueueStore::failed_attempt`].
+    pub fn failed(&self, id: i64, held: Option<i64>, error: &str) -> Result<(), QueueError> {
         let conn = self.db.lock();
+        let (guard, token) = holder_guard(held);
         conn.execute(
-            "UPDATE os4x_send_queue SET state = 'failed', last_error = ?2, updated_at = ?3 \
-             WHERE id = ?1 AND state NOT IN ('delivered', 'cancelled')",
-            params![id, error, unix_now()],
+            &format!(
+                "UPDATE os4x_send_queue SET state = 'failed', last_error = ?2, updated_at = ?3, \
+                 lease_until = NULL WHERE id = ?1 AND {guard}"
+            ),
+            params![id, error, unix_now(), token],
         )
         .map_err(|e| self.sql(e))?;
         Ok(())
@@ -879,12 +1027,14 @@ impl QueueStore {
             {
                 let conn = self.db.lock();
                 conn.execute(
-                    "UPDATE os4x_send_queue SET attempts = attempts + 1 WHERE id = ?1",
+                    // Not if another node claimed it meanwhile.
+                    "UPDATE os4x_send_queue SET attempts = attempts + 1 \
+                     WHERE id = ?1 AND state IN ('queued', 'retry')",
                     [id],
                 )
                 .map_err(|e| self.sql(e))?;
             }
-            self.failed_attempt(id, route, error, random())?;
+            self.failed_attempt(id, None, route, error, random())?;
         }
         Ok(ids.len())
     }
@@ -1396,7 +1546,7 @@ mod tests {
         route.max_attempts = 2;
         q.claim_next(&route.partner, 1).unwrap().unwrap();
         assert_eq!(
-            q.failed_attempt(e.id, &route, "lost", 0.0).unwrap(),
+            q.failed_attempt(e.id, Some(1), &route, "lost", 0.0).unwrap(),
             EntryState::Retry
         );
         // Not due yet.
@@ -1405,15 +1555,15 @@ mod tests {
         q.retry(e.id).unwrap();
         let c = q.claim_next(&route.partner, 1).unwrap().unwrap();
         assert!(matches!(q.cancel(c.id), Err(QueueError::WrongState { .. })));
-        q.failed_attempt(c.id, &route, "lost", 0.0).unwrap();
+        q.failed_attempt(c.id, Some(1), &route, "lost", 0.0).unwrap();
         q.claim_next(&route.partner, 1).unwrap();
         // attempts was reset by retry: 1 then 2 → gives up.
-        q.failed_attempt(c.id, &route, "lost again", 0.0).unwrap();
+        q.failed_attempt(c.id, Some(1), &route, "lost again", 0.0).unwrap();
         let _ = q.retry(c.id);
         let c = q.claim_next(&route.partner, 1).unwrap().unwrap();
         route.max_attempts = 1;
         assert_eq!(
-            q.failed_attempt(c.id, &route, "lost", 0.0).unwrap(),
+            q.failed_attempt(c.id, Some(1), &route, "lost", 0.0).unwrap(),
             EntryState::Failed
         );
         let got = q.get(c.id).unwrap().unwrap();
@@ -1488,12 +1638,98 @@ mod tests {
         let f = new_file(dir.path(), "BIG", &vec![7u8; 10_000]);
         let e = q.enqueue(&f, &local, &dir.path().join("outbox")).unwrap();
         q.claim_next(&e.partner, 1).unwrap().unwrap();
-        q.progress(e.id, 5_000).unwrap();
-        q.progress(e.id, 3_000).unwrap();
+        q.progress(e.id, 1, 5_000).unwrap();
+        q.progress(e.id, 1, 3_000).unwrap();
         assert_eq!(q.recover().unwrap(), 1);
         let got = q.get(e.id).unwrap().unwrap();
         assert_eq!((got.state, got.sent_units), (EntryState::Queued, 5_000));
         let mut file = File::open(&got.outbox_path).unwrap();
         assert_eq!(got.restart_position(&mut file), 4);
+    }
+
+    /// Ends the lease of entry `id` now, as if its holder had died.
+    fn expire_lease(q: &QueueStore, id: i64) {
+        q.db()
+            .lock()
+            .execute(
+                "UPDATE os4x_send_queue SET lease_until = unixepoch() - 1 WHERE id = ?1",
+                [id],
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn a_lease_keeps_other_nodes_off_until_it_runs_out() {
+        let (dir, q) = store();
+        let local = OdetteId::new("O0013000000A").unwrap();
+        let f = new_file(dir.path(), "L", &vec![1u8; 4_000]);
+        let e = q.enqueue(&f, &local, &dir.path().join("outbox")).unwrap();
+        let one = q.clone().for_server(1).with_lease(Duration::from_secs(30));
+        let two = q.clone().for_server(2).with_lease(Duration::from_secs(30));
+        let c = one.claim_next(&e.partner, 11).unwrap().unwrap();
+        let now = unix_now();
+        let until = c.lease_until.unwrap();
+        assert!((now + 28..=now + 32).contains(&until), "lease {until} at {now}");
+        assert_eq!(c.owner, Some(1));
+        assert!(two.claim_next(&e.partner, 22).unwrap().is_none(), "held");
+        assert!(one.renew(e.id, 11).unwrap());
+        one.progress(e.id, 11, 2_000).unwrap();
+
+        expire_lease(&q, e.id);
+        let taken = two.claim_next(&e.partner, 22).unwrap().unwrap();
+        assert_eq!((taken.id, taken.owner, taken.attempts), (e.id, Some(2), 2));
+        assert_eq!(taken.sent_units, 2_000, "the successor resumes");
+        // The node that lost it can change nothing any more.
+        assert!(!one.renew(e.id, 11).unwrap());
+        one.progress(e.id, 11, 3_000).unwrap();
+        let route = Route::new(&e.partner, "h", 1);
+        assert_eq!(
+            one.failed_attempt(e.id, Some(11), &route, "late", 0.0).unwrap(),
+            EntryState::Sending
+        );
+        one.failed(e.id, Some(11), "late").unwrap();
+        assert_eq!(one.recover().unwrap(), 0, "not its claim any more");
+        let got = q.get(e.id).unwrap().unwrap();
+        assert_eq!(
+            (got.state, got.owner, got.sent_units, got.last_error),
+            (EntryState::Sending, Some(2), 2_000, None)
+        );
+        // The holder's own outcome applies.
+        assert_eq!(
+            two.failed_attempt(e.id, Some(22), &route, "lost", 0.0).unwrap(),
+            EntryState::Retry
+        );
+        assert_eq!(q.get(e.id).unwrap().unwrap().lease_until, None);
+    }
+
+    #[test]
+    fn recovery_leaves_the_receive_daemons_claims_to_their_lease() {
+        let (dir, q) = store();
+        let local = OdetteId::new("O0013000000A").unwrap();
+        let f = new_file(dir.path(), "R", b"r");
+        let e = q.enqueue(&f, &local, &dir.path().join("outbox")).unwrap();
+        let rd = q.clone().for_server(3).as_receiver();
+        let sq = q.clone().for_server(3);
+        rd.claim_next(&e.partner, 1).unwrap().unwrap();
+        assert_eq!(sq.recover().unwrap(), 0, "os4xrd may be sending it now");
+        expire_lease(&q, e.id);
+        assert_eq!(sq.claim_next(&e.partner, 2).unwrap().unwrap().id, e.id);
+    }
+
+    #[test]
+    fn an_unreachable_partner_does_not_touch_entries_being_sent() {
+        let (dir, q) = store();
+        let local = OdetteId::new("O0013000000A").unwrap();
+        let a = new_file(dir.path(), "A", b"a");
+        let b = new_file(dir.path(), "B", b"b");
+        let ea = q.enqueue(&a, &local, &dir.path().join("outbox")).unwrap();
+        let eb = q.enqueue(&b, &local, &dir.path().join("outbox")).unwrap();
+        let other = q.clone().for_server(2);
+        assert_eq!(other.claim_next(&ea.partner, 9).unwrap().unwrap().id, ea.id);
+        let route = Route::new(&ea.partner, "h", 1);
+        assert_eq!(q.partner_unreachable(&route, "down", &mut || 0.0).unwrap(), 1);
+        let (ga, gb) = (q.get(ea.id).unwrap().unwrap(), q.get(eb.id).unwrap().unwrap());
+        assert_eq!((ga.state, ga.attempts), (EntryState::Sending, 1));
+        assert_eq!((gb.state, gb.attempts), (EntryState::Retry, 1));
     }
 }

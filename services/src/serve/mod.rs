@@ -163,7 +163,11 @@ impl Responder {
         Ok(Arc::new(Responder {
             partners,
             queue: match crate::queue::QueueStore::open(db.clone()) {
-                Ok(q) => Some(q.for_server(config.server_id)),
+                Ok(q) => Some(
+                    q.for_server(config.server_id)
+                        .as_receiver()
+                        .with_lease(config.cluster.lease),
+                ),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot open the send queue; receipts partners deliver here will only be logged");
                     None

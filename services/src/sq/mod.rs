@@ -66,7 +66,9 @@ impl Shared {
     pub fn new(config: Arc<Config>) -> anyhow::Result<Arc<Shared>> {
         let local_id = config.local.require_id().map_err(anyhow::Error::msg)?;
         let db = Db::open(&config.database)?;
-        let queue = QueueStore::open(db.clone())?.for_server(config.server_id);
+        let queue = QueueStore::open(db.clone())?
+            .for_server(config.server_id)
+            .with_lease(config.cluster.lease);
         let inbox = InboxStore::new(
             db.clone(),
             Arc::new(DiskStorage),
@@ -312,13 +314,13 @@ impl Scheduler {
     }
 
     fn requeue(&self, r: &Running) {
-        let ids = r.claimed.lock().map(|c| c.clone()).unwrap_or_default();
-        for id in ids {
+        for id in r.claimed.ids() {
             if let Ok(Some(e)) = self.shared.queue.get(id) {
                 if e.state == EntryState::Sending {
                     let route = Route::new(&self.shared.local_id, "", 0);
                     let _ = self.shared.queue.failed_attempt(
                         id,
+                        Some(r.claimed.token()),
                         &Route {
                             max_attempts: u32::MAX,
                             retry_base: 1,
