@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use oftp2::codec::Sfid;
 use oftp2::session::{Direction, Event, Outbox, OutgoingFile, Receipt, SessionEnd, VirtualFileId};
@@ -20,6 +20,7 @@ use oftp2::value::{
 };
 
 use crate::inbox::{InboxStore, SessionContext};
+use crate::lease::Lease;
 use crate::partner::Partner;
 use crate::queue::{Entry, Protection, QueueStore, Route};
 use crate::security::Security;
@@ -76,99 +77,21 @@ impl Claimed {
     }
 }
 
-/// Holds the lease of one entry being sent.
-///
-/// Renews it every third of the lease while the file's data is read. If
-/// the database cannot be reached the transfer goes on, but only until
-/// shortly before the lease last granted runs out (measured from before
-/// the request that granted it, on this node's monotonic clock, so clock
-/// differences between nodes do not matter); if another node holds the
-/// entry it stops at once. Either way the read fails, the session
-/// abandons the file, and the node that takes it over resumes it.
-#[derive(Debug)]
-pub struct LeaseKeeper {
-    queue: QueueStore,
-    entry: i64,
-    token: i64,
-    state: Mutex<LeaseState>,
-}
-
-#[derive(Debug)]
-struct LeaseState {
-    /// When the request that granted the current lease was made.
-    granted_at: Instant,
-    next_renewal: Instant,
-    lost: Option<&'static str>,
-}
-
-impl LeaseKeeper {
-    /// `asked`: when the claim was requested.
-    fn new(queue: QueueStore, entry: i64, token: i64, asked: Instant) -> LeaseKeeper {
-        let lease = queue.lease();
-        LeaseKeeper {
-            queue,
-            entry,
-            token,
-            state: Mutex::new(LeaseState {
-                granted_at: asked,
-                next_renewal: asked + lease / 3,
-                lost: None,
-            }),
-        }
-    }
-
-    /// Before the lease runs out the holder must have stopped: the last
-    /// moment it may still send.
-    fn deadline(&self, granted_at: Instant) -> Instant {
-        let lease = self.queue.lease();
-        let margin = (lease / 10).max(Duration::from_secs(2));
-        granted_at + lease.saturating_sub(margin)
-    }
-
-    /// `Ok` while this session may go on sending the entry.
-    pub fn check(&self) -> std::io::Result<()> {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(why) = st.lost {
-            return Err(std::io::Error::other(why));
-        }
-        let now = Instant::now();
-        if now < st.next_renewal {
-            return Ok(());
-        }
-        let lease = self.queue.lease();
-        match self.queue.renew(self.entry, self.token) {
-            Ok(true) => {
-                st.granted_at = now;
-                st.next_renewal = now + lease / 3;
-                Ok(())
-            }
-            Ok(false) => {
-                let why = "the queue entry is no longer held by this session \
-                           (its lease ran out and another node took it over, or it was changed)";
-                tracing::warn!(entry = self.entry, "stopping the transfer: {why}");
-                st.lost = Some(why);
-                Err(std::io::Error::other(why))
-            }
-            Err(e) if now >= self.deadline(st.granted_at) => {
-                let why = "the lease of the queue entry cannot be renewed (database unreachable) \
-                           and runs out; another node may take the entry over";
-                tracing::error!(entry = self.entry, error = %e, "stopping the transfer: {why}");
-                st.lost = Some(why);
-                Err(std::io::Error::other(why))
-            }
-            Err(e) => {
-                tracing::warn!(entry = self.entry, error = %e, "cannot renew the lease of the queue entry; trying again");
-                st.next_renewal = now + Duration::from_secs(1);
-                Ok(())
-            }
-        }
-    }
+/// The lease of entry `id` claimed under `token` at `asked`.
+fn entry_lease(queue: &QueueStore, id: i64, token: i64, asked: Instant) -> Lease {
+    let q = queue.clone();
+    Lease::new(
+        format!("queue entry {id}"),
+        queue.lease(),
+        asked,
+        Box::new(move || q.renew(id, token).map_err(|e| e.to_string())),
+    )
 }
 
 /// The data of an entry being sent, read only while its lease holds.
 struct LeasedReader<R> {
     inner: R,
-    lease: Arc<LeaseKeeper>,
+    lease: Arc<Lease>,
 }
 
 impl<R: std::io::Read> std::io::Read for LeasedReader<R> {
@@ -569,12 +492,7 @@ impl Outbox for QueueOutbox {
                 }
             };
             self.claimed.push(entry.id);
-            let lease = Arc::new(LeaseKeeper::new(
-                self.queue.clone(),
-                entry.id,
-                self.token,
-                asked,
-            ));
+            let lease = Arc::new(entry_lease(&self.queue, entry.id, self.token, asked));
             match outgoing(
                 &entry,
                 &partner,
@@ -754,7 +672,7 @@ fn outgoing(
     partner: &Partner,
     queue: &QueueStore,
     security: Option<&Security>,
-    lease: Arc<LeaseKeeper>,
+    lease: Arc<Lease>,
 ) -> Result<OutgoingFile, String> {
     if let Some((protected, path)) = protect(e, partner, queue, security)? {
         let mut sfid = plain_sfid(e, 0)?;
@@ -834,6 +752,7 @@ mod tests {
     use crate::db::Db;
     use crate::queue::NewFile;
     use oftp2::value::{DatasetName, RecordFormat, UserData};
+    use std::time::Duration;
 
     fn claimed_entry(lease: Duration) -> (tempfile::TempDir, QueueStore, i64) {
         let dir = tempfile::tempdir().unwrap();
@@ -859,11 +778,12 @@ mod tests {
     }
 
     #[test]
-    fn the_holder_stops_once_another_node_took_the_entry() {
+    fn an_entry_lease_is_lost_once_another_node_took_the_entry() {
         let (_dir, q, id) = claimed_entry(Duration::from_secs(9));
         // Due for renewal at once.
-        let keeper = LeaseKeeper::new(q.clone(), id, 7, Instant::now() - Duration::from_secs(4));
-        keeper.check().unwrap();
+        let asked = Instant::now() - Duration::from_secs(4);
+        let lease = entry_lease(&q, id, 7, asked);
+        lease.check().unwrap();
         q.db()
             .lock()
             .execute(
@@ -873,44 +793,22 @@ mod tests {
             .unwrap();
         let two = q.clone().for_server(2);
         assert_eq!(two.claim_next("O0013000000B", 8).unwrap().unwrap().id, id);
-        *keeper.state.lock().unwrap() = LeaseState {
-            granted_at: Instant::now(),
-            next_renewal: Instant::now(),
-            lost: None,
-        };
-        let err = keeper.check().unwrap_err();
+        let err = entry_lease(&q, id, 7, asked).check().unwrap_err();
         assert!(err.to_string().contains("another node"), "{err}");
-        assert!(keeper.check().is_err(), "stays stopped");
-    }
-
-    #[test]
-    fn without_the_database_the_holder_sends_only_until_shortly_before_the_lease_ends() {
-        let (_dir, q, id) = claimed_entry(Duration::from_secs(9));
-        q.db()
-            .lock()
-            .execute_batch("ALTER TABLE os4x_send_queue RENAME TO os4x_send_queue_away")
-            .unwrap();
-        // 4 s after the grant: renewal fails, 9 s - 2 s margin not reached.
-        let keeper = LeaseKeeper::new(q.clone(), id, 7, Instant::now() - Duration::from_secs(4));
-        keeper.check().unwrap();
-        // 8 s after it: past the deadline.
-        let late = LeaseKeeper::new(q.clone(), id, 7, Instant::now() - Duration::from_secs(8));
-        let err = late.check().unwrap_err();
-        assert!(err.to_string().contains("cannot be renewed"), "{err}");
     }
 
     #[test]
     fn leased_reads_fail_once_the_lease_is_lost() {
         use std::io::Read;
         let (_dir, q, id) = claimed_entry(Duration::from_secs(9));
-        let keeper = Arc::new(LeaseKeeper::new(q.clone(), id, 7, Instant::now()));
+        let keeper = Arc::new(entry_lease(&q, id, 7, Instant::now()));
         let mut r = LeasedReader {
             inner: std::io::Cursor::new(&b"abcdef"[..]),
             lease: keeper.clone(),
         };
         let mut buf = [0u8; 3];
         assert_eq!(r.read(&mut buf).unwrap(), 3);
-        keeper.state.lock().unwrap().lost = Some("gone");
+        keeper.lose("gone");
         assert!(r.read(&mut buf).is_err());
     }
 }

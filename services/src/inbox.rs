@@ -27,7 +27,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use oftp2::codec::{Eerp, Nerp, Sfid};
@@ -41,6 +41,7 @@ use oftp2::value::{
 use os4x_store::sql::{params, OptionalExtension};
 
 use crate::db::{unix_now, Db};
+use crate::lease::Lease;
 use crate::partner::{Partner, PartnerStore};
 use crate::security::Security;
 
@@ -310,6 +311,9 @@ pub struct InboxStore {
     /// receipts ([`InboxStore::set_security`]); without them secured
     /// files are refused.
     security: OnceLock<Arc<Security>>,
+    /// This node's `server_id` and the lease on files being received
+    /// ([`InboxStore::set_cluster`]).
+    cluster: OnceLock<(u32, Duration)>,
 }
 
 impl std::fmt::Debug for InboxStore {
@@ -354,7 +358,47 @@ impl InboxStore {
             actions,
             receiving: Mutex::default(),
             security: OnceLock::new(),
+            cluster: OnceLock::new(),
         })
+    }
+
+    /// The node this inbox runs on (`server_id`) and how long its claim
+    /// on a file being received holds without renewal (`[cluster]
+    /// lease`); set once, at daemon start. Default: 0 and 60 s.
+    pub fn set_cluster(&self, server_id: u32, lease: Duration) {
+        let _ = self.cluster.set((server_id, lease));
+    }
+
+    fn cluster(&self) -> (u32, Duration) {
+        self.cluster
+            .get()
+            .copied()
+            .unwrap_or((0, crate::queue::DEFAULT_LEASE))
+    }
+
+    /// Extends the lease of `holder` on received-file row `row`.
+    fn renew_receiver(&self, row: i64, holder: &str) -> os4x_store::sql::Result<bool> {
+        let secs = i64::try_from(self.cluster().1.as_secs()).unwrap_or(i64::MAX / 4);
+        self.db
+            .lock()
+            .execute(
+                "UPDATE os4x_received_files SET receiver_until = unixepoch() + ?3 \
+                 WHERE id = ?1 AND receiver = ?2 AND state = 'partial'",
+                params![row, holder, secs],
+            )
+            .map(|n| n > 0)
+    }
+
+    /// Gives up `holder`'s lease on row `row` (the session is done with
+    /// the file, whatever became of it).
+    fn release_receiver(&self, row: i64, holder: &str) {
+        if let Err(e) = self.db.lock().execute(
+            "UPDATE os4x_received_files SET receiver = NULL, receiver_until = NULL \
+             WHERE id = ?1 AND receiver = ?2",
+            params![row, holder],
+        ) {
+            tracing::warn!(received = row, error = %e, "cannot release the claim on the file; other nodes take it over once its lease ran out");
+        }
     }
 
     /// Undo file services and sign receipts with `security` (set once,
@@ -477,7 +521,8 @@ impl InboxStore {
             let rows = conn
                 .prepare(
                     "SELECT id, partner, partial_path, started_at FROM os4x_received_files \
-                     WHERE state = 'partial'",
+                     WHERE state = 'partial' AND (receiver_until IS NULL \
+                     OR receiver_until < unixepoch())",
                 )
                 .and_then(|mut st| {
                     st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
@@ -889,7 +934,37 @@ impl Inbox for SessionInbox {
             partial: partial_path.clone(),
             new_row: None,
             new_file: false,
+            held_row: None,
         };
+        // Across nodes: the session holds a lease on the row while it
+        // writes the (shared) partial file.
+        let (server_id, lease_len) = store.cluster();
+        let holder = format!("{server_id}:{}:{session}", std::process::id());
+        let lease_secs = i64::try_from(lease_len.as_secs()).unwrap_or(i64::MAX / 4);
+        let asked = Instant::now();
+        let elsewhere = || {
+            tracing::warn!(partner = %partner.id, session, file, "refusing file: another node is receiving it");
+            Refusal::new(StartFileRefusal::DuplicateFile)
+                .retry_later(true)
+                .with_text("this file is being received in another session; retry later")
+        };
+        if let Some((row, _, _)) = &existing {
+            let n = store
+                .db
+                .lock()
+                .execute(
+                    "UPDATE os4x_received_files SET receiver = ?2, \
+                     receiver_until = unixepoch() + ?3 WHERE id = ?1 AND state = 'partial' \
+                     AND (receiver IS NULL OR receiver_until IS NULL \
+                     OR receiver_until < unixepoch())",
+                    params![row, holder, lease_secs],
+                )
+                .map_err(|e| access_failure("database", e))?;
+            if n == 0 {
+                return Err(elsewhere());
+            }
+            claim.held_row = Some((*row, holder.clone()));
+        }
 
         // Space first, before anything is created: the disk reserve and
         // the partner's quota, for the whole announced size less what a
@@ -948,9 +1023,10 @@ impl Inbox for SessionInbox {
                     .insert_returning_id(
                         "INSERT INTO os4x_received_files (partner, dataset_name, file_timestamp, \
                      originator, destination, user_data, format, max_record_size, file_size_1k, \
-                     description, state, partial_path, peer, started_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'partial', ?11, ?12, ?13) \
-                     RETURNING id",
+                     description, state, partial_path, peer, started_at, receiver, \
+                     receiver_until) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'partial', ?11, ?12, ?13, \
+                     ?14, unixepoch() + ?15) RETURNING id",
                         params![
                             partner.id.as_str(),
                             sfid.dataset_name.as_str(),
@@ -964,10 +1040,19 @@ impl Inbox for SessionInbox {
                             sfid.description,
                             partial_path.to_string_lossy(),
                             self.ctx.peer,
-                            unix_now()
+                            unix_now(),
+                            holder,
+                            lease_secs
                         ],
                     )
-                    .map_err(|e| access_failure("database", e))?;
+                    .map_err(|e| {
+                        if e.is_constraint() {
+                            // Another node created the row since we looked.
+                            elsewhere()
+                        } else {
+                            access_failure("database", e)
+                        }
+                    })?;
                 claim.new_row = Some(row);
                 (row, 0)
             }
@@ -1011,7 +1096,23 @@ impl Inbox for SessionInbox {
             "receiving file"
         );
         claim.store = None; // handed to the writer
+        let lease = {
+            let store = self.store.clone();
+            let holder = holder.clone();
+            Lease::new(
+                format!("received file {row}"),
+                lease_len,
+                asked,
+                Box::new(move || {
+                    store
+                        .renew_receiver(row, &holder)
+                        .map_err(|e| e.to_string())
+                }),
+            )
+        };
         let writer = ReceivingFile {
+            lease,
+            holder,
             store: self.store.clone(),
             ctx: self.ctx.clone(),
             row,
@@ -1043,6 +1144,9 @@ struct QuotaState {
 
 /// One file being received.
 struct ReceivingFile {
+    /// This session's lease on the row (other nodes keep off).
+    lease: Lease,
+    holder: String,
     store: Arc<InboxStore>,
     ctx: Arc<SessionContext>,
     row: i64,
@@ -1083,8 +1187,8 @@ impl ReceivingFile {
     fn persist_offset(&self, len: u64) {
         let conn = self.store.db.lock();
         if let Err(e) = conn.execute(
-            "UPDATE os4x_received_files SET restart_offset = ?2 WHERE id = ?1",
-            params![self.row, i64::try_from(len).unwrap_or(i64::MAX)],
+            "UPDATE os4x_received_files SET restart_offset = ?2 WHERE id = ?1 AND receiver = ?3",
+            params![self.row, i64::try_from(len).unwrap_or(i64::MAX), self.holder],
         ) {
             tracing::warn!(error = %e, "cannot record the restart point; a restart will begin earlier");
         }
@@ -1233,6 +1337,9 @@ impl ReceivingFile {
         let fail = |what: &str, e: &dyn std::fmt::Display| {
             Refusal::new(EndFileRefusal::AccessMethodFailure).with_text(format!("{what}: {e}"))
         };
+        self.lease
+            .check()
+            .map_err(|e| fail("the file is no longer this session's", &e))?;
         self.checkpoint()
             .map_err(|e| fail("cannot store the file durably", &e))?;
         let mut fields = ReceiptFields::default();
@@ -1294,7 +1401,8 @@ impl ReceivingFile {
             tx.execute(
                 "UPDATE os4x_received_files SET state = 'received', final_path = ?2, records = ?3, \
                  units = ?4, received_at = ?5, restart_offset = 0, security = ?6, \
-                 security_error = NULL, action_state = ?7 WHERE id = ?1",
+                 security_error = NULL, action_state = ?7, receiver = NULL, \
+                 receiver_until = NULL WHERE id = ?1 AND receiver = ?8",
                 params![
                     self.row,
                     target.to_string_lossy(),
@@ -1302,9 +1410,16 @@ impl ReceivingFile {
                     i64::try_from(counts.units).unwrap_or(i64::MAX),
                     unix_now(),
                     security_summary,
-                    self.has_action().then_some("pending")
+                    self.has_action().then_some("pending"),
+                    self.holder
                 ],
-            )?;
+            )
+            .and_then(|n| match n {
+                0 => Err(os4x_store::SqlError::Constraint(
+                    "another node took the file over (this session's lease ran out)".into(),
+                )),
+                _ => Ok(()),
+            })?;
             let receipt = insert_receipt(&tx, self.row, &partner, &self.sfid, &fields)?;
             tx.commit()?;
             Ok::<_, os4x_store::SqlError>(receipt)
@@ -1413,6 +1528,7 @@ impl ReceivingFile {
 
 impl Write for ReceivingFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.lease.check()?;
         self.check_limits(buf.len())?;
         let n = self.out()?.write(buf)?;
         self.written += n as u64;
@@ -1471,6 +1587,14 @@ impl IncomingFile for ReceivingFile {
         if self.out.is_none() {
             return;
         }
+        if self.lease.check().is_err() {
+            // Another node may be writing the partial file now: leave it
+            // (and its restart offset) alone; what is buffered here is lost.
+            if let Some(out) = self.out.take() {
+                let (_file, _unwritten) = out.into_parts();
+            }
+            return;
+        }
         if self.discard {
             self.discard_partial();
             return;
@@ -1509,6 +1633,7 @@ impl Drop for ReceivingFile {
         if self.out.is_some() {
             self.abort();
         }
+        self.store.release_receiver(self.row, &self.holder);
         if let Ok(mut set) = self.store.receiving.lock() {
             set.remove(&self.partial_path);
         }
@@ -1523,6 +1648,8 @@ struct Claim {
     partial: PathBuf,
     new_row: Option<i64>,
     new_file: bool,
+    /// An existing row whose lease this session took.
+    held_row: Option<(i64, String)>,
 }
 
 impl Drop for Claim {
@@ -1532,6 +1659,9 @@ impl Drop for Claim {
             if let Err(e) = store.forget_partial(row) {
                 tracing::warn!(row, error = %e, "cannot remove the row of a refused file");
             }
+        }
+        if let Some((row, holder)) = &self.held_row {
+            store.release_receiver(*row, holder);
         }
         if self.new_file {
             if let Ok(Some(0)) = store.storage.len(&self.partial) {

@@ -43,6 +43,7 @@ pub mod exit;
 pub mod inbox;
 pub mod isdn;
 pub mod isdn_routes;
+pub mod lease;
 pub mod logging;
 pub mod partner;
 pub mod partner_cli;

@@ -260,6 +260,19 @@ ALTER TABLE os4x_received_files ADD COLUMN action_owner TEXT;
 CREATE INDEX os4x_received_files_action ON os4x_received_files (action_state);
 ",
     },
+    Migration {
+        version: 5,
+        description: "received files: the node receiving a partial file holds a lease on it",
+        sql: "
+-- Which session of which node is writing the partial file right now
+-- ('<server_id>:<pid>:<session>'), and until when (the database's clock,
+-- Unix seconds) without renewal. Another node offered the same file
+-- refuses it (retry later) until the lease ran out, then resumes it from
+-- the recorded restart offset.
+ALTER TABLE os4x_received_files ADD COLUMN receiver TEXT;
+ALTER TABLE os4x_received_files ADD COLUMN receiver_until INTEGER;
+",
+    },
 ],
 };
 

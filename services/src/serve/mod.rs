@@ -156,6 +156,7 @@ impl Responder {
             local_id,
             crate::inbox::InboxLimits::from_config(&config.rd),
         );
+        inbox.set_cluster(config.server_id, config.cluster.lease);
         if let Some(s) = &security {
             inbox.set_security(s.clone());
         }

@@ -78,6 +78,7 @@ impl Shared {
         );
         let partners = PartnerStore::new(db);
         let security = crate::security::load_for_daemon(&config, partners.clone())?;
+        inbox.set_cluster(config.server_id, config.cluster.lease);
         if let Some(s) = &security {
             inbox.set_security(s.clone());
         }
