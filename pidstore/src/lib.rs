@@ -34,6 +34,7 @@
 /// Schema migrations (they live in the store crate with every table).
 pub use os4x_store::migrate;
 pub mod net;
+pub mod nodes;
 pub mod pid_file;
 pub mod process;
 mod store;

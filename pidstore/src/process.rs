@@ -148,6 +148,20 @@ pub fn boot_id() -> io::Result<String> {
     Ok(fs::read_to_string(BOOT_ID_PATH)?.trim().to_owned())
 }
 
+/// This machine's name as recorded in `os4x_pids.host` and
+/// `os4x_nodes.host`: `OS4X_HOSTNAME` if set (containers that share a
+/// host name), else the kernel's host name.
+pub fn hostname() -> String {
+    if let Some(h) = std::env::var_os("OS4X_HOSTNAME").filter(|h| !h.is_empty()) {
+        return h.to_string_lossy().into_owned();
+    }
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
 /// Wall-clock time of this boot (`btime` in `/proc/stat`), Unix seconds.
 /// Unlike the boot id it is the same in every mount namespace.
 pub fn boot_time() -> io::Result<i64> {

@@ -104,6 +104,9 @@ pub enum ResetError {
 pub struct Record {
     pub program: String,
     pub server_id: u32,
+    /// The host the program ran on ('' for rows written before hosts
+    /// were recorded: this host's).
+    pub host: String,
     /// `None` when the table says -1 (not running).
     pub pid: Option<i32>,
     pub start_ticks: Option<u64>,
@@ -280,6 +283,8 @@ pub struct ResetReport {
 pub struct PidStore {
     conn: Connection,
     location: Location,
+    /// This machine's host name: the rows it claims and reads.
+    host: String,
 }
 
 impl fmt::Debug for PidStore {
@@ -295,7 +300,11 @@ impl PidStore {
     pub fn open(location: impl Into<Location>) -> Result<PidStore, Error> {
         let location = location.into();
         let conn = open_and_migrate(&location)?;
-        Ok(PidStore { conn, location })
+        Ok(PidStore {
+            conn,
+            location,
+            host: process::hostname(),
+        })
     }
 
     /// Opens an existing database; `Ok(None)` if the SQLite file does not
@@ -320,25 +329,52 @@ impl PidStore {
         move |e| sql_error(&self.location, e)
     }
 
-    /// The row of one program, if any.
-    pub fn record(&self, program: &str, server_id: u32) -> Result<Option<Record>, Error> {
-        query_record(&self.conn, program, server_id).map_err(self.sql())
+    /// This host's name, as recorded in its rows.
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
-    /// All rows for one server id, ordered by program.
+    /// The row of one program on this host, if any.
+    pub fn record(&self, program: &str, server_id: u32) -> Result<Option<Record>, Error> {
+        query_record(&self.conn, program, server_id, &self.host).map_err(self.sql())
+    }
+
+    /// All rows for one server id on this host, ordered by program.
     pub fn records(&self, server_id: u32) -> Result<Vec<Record>, Error> {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "{SELECT_RECORD} WHERE serverID = ?1 ORDER BY program"
+                "{SELECT_RECORD} WHERE serverID = ?1 AND host IN (?2, '') \
+                 ORDER BY program, host DESC"
             ))
             .map_err(self.sql())?;
+        let mut rows: Vec<Record> = stmt
+            .query_map(params![server_id, self.host], row_to_record)
+            .map_err(self.sql())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.sql())?;
+        // A legacy row ('') beside this host's own for the same program.
+        rows.dedup_by(|b, a| a.program == b.program);
+        Ok(rows)
+    }
+
+    /// Every row of every node and host, by server id, host, program.
+    pub fn all_records(&self) -> Result<Vec<Record>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("{SELECT_RECORD} ORDER BY serverID, host, program"))
+            .map_err(self.sql())?;
         let rows = stmt
-            .query_map([server_id], row_to_record)
+            .query_map([], row_to_record)
             .map_err(self.sql())?
             .collect::<Result<Vec<_>, _>>()
             .map_err(self.sql())?;
         Ok(rows)
+    }
+
+    /// Every node sharing this database ([`crate::nodes`]).
+    pub fn nodes(&self) -> Result<Vec<crate::nodes::Node>, Error> {
+        crate::nodes::list(&self.conn).map_err(self.sql())
     }
 
     /// Claims `program` for the calling process; see the crate docs.
@@ -350,10 +386,11 @@ impl PidStore {
         let boot = process::boot_id().map_err(Error::Proc)?;
         let program = req.program.as_str();
         let location = self.location.clone();
+        let host = self.host.clone();
         let conn = &mut self.conn;
         let busy = |e: &Error| matches!(e, Error::Busy { .. });
         let takeover = os4x_store::retry_busy(&location.to_string(), busy, || {
-            claim_row(conn, &location, req, &me, &boot)
+            claim_row(conn, &location, req, &me, &boot, &host)
         })?
         .map_err(|refusal| ClaimError::AlreadyRunning(Box::new(refusal)))?;
 
@@ -391,7 +428,7 @@ impl PidStore {
         let location = self.location.clone();
         let sql = |e| sql_error(&location, e);
         let tx = self.conn.transaction_immediate().map_err(sql)?;
-        let record = query_record(&tx, program, server_id).map_err(sql)?;
+        let record = query_record(&tx, program, server_id, &self.host).map_err(sql)?;
         let previous = match &record {
             Some(r) => assess(r, &boot).map_err(Error::Proc)?,
             None => Liveness::Stopped,
@@ -409,8 +446,8 @@ impl PidStore {
             && tx
                 .execute(
                     "UPDATE os4x_pids SET pid = -1, written_at = unixepoch()
-                     WHERE program = ?1 AND serverID = ?2",
-                    params![program, server_id],
+                     WHERE program = ?1 AND serverID = ?2 AND host IN (?3, '')",
+                    params![program, server_id, self.host],
                 )
                 .map_err(sql)?
                 > 0;
@@ -519,11 +556,12 @@ fn claim_row(
     req: &ClaimRequest<'_>,
     me: &ProcessInfo,
     boot: &str,
+    host: &str,
 ) -> Result<Result<Takeover, Refusal>, Error> {
     let program = req.program.as_str();
     let sql = |e| sql_error(location, e);
     let tx = conn.transaction_immediate().map_err(sql)?;
-    let previous = query_record(&tx, program, req.server_id).map_err(sql)?;
+    let previous = query_record(&tx, program, req.server_id, host).map_err(sql)?;
     let liveness = match &previous {
         Some(r) => assess(r, boot).map_err(Error::Proc)?,
         None => Liveness::Stopped,
@@ -560,11 +598,18 @@ fn claim_row(
         }
         Liveness::Stopped => Takeover::Free,
     };
+    // A row from before hosts were recorded is this host's: adopted.
+    tx.execute(
+        "DELETE FROM os4x_pids WHERE program = ?1 AND serverID = ?2 AND host = ''",
+        params![program, req.server_id],
+    )
+    .map_err(sql)?;
     tx.execute(
         "INSERT INTO os4x_pids
-             (program, serverID, pid, start_ticks, boot_id, executable, written_at, invocation_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, unixepoch(), ?7)
-         ON CONFLICT (program, serverID) DO UPDATE SET
+             (program, serverID, pid, start_ticks, boot_id, executable, written_at, invocation_id,
+              host)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, unixepoch(), ?7, ?8)
+         ON CONFLICT (program, serverID, host) DO UPDATE SET
              pid = excluded.pid, start_ticks = excluded.start_ticks,
              boot_id = excluded.boot_id, executable = excluded.executable,
              written_at = excluded.written_at, invocation_id = excluded.invocation_id",
@@ -575,7 +620,8 @@ fn claim_row(
             ticks_to_sql(me.start_ticks),
             boot,
             me.name,
-            req.invocation_id
+            req.invocation_id,
+            host
         ],
     )
     .map_err(sql)?;
@@ -658,12 +704,14 @@ impl ClaimGuard {
             .conn
             .execute(
                 "UPDATE os4x_pids SET pid = -1, written_at = unixepoch()
-                 WHERE program = ?1 AND serverID = ?2 AND pid = ?3 AND start_ticks = ?4",
+                 WHERE program = ?1 AND serverID = ?2 AND pid = ?3 AND start_ticks = ?4
+                 AND host = ?5",
                 params![
                     program,
                     self.server_id,
                     self.pid,
-                    ticks_to_sql(self.start_ticks)
+                    ticks_to_sql(self.start_ticks),
+                    self.store.host
                 ],
             )
             .map_err(self.store.sql())?;
@@ -700,16 +748,21 @@ impl Drop for ClaimGuard {
 }
 
 const SELECT_RECORD: &str = "SELECT program, serverID, pid, start_ticks, boot_id, executable,
-        written_at, invocation_id FROM os4x_pids";
+        written_at, invocation_id, host FROM os4x_pids";
 
+/// The row of `program` on `host` (or its legacy row without a host).
 fn query_record(
     conn: &Connection,
     program: &str,
     server_id: u32,
+    host: &str,
 ) -> Result<Option<Record>, SqlError> {
     conn.query_row(
-        &format!("{SELECT_RECORD} WHERE program = ?1 AND serverID = ?2"),
-        params![program, server_id],
+        &format!(
+            "{SELECT_RECORD} WHERE program = ?1 AND serverID = ?2 AND host IN (?3, '') \
+             ORDER BY host DESC LIMIT 1"
+        ),
+        params![program, server_id, host],
         row_to_record,
     )
     .optional()
@@ -728,6 +781,7 @@ fn row_to_record(row: &Row) -> Result<Record, SqlError> {
         executable: row.get(5)?,
         written_at: row.get(6)?,
         invocation_id: row.get(7)?,
+        host: row.get(8)?,
     })
 }
 

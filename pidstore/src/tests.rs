@@ -65,9 +65,9 @@ fn req<'a>(program: &'a ProgramName, run: &'a Path, force: bool) -> ClaimRequest
 fn record_process(db: &Path, program: &str, p: &ProcessInfo) {
     let c = Connection::open(db).unwrap();
     c.execute(
-        "INSERT OR REPLACE INTO os4x_pids (program, serverID, pid, start_ticks, boot_id, executable, written_at)
-         VALUES (?1, 0, ?2, ?3, ?4, ?5, unixepoch())",
-        params![program, p.pid, p.start_ticks as i64, process::boot_id().unwrap(), p.name],
+        "INSERT OR REPLACE INTO os4x_pids (program, serverID, pid, start_ticks, boot_id, executable, written_at, host)
+         VALUES (?1, 0, ?2, ?3, ?4, ?5, unixepoch(), ?6)",
+        params![program, p.pid, p.start_ticks as i64, process::boot_id().unwrap(), p.name, process::hostname()],
     )
     .unwrap();
 }
@@ -91,7 +91,7 @@ fn fresh_database_is_migrated_and_in_wal_mode() {
     drop(store);
     let c = Connection::open(&e.db).unwrap();
     let ours = os4x_store::open_existing(e.db.as_path()).unwrap().unwrap();
-    assert_eq!(migrate::version(&ours, COMPONENT).unwrap(), 2);
+    assert_eq!(migrate::version(&ours, COMPONENT).unwrap(), 3);
     let mode: String = c
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -111,6 +111,7 @@ fn fresh_database_is_migrated_and_in_wal_mode() {
         "boot_id",
         "executable",
         "written_at",
+        "host",
     ] {
         assert!(cols.iter().any(|c| c == col), "{col} missing in {cols:?}");
     }
@@ -460,7 +461,7 @@ fn concurrent_first_open() {
         }
     });
     let ours = os4x_store::open_existing(e.db.as_path()).unwrap().unwrap();
-    assert_eq!(migrate::version(&ours, COMPONENT).unwrap(), 2);
+    assert_eq!(migrate::version(&ours, COMPONENT).unwrap(), 3);
 }
 
 /// One boot can show two boot ids (nspawn's overmount vs. the kernel's in a
@@ -501,4 +502,49 @@ fn other_boot_id_counts_only_for_rows_older_than_the_boot() {
         .unwrap();
     let rec = store.record("sleep", 0).unwrap().unwrap();
     assert!(matches!(assess(&rec, &boot).unwrap(), Liveness::Running(_)));
+}
+
+#[test]
+fn rows_are_per_host_and_another_hosts_process_does_not_block_a_claim() {
+    let e = env();
+    let sleeper = Sleeper::start();
+    let info = sleeper_info(&sleeper);
+    drop(PidStore::open(&e.db).unwrap());
+    // The same program and server id recorded on another machine (a live
+    // PID there means nothing here).
+    Connection::open(&e.db)
+        .unwrap()
+        .execute(
+            "INSERT INTO os4x_pids (program, serverID, pid, start_ticks, boot_id, executable, written_at, host)
+             VALUES ('os4xsqd', 0, ?1, ?2, 'their-boot', 'os4xsqd', unixepoch(), 'other-host')",
+            params![info.pid, info.start_ticks as i64],
+        )
+        .unwrap();
+    let program = name("os4xsqd");
+    let guard = PidStore::open(&e.db)
+        .unwrap()
+        .claim(&req(&program, &e.run, false))
+        .unwrap();
+    assert_eq!(guard.takeover(), &Takeover::Free);
+    let store = PidStore::open(&e.db).unwrap();
+    let mine = store.record("os4xsqd", 0).unwrap().unwrap();
+    assert_eq!(mine.host, process::hostname());
+    assert_eq!(mine.pid, Some(std::process::id() as i32));
+    let all = store.all_records().unwrap();
+    let hosts: Vec<&str> = all.iter().map(|r| r.host.as_str()).collect();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(hosts.contains(&"other-host") && hosts.contains(&process::hostname().as_str()));
+    assert_eq!(store.records(0).unwrap().len(), 1, "this host's rows only");
+    drop(guard);
+    let other = store
+        .all_records()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.host == "other-host")
+        .unwrap();
+    assert_eq!(
+        other.pid,
+        Some(info.pid),
+        "the release leaves the other host's row"
+    );
 }

@@ -45,14 +45,21 @@ fn owner_tag() -> Option<String> {
     Some(format!("{}:{}:{}", boot.trim(), me.pid, me.start_ticks))
 }
 
-/// Whether the daemon named by an `action_owner` tag still runs.
-fn owner_alive(tag: &str, boot: &str) -> bool {
+/// A node whose daemons have not beaten for this long counts as gone
+/// (well above `[cluster] heartbeat`, whatever it is set to).
+const NODE_SILENCE_SECS: i64 = 180;
+
+/// Whether the daemon named by an `action_owner` tag still runs. A tag of
+/// another boot is this machine before a reboot (gone) or another node
+/// sharing the database: alive while that node beats (its own daemons
+/// requeue the command if it died there).
+fn owner_alive(conn: &os4x_store::Connection, tag: &str, boot: &str) -> bool {
     let mut parts = tag.split(':');
     let (Some(b), Some(pid), Some(start)) = (parts.next(), parts.next(), parts.next()) else {
         return false;
     };
     if b != boot {
-        return false;
+        return pidstore::nodes::boot_alive(conn, b, NODE_SILENCE_SECS).unwrap_or(true);
     }
     let (Ok(pid), Ok(start)) = (pid.parse::<i32>(), start.parse::<u64>()) else {
         return false;
@@ -84,7 +91,10 @@ pub fn release_orphans(db: &Db) -> usize {
     };
     let mut released = 0;
     for (id, owner) in rows {
-        if owner.as_deref().is_some_and(|o| owner_alive(o, &boot)) {
+        if owner
+            .as_deref()
+            .is_some_and(|o| owner_alive(&conn, o, &boot))
+        {
             continue;
         }
         match conn.execute(

@@ -181,6 +181,9 @@ where
         Ok(g) => g,
         Err(code) => return ExitCode::from(code),
     };
+    if let Err(code) = join_cluster(&program, &config, args.force) {
+        return ExitCode::from(code);
+    }
 
     let daemon = Daemon {
         program: program.clone(),
@@ -221,6 +224,64 @@ fn spawn_watchdog(runtime: &tokio::runtime::Runtime) {
             notify(sd_notify::NotifyState::Watchdog);
         }
     });
+}
+
+/// Registers this node in `os4x_nodes` (refused if another live host uses
+/// our `server_id`) and starts its heartbeat, every `[cluster] heartbeat`,
+/// on a thread of its own so a busy runtime does not make the node look
+/// dead. `Err` is the exit code.
+fn join_cluster(program: &ProgramName, config: &Config, force: bool) -> Result<(), u8> {
+    let host = pidstore::process::hostname();
+    let boot = pidstore::process::boot_id().ok();
+    let beat_every = config.cluster.heartbeat;
+    // Silent for three heartbeats, or a lease: no longer alive.
+    let stale_after =
+        i64::try_from((beat_every * 3).max(config.cluster.lease).as_secs()).unwrap_or(i64::MAX / 4);
+    let mut conn = os4x_store::open(&config.database).map_err(|e| {
+        eprintln!(
+            "{program}: cannot open the database {}: {e}",
+            config.database
+        );
+        exit::TEMPFAIL
+    })?;
+    match pidstore::nodes::register(
+        &mut conn,
+        config.server_id,
+        &host,
+        boot.as_deref(),
+        env!("CARGO_PKG_VERSION"),
+        stale_after,
+        force,
+    ) {
+        Ok(()) => {}
+        Err(e @ pidstore::nodes::NodeError::InUse { .. }) => {
+            eprintln!("{program}: {e} (or start with --force if that node is gone for good)");
+            return Err(exit::TEMPFAIL);
+        }
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            return Err(exit::TEMPFAIL);
+        }
+    }
+    let server_id = config.server_id;
+    let spawned = std::thread::Builder::new()
+        .name("heartbeat".into())
+        .spawn(move || loop {
+            std::thread::sleep(beat_every);
+            match pidstore::nodes::beat(&conn, server_id, &host) {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::error!(server_id, host, "another host took over this node's server_id (started with --force); stop one of them")
+                }
+                Err(e) => {
+                    tracing::warn!(server_id, error = %e, "cannot record the heartbeat; other nodes may think this one is gone")
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the heartbeat thread");
+    }
+    Ok(())
 }
 
 /// Claims `program`, printing the admin message on refusal. `Err` is the

@@ -1188,7 +1188,11 @@ impl ReceivingFile {
         let conn = self.store.db.lock();
         if let Err(e) = conn.execute(
             "UPDATE os4x_received_files SET restart_offset = ?2 WHERE id = ?1 AND receiver = ?3",
-            params![self.row, i64::try_from(len).unwrap_or(i64::MAX), self.holder],
+            params![
+                self.row,
+                i64::try_from(len).unwrap_or(i64::MAX),
+                self.holder
+            ],
         ) {
             tracing::warn!(error = %e, "cannot record the restart point; a restart will begin earlier");
         }

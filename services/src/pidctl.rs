@@ -607,6 +607,167 @@ pub fn with_certificates(
     CheckResult { state, output }
 }
 
+// ----------------------------------------------------------------------
+// `status --all`: every node sharing the database.
+
+/// One program row of `status --all`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterProgram {
+    pub server_id: u32,
+    pub host: String,
+    pub program: String,
+    pub pid: Option<i32>,
+    /// `running`, `stopped`, `stale_no_process`, `stale_pid_reused` for
+    /// this host (checked against its processes); for other hosts
+    /// `recorded` (node alive) or `node_silent`.
+    pub state: &'static str,
+    pub state_text: String,
+    /// On this host (the state was checked here).
+    pub local: bool,
+}
+
+/// One node row of `status --all`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterNode {
+    pub server_id: u32,
+    pub host: String,
+    pub version: Option<String>,
+    pub started_at: i64,
+    pub heartbeat_at: i64,
+    pub heartbeat_age_seconds: i64,
+    /// Heartbeat younger than three heartbeat intervals (or a lease).
+    pub alive: bool,
+}
+
+/// `os4x-pidctl status --all --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterDocument {
+    pub schema_version: u32,
+    pub database: String,
+    pub this_host: String,
+    pub nodes: Vec<ClusterNode>,
+    pub programs: Vec<ClusterProgram>,
+}
+
+/// Every node and every recorded program. Rows of this host are checked
+/// against its processes; others are judged by their node's heartbeat
+/// (`stale_after` seconds).
+pub fn cluster_view(
+    database: &os4x_store::Location,
+    this_host: &str,
+    boot: &str,
+    nodes: &[pidstore::nodes::Node],
+    records: &[pidstore::Record],
+    stale_after: i64,
+) -> ClusterDocument {
+    let nodes: Vec<ClusterNode> = nodes
+        .iter()
+        .map(|n| ClusterNode {
+            server_id: n.server_id,
+            host: n.host.clone(),
+            version: n.version.clone(),
+            started_at: n.started_at,
+            heartbeat_at: n.heartbeat_at,
+            heartbeat_age_seconds: n.age,
+            alive: n.age < stale_after,
+        })
+        .collect();
+    let programs = records
+        .iter()
+        .map(|r| {
+            let local = r.host.is_empty() || r.host == this_host;
+            let host = if r.host.is_empty() {
+                this_host.to_owned()
+            } else {
+                r.host.clone()
+            };
+            let (state, state_text) = if local {
+                match pidstore::assess(r, boot) {
+                    Ok(l) => (state_key(&l), l.to_string()),
+                    Err(e) => ("unknown", format!("cannot check: {e}")),
+                }
+            } else if r.pid.is_none() {
+                ("stopped", "stopped".to_owned())
+            } else {
+                let node = nodes.iter().find(|n| n.server_id == r.server_id && n.host == r.host);
+                match node {
+                    Some(n) if n.alive => (
+                        "recorded",
+                        format!(
+                            "recorded on {} (node heartbeat {} ago)",
+                            r.host,
+                            format_duration(Duration::from_secs(n.heartbeat_age_seconds.max(0) as u64))
+                        ),
+                    ),
+                    Some(n) => (
+                        "node_silent",
+                        format!(
+                            "node silent for {}: probably gone; its leases run out and other nodes take its work over",
+                            format_duration(Duration::from_secs(n.heartbeat_age_seconds.max(0) as u64))
+                        ),
+                    ),
+                    None => ("node_silent", "no heartbeat recorded for its node".to_owned()),
+                }
+            };
+            ClusterProgram {
+                server_id: r.server_id,
+                host,
+                program: r.program.clone(),
+                pid: r.pid,
+                state,
+                state_text,
+                local,
+            }
+        })
+        .collect();
+    ClusterDocument {
+        schema_version: JSON_SCHEMA_VERSION,
+        database: database.describe(),
+        this_host: this_host.to_owned(),
+        nodes,
+        programs,
+    }
+}
+
+/// The `status --all` table: nodes, then programs.
+pub fn cluster_table(doc: &ClusterDocument) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:<9} {:<20} {:<10} {:<10} {}\n",
+        "SERVERID", "HOST", "HEARTBEAT", "VERSION", "STATE"
+    ));
+    for n in &doc.nodes {
+        let age = format_duration(Duration::from_secs(n.heartbeat_age_seconds.max(0) as u64));
+        out.push_str(&format!(
+            "{:<9} {:<20} {:<10} {:<10} {}\n",
+            n.server_id,
+            n.host,
+            format!("{age} ago"),
+            n.version.as_deref().unwrap_or("-"),
+            if n.alive { "alive" } else { "silent" }
+        ));
+    }
+    if doc.nodes.is_empty() {
+        out.push_str("(no node has registered yet)\n");
+    }
+    out.push('\n');
+    out.push_str(&format!(
+        "{:<9} {:<20} {:<18} {:<8} {}\n",
+        "SERVERID", "HOST", "PROGRAM", "PID", "STATE"
+    ));
+    for p in &doc.programs {
+        out.push_str(&format!(
+            "{:<9} {:<20} {:<18} {:<8} {}\n",
+            p.server_id,
+            p.host,
+            p.program,
+            p.pid.map_or("-1".to_owned(), |p| p.to_string()),
+            p.state_text
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,6 +785,7 @@ mod tests {
             record: Some(Record {
                 program: program.into(),
                 server_id: 0,
+                host: "node-a".into(),
                 pid,
                 start_ticks: Some(1),
                 boot_id: None,
@@ -889,5 +1051,73 @@ mod tests {
         assert_eq!(v["programs"][1]["required"], true);
         assert_eq!(v["programs"][0]["required"], false);
         assert_eq!(v["programs"][0]["uptime_seconds"], 3725);
+    }
+
+    #[test]
+    fn cluster_view_checks_local_rows_and_judges_others_by_heartbeat() {
+        let node = |id: u32, host: &str, age: i64| pidstore::nodes::Node {
+            server_id: id,
+            host: host.into(),
+            boot_id: None,
+            version: Some("0.1.0".into()),
+            started_at: 0,
+            heartbeat_at: 100 - age,
+            age,
+        };
+        let rec = |id: u32, host: &str, pid: Option<i32>| Record {
+            program: "os4xsqd".into(),
+            server_id: id,
+            host: host.into(),
+            pid,
+            start_ticks: Some(1),
+            boot_id: Some("boot".into()),
+            executable: Some("os4xsqd".into()),
+            written_at: Some(0),
+            invocation_id: None,
+        };
+        let me = std::process::id() as i32;
+        let mut local = rec(1, "alpha", Some(me));
+        local.start_ticks = pidstore::process::ProcessInfo::current()
+            .ok()
+            .map(|p| p.start_ticks);
+        local.executable = pidstore::process::ProcessInfo::current()
+            .ok()
+            .map(|p| p.name);
+        let boot = pidstore::process::boot_id().unwrap();
+        local.boot_id = Some(boot.clone());
+        let doc = cluster_view(
+            &os4x_store::Location::Sqlite("/x.db".into()),
+            "alpha",
+            &boot,
+            &[
+                node(1, "alpha", 2),
+                node(2, "beta", 3),
+                node(3, "gamma", 500),
+            ],
+            &[
+                local,
+                rec(2, "beta", Some(77)),
+                rec(3, "gamma", Some(78)),
+                rec(3, "gamma", None),
+            ],
+            30,
+        );
+        let states: Vec<_> = doc.programs.iter().map(|p| p.state).collect();
+        assert_eq!(states, ["running", "recorded", "node_silent", "stopped"]);
+        assert!(doc.programs[0].local && !doc.programs[1].local);
+        assert_eq!(
+            doc.nodes.iter().map(|n| n.alive).collect::<Vec<_>>(),
+            [true, true, false]
+        );
+        let t = cluster_table(&doc);
+        assert!(t.contains("beta"), "{t}");
+        assert!(t.contains("silent"), "{t}");
+        assert!(
+            t.contains("recorded on beta (node heartbeat 3s ago)"),
+            "{t}"
+        );
+        let v = serde_json::to_value(&doc).unwrap();
+        assert_eq!(v["nodes"][2]["alive"], false);
+        assert_eq!(v["programs"][1]["host"], "beta");
     }
 }

@@ -879,7 +879,11 @@ impl QueueStore {
             .map_err(|e| self.sql(e))?;
         if let Some(e) = &claimed {
             if e.attempts > 1 && e.sent_units > 0 {
-                tracing::debug!(entry = e.id, units = e.sent_units, "claimed an entry with progress; it resumes with restart");
+                tracing::debug!(
+                    entry = e.id,
+                    units = e.sent_units,
+                    "claimed an entry with progress; it resumes with restart"
+                );
             }
         }
         Ok(claimed)
@@ -969,7 +973,11 @@ impl QueueStore {
                     ],
                 )
                 .map_err(|e| self.sql(e))?;
-            return Ok(if n > 0 { EntryState::Failed } else { entry.state });
+            return Ok(if n > 0 {
+                EntryState::Failed
+            } else {
+                entry.state
+            });
         }
         let delay = route.backoff(entry.attempts, random);
         let at = now + i64::try_from(delay.as_secs().max(1)).unwrap_or(i64::MAX / 2);
@@ -983,7 +991,11 @@ impl QueueStore {
                 params![id, error, at, token, now],
             )
             .map_err(|e| self.sql(e))?;
-        Ok(if n > 0 { EntryState::Retry } else { entry.state })
+        Ok(if n > 0 {
+            EntryState::Retry
+        } else {
+            entry.state
+        })
     }
 
     /// A permanent failure (e.g. SFNA without retry): `failed` with the
@@ -1546,7 +1558,8 @@ mod tests {
         route.max_attempts = 2;
         q.claim_next(&route.partner, 1).unwrap().unwrap();
         assert_eq!(
-            q.failed_attempt(e.id, Some(1), &route, "lost", 0.0).unwrap(),
+            q.failed_attempt(e.id, Some(1), &route, "lost", 0.0)
+                .unwrap(),
             EntryState::Retry
         );
         // Not due yet.
@@ -1555,15 +1568,18 @@ mod tests {
         q.retry(e.id).unwrap();
         let c = q.claim_next(&route.partner, 1).unwrap().unwrap();
         assert!(matches!(q.cancel(c.id), Err(QueueError::WrongState { .. })));
-        q.failed_attempt(c.id, Some(1), &route, "lost", 0.0).unwrap();
+        q.failed_attempt(c.id, Some(1), &route, "lost", 0.0)
+            .unwrap();
         q.claim_next(&route.partner, 1).unwrap();
         // attempts was reset by retry: 1 then 2 → gives up.
-        q.failed_attempt(c.id, Some(1), &route, "lost again", 0.0).unwrap();
+        q.failed_attempt(c.id, Some(1), &route, "lost again", 0.0)
+            .unwrap();
         let _ = q.retry(c.id);
         let c = q.claim_next(&route.partner, 1).unwrap().unwrap();
         route.max_attempts = 1;
         assert_eq!(
-            q.failed_attempt(c.id, Some(1), &route, "lost", 0.0).unwrap(),
+            q.failed_attempt(c.id, Some(1), &route, "lost", 0.0)
+                .unwrap(),
             EntryState::Failed
         );
         let got = q.get(c.id).unwrap().unwrap();
@@ -1669,7 +1685,10 @@ mod tests {
         let c = one.claim_next(&e.partner, 11).unwrap().unwrap();
         let now = unix_now();
         let until = c.lease_until.unwrap();
-        assert!((now + 28..=now + 32).contains(&until), "lease {until} at {now}");
+        assert!(
+            (now + 28..=now + 32).contains(&until),
+            "lease {until} at {now}"
+        );
         assert_eq!(c.owner, Some(1));
         assert!(two.claim_next(&e.partner, 22).unwrap().is_none(), "held");
         assert!(one.renew(e.id, 11).unwrap());
@@ -1684,7 +1703,8 @@ mod tests {
         one.progress(e.id, 11, 3_000).unwrap();
         let route = Route::new(&e.partner, "h", 1);
         assert_eq!(
-            one.failed_attempt(e.id, Some(11), &route, "late", 0.0).unwrap(),
+            one.failed_attempt(e.id, Some(11), &route, "late", 0.0)
+                .unwrap(),
             EntryState::Sending
         );
         one.failed(e.id, Some(11), "late").unwrap();
@@ -1696,7 +1716,8 @@ mod tests {
         );
         // The holder's own outcome applies.
         assert_eq!(
-            two.failed_attempt(e.id, Some(22), &route, "lost", 0.0).unwrap(),
+            two.failed_attempt(e.id, Some(22), &route, "lost", 0.0)
+                .unwrap(),
             EntryState::Retry
         );
         assert_eq!(q.get(e.id).unwrap().unwrap().lease_until, None);
@@ -1727,8 +1748,14 @@ mod tests {
         let other = q.clone().for_server(2);
         assert_eq!(other.claim_next(&ea.partner, 9).unwrap().unwrap().id, ea.id);
         let route = Route::new(&ea.partner, "h", 1);
-        assert_eq!(q.partner_unreachable(&route, "down", &mut || 0.0).unwrap(), 1);
-        let (ga, gb) = (q.get(ea.id).unwrap().unwrap(), q.get(eb.id).unwrap().unwrap());
+        assert_eq!(
+            q.partner_unreachable(&route, "down", &mut || 0.0).unwrap(),
+            1
+        );
+        let (ga, gb) = (
+            q.get(ea.id).unwrap().unwrap(),
+            q.get(eb.id).unwrap().unwrap(),
+        );
         assert_eq!((ga.state, ga.attempts), (EntryState::Sending, 1));
         assert_eq!((gb.state, gb.attempts), (EntryState::Retry, 1));
     }

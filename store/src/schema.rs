@@ -52,6 +52,43 @@ pub const PIDS: Component = Component {
               ALTER TABLE os4x_pids ADD COLUMN written_at    INTEGER;
               ALTER TABLE os4x_pids ADD COLUMN invocation_id TEXT;",
         },
+        // Version 3: nodes sharing one database. A row per program, server
+        // id and host (rows written before have host ''; the daemon on
+        // that host adopts them at its next start), and a row per node with
+        // its heartbeat.
+        Migration {
+            version: 3,
+            description: "os4x_pids keyed by host too; os4x_nodes with heartbeats",
+            sql: "CREATE TABLE os4x_pids_v3 (
+                  program       TEXT    NOT NULL,
+                  serverID      INTEGER NOT NULL,
+                  host          TEXT    NOT NULL DEFAULT '',
+                  pid           INTEGER NOT NULL DEFAULT -1,
+                  start_ticks   INTEGER,
+                  boot_id       TEXT,
+                  executable    TEXT,
+                  written_at    INTEGER,
+                  invocation_id TEXT,
+                  PRIMARY KEY (program, serverID, host)
+              );
+              INSERT INTO os4x_pids_v3 (program, serverID, host, pid, start_ticks, boot_id,
+                  executable, written_at, invocation_id)
+              SELECT program, serverID, '', pid, start_ticks, boot_id, executable, written_at,
+                  invocation_id FROM os4x_pids;
+              DROP TABLE os4x_pids;
+              ALTER TABLE os4x_pids_v3 RENAME TO os4x_pids;
+              -- One row per node (server_id): where it runs and when one of
+              -- its daemons last said it is alive (database clock).
+              CREATE TABLE os4x_nodes (
+                  server_id    INTEGER NOT NULL,
+                  host         TEXT    NOT NULL,
+                  boot_id      TEXT,
+                  version      TEXT,
+                  started_at   INTEGER NOT NULL,
+                  heartbeat_at INTEGER NOT NULL,
+                  PRIMARY KEY (server_id)
+              );",
+        },
     ],
 };
 

@@ -81,6 +81,7 @@ pub fn routes(max_upload: u64) -> ApiRoutes {
         .add("POST", "/api/logout", post(logout))
         .add("GET", "/api/session", get(session))
         .add("GET", "/api/daemons", get(daemons))
+        .add("GET", "/api/nodes", get(nodes))
         .add(
             "POST",
             "/api/daemons/{program}/{action}",
@@ -268,6 +269,21 @@ pub fn daemons_document(state: &AppState, role: Role) -> Result<Value, ApiError>
         }
     }
     Ok(v)
+}
+
+/// Every node sharing the database and the programs recorded on each
+/// (`os4x-pidctl status --all --json`); no nodes before any daemon ran.
+async fn nodes(State(state): State<S>, _u: ApiUser) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let doc =
+            os4x::debug::bundle::cluster_document(&state.config).map_err(ApiError::internal)?;
+        match doc {
+            Some(d) => serde_json::to_value(&d).map_err(ApiError::internal),
+            None => Ok(json!({ "nodes": [], "programs": [] })),
+        }
+        .map(Json)
+    })
+    .await
 }
 
 async fn daemons(State(state): State<S>, u: ApiUser) -> Result<Json<Value>, ApiError> {

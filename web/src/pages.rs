@@ -285,6 +285,17 @@ async fn daemons_page(State(state): State<S>, PageUser(s): PageUser) -> Response
             } }
             tbody {}
         }
+        h2 { "Nodes" }
+        p.muted {
+            "Every node sharing the database (" code { "os4x-pidctl status --all" } "): its host, when one of its daemons last reported in, "
+            "and the programs recorded there. A " strong { "silent" } " node is probably gone: once its leases run out the other nodes take its queue entries and partial files over."
+        }
+        table.grid #nodes {
+            thead { tr {
+                th { "ServerID" } th { "Host" } th { "Heartbeat" } th { "Version" } th { "State" } th { "Programs" }
+            } }
+            tbody {}
+        }
         dialog #confirm-forced {
             form method="dialog" {
                 h2 { "Start " span #forced-program {} " forced?" }

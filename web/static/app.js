@@ -174,6 +174,35 @@
     }
   }
 
+  function nodeRow(n, programs) {
+    const tr = el('tr');
+    tr.dataset.serverId = n.server_id;
+    tr.appendChild(el('td', 'sid', n.server_id));
+    tr.appendChild(el('td', 'host', n.host));
+    tr.appendChild(el('td', 'num', duration(n.heartbeat_age_seconds) + ' ago'));
+    tr.appendChild(el('td', 'small', n.version || '–'));
+    const st = el('td', 'state');
+    st.appendChild(el('span', 'badge ' + (n.alive ? 'ok' : 'bad'), n.alive ? 'alive' : 'silent'));
+    tr.appendChild(st);
+    const ps = el('td', 'small');
+    for (const p of programs.filter((p) => p.server_id === n.server_id && p.host === n.host)) {
+      ps.appendChild(el('span', 'reason', p.program + (p.pid === null ? '' : ' (' + p.pid + ')') + ': ' + p.state_text));
+    }
+    tr.appendChild(ps);
+    return tr;
+  }
+
+  async function refreshNodes() {
+    const table = document.getElementById('nodes');
+    if (!table) return;
+    try {
+      const doc = await api('GET', '/api/nodes');
+      table.tBodies[0].replaceChildren(...doc.nodes.map((n) => nodeRow(n, doc.programs)));
+    } catch (e) {
+      flash('Cannot load the node table: ' + e.message, 'error');
+    }
+  }
+
   async function perform(program, action) {
     busy = true;
     document.querySelectorAll('#daemons button').forEach((b) => { b.disabled = true; });
@@ -211,7 +240,8 @@
       pending = null;
     });
     refresh();
-    setInterval(() => { if (!busy) refresh(); }, REFRESH_MS);
+    refreshNodes();
+    setInterval(() => { if (!busy) { refresh(); refreshNodes(); } }, REFRESH_MS);
   }
 
   document.addEventListener('DOMContentLoaded', () => {

@@ -127,6 +127,27 @@ fn daemon_actions_roles_and_csrf() {
         row["listening"].as_array().is_some_and(|l| !l.is_empty()),
         "{row}"
     );
+    // The node table: this machine as node 0, both daemons recorded on it.
+    let nodes = viewer.get("/api/nodes").json();
+    assert_eq!(nodes["nodes"].as_array().unwrap().len(), 1, "{nodes}");
+    let node = &nodes["nodes"][0];
+    assert_eq!(node["server_id"], 0, "{nodes}");
+    assert_eq!(node["host"], nodes["this_host"], "{nodes}");
+    assert_eq!(node["alive"], true, "{nodes}");
+    let debugd_row = nodes["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["program"] == "os4xdebugd")
+        .unwrap_or_else(|| panic!("{nodes}"));
+    assert_eq!(
+        (
+            &debugd_row["state"],
+            &debugd_row["pid"],
+            &debugd_row["local"]
+        ),
+        (&json!("running"), &json!(first), &json!(true))
+    );
     // os4x-web lists itself, without actions.
     let me = daemon_row(&viewer, "os4x-web");
     assert_eq!(me["state"], "running");

@@ -97,6 +97,18 @@ enum Command {
         /// disagreement, error}}]}
         #[arg(long)]
         json: bool,
+
+        /// Every node sharing the database: each node's host, heartbeat
+        /// age and version, and every program recorded on any host. Rows
+        /// of this host are checked against its processes; other hosts'
+        /// are judged by their node's heartbeat. With --json: {schema_version,
+        /// database, this_host, nodes: [{server_id, host, version,
+        /// started_at, heartbeat_at, heartbeat_age_seconds, alive}],
+        /// programs: [{server_id, host, program, pid, state (running|
+        /// stopped|stale_no_process|stale_pid_reused|recorded|node_silent),
+        /// state_text, local}]}
+        #[arg(long)]
+        all: bool,
     },
 
     /// Monitoring check (Nagios/Icinga plugin)
@@ -161,7 +173,8 @@ fn main() -> ExitCode {
     };
     let server_id = cli.server_id.unwrap_or(config.server_id);
     let result = match cli.command {
-        Command::Status { json } => status(&config, server_id, json),
+        Command::Status { json, all: true } => status_all(&config, json),
+        Command::Status { json, all: false } => status(&config, server_id, json),
         Command::Check => check(&config, server_id),
         Command::Reset {
             program,
@@ -236,6 +249,25 @@ fn status(config: &Config, server_id: u32, json: bool) -> anyhow::Result<ExitCod
         s
     };
     // A closed pipe (`| head`) is not an error worth a message.
+    let _ = std::io::stdout().write_all(out.as_bytes());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status_all(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    let Some(doc) = os4x::debug::bundle::cluster_document(config)? else {
+        println!(
+            "(database {} does not exist yet: no daemon has started)",
+            config.database.describe()
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    let out = if json {
+        let mut s = serde_json::to_string_pretty(&doc)?;
+        s.push('\n');
+        s
+    } else {
+        pidctl::cluster_table(&doc)
+    };
     let _ = std::io::stdout().write_all(out.as_bytes());
     Ok(ExitCode::SUCCESS)
 }

@@ -204,6 +204,32 @@ pub fn status_document(config: &Config) -> anyhow::Result<crate::pidctl::StatusD
     ))
 }
 
+/// Every node sharing `config`'s database and every program recorded on
+/// any host: `os4x-pidctl status --all --json`. `None` when the database
+/// does not exist yet (it is not created).
+pub fn cluster_document(config: &Config) -> anyhow::Result<Option<crate::pidctl::ClusterDocument>> {
+    let db = &config.database;
+    let Some(store) = pidstore::PidStore::open_existing(db)? else {
+        return Ok(None);
+    };
+    let boot = pidstore::process::boot_id()?;
+    // Silent for three heartbeats, or a lease: no longer alive.
+    let stale_after = i64::try_from(
+        (config.cluster.heartbeat * 3)
+            .max(config.cluster.lease)
+            .as_secs(),
+    )
+    .unwrap_or(i64::MAX / 4);
+    Ok(Some(crate::pidctl::cluster_view(
+        db,
+        store.host(),
+        &boot,
+        &store.nodes()?,
+        &store.all_records()?,
+        stale_after,
+    )))
+}
+
 /// [`status_document`] plus, when systemd is the service manager, each
 /// program's unit and its state: exactly `os4x-pidctl status --json`.
 pub fn status_document_with_systemd(
