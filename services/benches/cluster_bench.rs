@@ -1,6 +1,7 @@
 //! 1 node against 3 nodes (issue 15): the same installation on one
-//! PostgreSQL database (the test server, started on 127.0.0.1) with a
-//! shared inbox/outbox, against one partner station, all on this machine.
+//! PostgreSQL database (a server started for the run on 127.0.0.1 with
+//! `fsync=on`) with a shared inbox/outbox, against one partner station
+//! (SQLite), all on this machine.
 //!
 //! 1. Outbound: files of 1 KiB queued for the partner, sent by every
 //!    node's `os4xsqd` (two sessions each) until every entry is
@@ -27,8 +28,8 @@ fn files() -> usize {
         .unwrap_or(2_000)
 }
 
-fn run(nodes: u32, n: usize) -> (Duration, Duration) {
-    let cluster = Cluster::new(nodes, 60);
+fn run(server: &os4x_store::testing::PgServer, nodes: u32, n: usize) -> (Duration, Duration) {
+    let cluster = Cluster::on(server, nodes, 60);
     let partner = Station::new(B, "");
     cluster.nodes[0].add_partner(B, |_| {});
     cluster.nodes[0].add_route(B, partner.tcp_port, |r| r.max_sessions = 2);
@@ -61,12 +62,19 @@ fn run(nodes: u32, n: usize) -> (Duration, Duration) {
 
 fn main() {
     let n = files();
+    // Durable, unlike the test server: every commit reaches the disk.
+    let server = os4x_store::testing::PgServer::start(&[
+        "fsync=on",
+        "full_page_writes=on",
+        "synchronous_commit=on",
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
     println!(
         "| Nodes | {n} x 1 KiB out (queued → delivered) | {n} x 1 KiB in (through the balancer) |"
     );
     println!("| --- | --- | --- |");
     for nodes in [1, 3] {
-        let (out, inb) = run(nodes, n);
+        let (out, inb) = run(&server, nodes, n);
         let rate = |d: Duration| n as f64 / d.as_secs_f64();
         println!(
             "| {nodes} | {:.1} s, {:.0} files/s | {:.1} s, {:.0} files/s |",

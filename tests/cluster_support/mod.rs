@@ -33,7 +33,12 @@ impl Cluster {
     /// `n` nodes with server ids 1..=n on a new database of the test
     /// PostgreSQL server; `lease` seconds (`[cluster] lease`).
     pub fn new(n: u32, lease: u64) -> Cluster {
-        let url = os4x_store::testing::shared_server().create_database();
+        Cluster::on(os4x_store::testing::shared_server(), n, lease)
+    }
+
+    /// [`Cluster::new`] on a database of `server`.
+    pub fn on(server: &os4x_store::testing::PgServer, n: u32, lease: u64) -> Cluster {
+        let url = server.create_database();
         let shared = tempfile::tempdir().unwrap();
         let nodes = (1..=n)
             .map(|id| node(id, &url, shared.path(), lease))
