@@ -83,9 +83,9 @@ fn a_file_is_received_by_one_node_at_a_time_and_resumed_by_another() {
     a.writer.write_all(&data[..150_000]).unwrap();
     // Meanwhile node 2 is offered the same file: not now.
     let mut s2 = session(&station, &two, 1);
-    let refused = offer(&mut s2, 0)
-        .err()
-        .expect("refused while node 1 holds it");
+    let Err(refused) = offer(&mut s2, 0) else {
+        panic!("refused while node 1 holds it")
+    };
     assert_eq!(refused.reason, StartFileRefusal::DuplicateFile);
     assert!(refused.retry_later, "{refused:?}");
     a.writer.abort();
@@ -131,7 +131,9 @@ fn a_file_is_received_by_one_node_at_a_time_and_resumed_by_another() {
     // A received file is a duplicate on every node.
     for (inbox, no) in [(&one, 9), (&two, 9)] {
         let mut s = session(&station, inbox, no);
-        let r = offer(&mut s, 0).err().expect("duplicate");
+        let Err(r) = offer(&mut s, 0) else {
+            panic!("duplicate")
+        };
         assert_eq!(r.reason, StartFileRefusal::DuplicateFile);
         assert!(!r.retry_later);
     }
