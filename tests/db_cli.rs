@@ -76,7 +76,7 @@ fn status_reports_versions_and_migrate_brings_an_old_database_up_to_date() {
         let t = text(&out);
         assert_eq!(out.status.code(), Some(1), "{backend}: {t}");
         assert!(
-            t.contains("pidstore     version  2 of  2  up to date"),
+            t.contains("pidstore     version  3 of  3  up to date"),
             "{backend}: {t}"
         );
         assert!(t.contains("not created"), "{backend}: {t}");
@@ -91,7 +91,7 @@ fn status_reports_versions_and_migrate_brings_an_old_database_up_to_date() {
             "{backend}: {out}"
         );
         assert!(
-            out.contains("pidstore     version 2 (up to date)"),
+            out.contains("pidstore     version 3 (up to date)"),
             "{backend}: {out}"
         );
         let out = ok(&os4x(&cfg, &["db", "status"]));

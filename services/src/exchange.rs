@@ -116,6 +116,45 @@ struct Tracker {
     current: Option<(i64, u64)>,
     /// Entries that reached a final outcome in this session.
     settled: std::collections::HashSet<i64>,
+    /// Leases of claimed entries without an outcome yet, by entry: kept
+    /// renewed by [`keep_leases`] also while no data is read (the partner
+    /// holds back credit, or checks the file before its EFPA).
+    leases: HashMap<i64, Arc<Lease>>,
+}
+
+/// Renews the leases in `tracker` every second (each only when due) until
+/// the session's tracker is gone. A lease found lost stops the transfer
+/// at its next read.
+fn keep_leases(tracker: std::sync::Weak<Mutex<Tracker>>) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return; // outside a runtime only reads renew
+    };
+    rt.spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(t) = tracker.upgrade() else { return };
+            let leases: Vec<Arc<Lease>> = t
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .leases
+                .values()
+                .cloned()
+                .collect();
+            drop(t);
+            if leases.is_empty() {
+                continue;
+            }
+            // The database calls block: off the async workers.
+            let _ = tokio::task::spawn_blocking(move || {
+                for l in leases {
+                    let _ = l.check();
+                }
+            })
+            .await;
+        }
+    });
 }
 
 /// What a daemon counts of its sessions' sends (systemd's STATUS= line).
@@ -180,12 +219,14 @@ impl Exchange {
         claimed: Claimed,
         random: Arc<dyn Fn() -> f64 + Send + Sync>,
     ) -> Exchange {
+        let tracker: Arc<Mutex<Tracker>> = Arc::default();
+        keep_leases(Arc::downgrade(&tracker));
         Exchange {
             partners: crate::partner::PartnerStore::new(queue.db().clone()),
             queue,
             inbox,
             ctx,
-            tracker: Arc::default(),
+            tracker,
             claimed: claimed.clone(),
             random,
             route: None,
@@ -292,6 +333,11 @@ impl Exchange {
                 .filter(|id| !t.settled.contains(id))
                 .collect()
         };
+        self.tracker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .leases
+            .clear();
         for id in open {
             let text = format!(
                 "session with {} ended before the file was confirmed: {end_text}",
@@ -310,6 +356,7 @@ impl Exchange {
             let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
             let id = t.by_file.get(file).copied()?;
             t.settled.insert(id);
+            t.leases.remove(&id);
             if t.current.map(|(c, _)| c) == Some(id) {
                 t.current = None;
             }
@@ -493,6 +540,11 @@ impl Outbox for QueueOutbox {
             };
             self.claimed.push(entry.id);
             let lease = Arc::new(entry_lease(&self.queue, entry.id, self.token, asked));
+            self.tracker
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .leases
+                .insert(entry.id, lease.clone());
             match outgoing(
                 &entry,
                 &partner,
@@ -510,6 +562,7 @@ impl Outbox for QueueOutbox {
                     let _ = self.queue.failed(entry.id, Some(self.token), &error);
                     if let Ok(mut t) = self.tracker.lock() {
                         t.settled.insert(entry.id);
+                        t.leases.remove(&entry.id);
                     }
                 }
             }
@@ -795,6 +848,40 @@ mod tests {
         assert_eq!(two.claim_next("O0013000000B", 8).unwrap().unwrap().id, id);
         let err = entry_lease(&q, id, 7, asked).check().unwrap_err();
         assert!(err.to_string().contains("another node"), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn leases_are_renewed_while_no_data_is_read_until_the_session_is_gone() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let renewals = Arc::new(AtomicUsize::new(0));
+        let lease = |n: &Arc<AtomicUsize>| {
+            let n = n.clone();
+            Arc::new(Lease::new(
+                "entry 1",
+                Duration::from_secs(30),
+                // Due for renewal at once, then in 10 s.
+                Instant::now() - Duration::from_secs(11),
+                Box::new(move || {
+                    n.fetch_add(1, Ordering::SeqCst);
+                    Ok(true)
+                }),
+            ))
+        };
+        let tracker: Arc<Mutex<Tracker>> = Arc::default();
+        tracker.lock().unwrap().leases.insert(1, lease(&renewals));
+        keep_leases(Arc::downgrade(&tracker));
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        assert_eq!(
+            renewals.load(Ordering::SeqCst),
+            1,
+            "renewed once, then not due"
+        );
+        // The session is over: nothing renews any more.
+        let after = Arc::new(AtomicUsize::new(0));
+        tracker.lock().unwrap().leases.insert(2, lease(&after));
+        drop(tracker);
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        assert_eq!(after.load(Ordering::SeqCst), 0);
     }
 
     #[test]

@@ -376,6 +376,20 @@ fn browser_forced_start_roles_csrf_and_screenshots() {
             "{flash}"
         );
         shot(&b, &shots, "daemons").await;
+        // The node table below: this machine as node 0, alive, with the
+        // daemons recorded on it.
+        let node = until("the node table", || async {
+            let text = b
+                .find(Locator::Css("#nodes tr[data-server-id=\"0\"]"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            text.contains("os4xdebugd").then_some(text)
+        })
+        .await;
+        assert!(node.contains("alive"), "{node}");
 
         // The other pages, as an admin (who sees every form).
         logout(&b).await;
