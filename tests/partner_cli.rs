@@ -320,3 +320,48 @@ fn client_ca_is_validated_stored_shown_and_removed() {
     ok(&os4x(&config, &["partner", "set", id, "--client-ca", ""]));
     assert!(show_json(&config, id)["client_ca"].is_null());
 }
+
+#[test]
+fn os4x_partner_table_is_imported_from_a_latin1_mysqldump_and_the_rest_reported() {
+    let (dir, config) = setup();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[local]\nodette_id = \"O0013000000OS4X\"\npassword = \"LOCALPW\"\n");
+    std::fs::write(&config, text).unwrap();
+    let mut dump: Vec<u8> = b"CREATE TABLE `partner` (\n  `idx` int(11) NOT NULL,\n  `longname` varchar(64),\n  `his_ssid` varchar(25) NOT NULL,\n  `his_password` varchar(8),\n  `my_ssid` varchar(25),\n  `my_password` varchar(8),\n  `address` varchar(64),\n  `port_tls` int(11),\n  `addresstype` tinyint(4),\n  PRIMARY KEY (`idx`)\n) DEFAULT CHARSET=latin1;\nINSERT INTO `partner` VALUES (1,'M".to_vec();
+    dump.push(0xFC); // ü in Latin-1
+    dump.extend_from_slice(b"ller AG','O0013000000MUELLER','MPW','O0013000000OS4X','OURPW','oftp.mueller.example',6619,3),(2,'Wrong','O0013000000WRONG','WPW','O0013000000ELSE','X','h',6619,3);\n");
+    let path = dir.path().join("partner.sql");
+    std::fs::write(&path, dump).unwrap();
+    let file = path.to_str().unwrap();
+
+    let dry = os4x(&config, &["partner", "import", "--os4x", file, "--dry-run"]);
+    let out = String::from_utf8_lossy(&dry.stdout).into_owned();
+    assert!(out.contains("would import O0013000000MUELLER"), "{out}");
+    let list = ok(&os4x(&config, &["partner", "list", "--json"]));
+    assert_eq!(list.trim(), "[]", "the dry run changed nothing");
+
+    let run = os4x(&config, &["partner", "import", "--os4x", file]);
+    let out = String::from_utf8_lossy(&run.stdout).into_owned();
+    let err = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert_eq!(run.status.code(), Some(1), "{out}{err}");
+    assert!(out.contains("imported O0013000000MUELLER"), "{out}");
+    assert!(
+        out.contains("NOT imported row idx=2 (O0013000000WRONG)")
+            && out.contains("O0013000000ELSE"),
+        "{out}"
+    );
+    assert!(err.contains("1 row(s) not imported"), "{err}");
+    let v = show_json(&config, "O0013000000MUELLER");
+    assert_eq!(v["name"], "Müller AG");
+    assert_eq!(v["tls_required"], true);
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&os4x(&config, &["partner", "list", "--json"]))).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+
+    let missing = os4x(
+        &config,
+        &["partner", "import", "--os4x", "/nonexistent.sql"],
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent.sql"));
+}

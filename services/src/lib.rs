@@ -45,6 +45,7 @@ pub mod isdn;
 pub mod isdn_routes;
 pub mod lease;
 pub mod logging;
+pub mod os4x_import;
 pub mod partner;
 pub mod partner_cli;
 pub mod pidctl;

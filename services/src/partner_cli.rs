@@ -41,6 +41,29 @@ pub enum PartnerCommand {
     },
     /// Change a partner; options not given stay as they are
     Set(SetArgs),
+    /// Import partners from an OS4X installation
+    ///
+    /// Reads a mysqldump of OS4X's partner table (`mysqldump os4x
+    /// partner > partner.sql`) or a CSV export of it with a header line,
+    /// and adds each row as a partner with its route (TCP, TLS or ISDN).
+    /// A row is imported whole or not at all; partners that exist
+    /// already are left alone, so the import can be repeated after fixing
+    /// rows. Prints what it imported, with remarks, and every row and
+    /// column it could not map. Exit 1 if a row was not imported.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The OS4X dump: mysqldump (.sql) or CSV
+    #[arg(long, value_name = "DUMP")]
+    os4x: PathBuf,
+    /// Show what would be imported; change nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// ISDN controller for partners OS4X dials by ISDN (addresstype 2)
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    isdn_controller: u32,
 }
 
 #[derive(Debug, Args)]
@@ -328,12 +351,46 @@ fn usage(msg: String) -> Failure {
 
 /// Runs `os4x partner ...` against the configuration's database.
 pub fn run(config: &Config, cmd: PartnerCommand) -> Result<(), Failure> {
+    if let PartnerCommand::Import(a) = cmd {
+        return import_os4x(config, a);
+    }
     let db = Db::open(&config.database)?;
     partner(&PartnerStore::new(db), cmd)
 }
 
+/// `os4x partner import --os4x DUMP`.
+fn import_os4x(config: &Config, a: ImportArgs) -> Result<(), Failure> {
+    let local = config.local.require_id().map_err(Failure::NotConfigured)?;
+    let bytes =
+        std::fs::read(&a.os4x).map_err(|e| usage(format!("--os4x {}: {e}", a.os4x.display())))?;
+    // mysqldump writes the table's charset; OS4X tables are latin1 or
+    // UTF-8. Latin-1 is taken byte for byte when the file is not UTF-8.
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => e.into_bytes().iter().map(|&b| char::from(b)).collect(),
+    };
+    let table = crate::os4x_import::read_dump(&text)
+        .map_err(|e| usage(format!("--os4x {}: {e}", a.os4x.display())))?;
+    let db = Db::open(&config.database)?;
+    let report = crate::os4x_import::import(&db, &table, &local, a.isdn_controller, a.dry_run)
+        .map_err(|e| Failure::Store(e.to_string()))?;
+    print!("{}", report.render(a.dry_run));
+    if report.skipped.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Refused(format!(
+            "{} row(s) not imported (listed above); fix them in the dump and run the import again: partners already imported are skipped",
+            report.skipped.len()
+        )))
+    }
+}
+
 fn partner(store: &PartnerStore, cmd: PartnerCommand) -> Result<(), Failure> {
     match cmd {
+        // Needs the configuration (our Odette ID): handled by `run`.
+        PartnerCommand::Import(_) => {
+            return Err(usage("partner import is run with the configuration".into()))
+        }
         PartnerCommand::Add(a) => {
             let id =
                 OdetteId::new(&a.id).map_err(|e| usage(format!("Odette ID {:?}: {e}", a.id)))?;
