@@ -44,6 +44,14 @@ impl Default for ClusterConfig {
     }
 }
 
+impl ClusterConfig {
+    /// Seconds after its last heartbeat a node counts as gone: three
+    /// heartbeats, or a lease if that is longer.
+    pub fn silence_secs(&self) -> i64 {
+        i64::try_from((self.heartbeat * 3).max(self.lease).as_secs()).unwrap_or(i64::MAX / 4)
+    }
+}
+
 pub fn resolve(
     file: ClusterFile,
     bad: &dyn Fn(&str, String) -> ConfigError,
@@ -72,4 +80,40 @@ pub fn resolve(
         Some(n) => Duration::from_secs(n),
     };
     Ok(ClusterConfig { lease, heartbeat })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_is_gone_after_three_heartbeats_or_a_lease() {
+        assert_eq!(ClusterConfig::default().silence_secs(), 60);
+        let c = ClusterConfig {
+            lease: Duration::from_secs(6),
+            heartbeat: Duration::from_secs(30),
+        };
+        assert_eq!(c.silence_secs(), 90);
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_naming_the_key() {
+        let bad = |key: &str, message: String| ConfigError::Key {
+            path: "os4x.toml".into(),
+            key: key.to_owned(),
+            message,
+            line: None,
+        };
+        let file: ClusterFile = toml::from_str("lease = 5").unwrap();
+        let e = resolve(file, &bad).unwrap_err().to_string();
+        assert!(
+            e.contains("cluster.lease") && e.contains("6 to 86400"),
+            "{e}"
+        );
+        let file: ClusterFile = toml::from_str("heartbeat = 0").unwrap();
+        assert!(resolve(file, &bad).is_err());
+        let file: ClusterFile = toml::from_str("lease = 30\nheartbeat = 5").unwrap();
+        let c = resolve(file, &bad).unwrap();
+        assert_eq!((c.lease.as_secs(), c.heartbeat.as_secs()), (30, 5));
+    }
 }

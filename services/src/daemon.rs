@@ -234,9 +234,7 @@ fn join_cluster(program: &ProgramName, config: &Config, force: bool) -> Result<(
     let host = pidstore::process::hostname();
     let boot = pidstore::process::boot_id().ok();
     let beat_every = config.cluster.heartbeat;
-    // Silent for three heartbeats, or a lease: no longer alive.
-    let stale_after =
-        i64::try_from((beat_every * 3).max(config.cluster.lease).as_secs()).unwrap_or(i64::MAX / 4);
+    let stale_after = config.cluster.silence_secs();
     let mut conn = os4x_store::open(&config.database).map_err(|e| {
         eprintln!(
             "{program}: cannot open the database {}: {e}",

@@ -376,9 +376,14 @@ impl InboxStore {
             .unwrap_or((0, crate::queue::DEFAULT_LEASE))
     }
 
+    /// The lease on a file being received, in seconds.
+    fn lease_secs(&self) -> i64 {
+        i64::try_from(self.cluster().1.as_secs()).unwrap_or(i64::MAX / 4)
+    }
+
     /// Extends the lease of `holder` on received-file row `row`.
     fn renew_receiver(&self, row: i64, holder: &str) -> os4x_store::sql::Result<bool> {
-        let secs = i64::try_from(self.cluster().1.as_secs()).unwrap_or(i64::MAX / 4);
+        let secs = self.lease_secs();
         self.db
             .lock()
             .execute(
@@ -940,7 +945,7 @@ impl Inbox for SessionInbox {
         // writes the (shared) partial file.
         let (server_id, lease_len) = store.cluster();
         let holder = format!("{server_id}:{}:{session}", std::process::id());
-        let lease_secs = i64::try_from(lease_len.as_secs()).unwrap_or(i64::MAX / 4);
+        let lease_secs = store.lease_secs();
         let asked = Instant::now();
         let elsewhere = || {
             tracing::warn!(partner = %partner.id, session, file, "refusing file: another node is receiving it");

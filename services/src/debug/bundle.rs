@@ -213,13 +213,7 @@ pub fn cluster_document(config: &Config) -> anyhow::Result<Option<crate::pidctl:
         return Ok(None);
     };
     let boot = pidstore::process::boot_id()?;
-    // Silent for three heartbeats, or a lease: no longer alive.
-    let stale_after = i64::try_from(
-        (config.cluster.heartbeat * 3)
-            .max(config.cluster.lease)
-            .as_secs(),
-    )
-    .unwrap_or(i64::MAX / 4);
+    let stale_after = config.cluster.silence_secs();
     Ok(Some(crate::pidctl::cluster_view(
         db,
         store.host(),
