@@ -195,7 +195,6 @@ pub struct Exchange {
     stats: Option<Arc<dyn SendStats>>,
     outcome: Outcome,
     end: Option<SessionEnd>,
-    token: i64,
     security: Option<Arc<Security>>,
     /// Who may deliver receipts for whose files.
     partners: crate::partner::PartnerStore,
@@ -227,13 +226,12 @@ impl Exchange {
             inbox,
             ctx,
             tracker,
-            claimed: claimed.clone(),
+            claimed,
             random,
             route: None,
             stats: None,
             outcome: Outcome::default(),
             end: None,
-            token: claimed.token(),
             security: None,
         }
     }
@@ -262,7 +260,6 @@ impl Exchange {
     pub fn outbox(&self) -> Box<dyn Outbox> {
         Box::new(QueueOutbox {
             queue: self.queue.clone(),
-            token: self.token,
             ctx: self.ctx.clone(),
             tracker: self.tracker.clone(),
             claimed: self.claimed.clone(),
@@ -303,7 +300,7 @@ impl Exchange {
         let random = (self.random)();
         match self
             .queue
-            .failed_attempt(id, Some(self.token), &route, text, random)
+            .failed_attempt(id, Some(self.claimed.token()), &route, text, random)
         {
             Ok(state) => {
                 tracing::warn!(partner = %route.partner, entry = id, state = %state, error = text, "file not delivered")
@@ -326,18 +323,14 @@ impl Exchange {
             self.outcome.error = Some(end_text.clone());
         }
         let open: Vec<i64> = {
-            let t = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
+            let mut t = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
+            t.leases.clear();
             self.claimed
                 .ids()
                 .into_iter()
                 .filter(|id| !t.settled.contains(id))
                 .collect()
         };
-        self.tracker
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .leases
-            .clear();
         for id in open {
             let text = format!(
                 "session with {} ended before the file was confirmed: {end_text}",
@@ -387,7 +380,7 @@ impl Exchange {
                 if let Some((id, last)) = t.current {
                     if units >= last + PROGRESS_CHECKPOINT {
                         t.current = Some((id, units));
-                        if let Err(e) = self.queue.progress(id, self.token, units) {
+                        if let Err(e) = self.queue.progress(id, self.claimed.token(), units) {
                             tracing::warn!(entry = id, error = %e, "cannot record progress");
                         }
                     }
@@ -442,7 +435,7 @@ impl Exchange {
                     self.retry_later(id, &format!("{detail} (partner asks to retry later)"));
                 } else {
                     tracing::warn!(partner, entry = id, file = %file, reason = %reason, text, "file refused permanently");
-                    if let Err(e) = self.queue.failed(id, Some(self.token), &detail) {
+                    if let Err(e) = self.queue.failed(id, Some(self.claimed.token()), &detail) {
                         tracing::error!(entry = id, error = %e, "cannot record the refusal");
                     }
                 }
@@ -463,7 +456,7 @@ impl Exchange {
                 units,
             } => {
                 if let Some(id) = settle(&self.tracker, &file) {
-                    let _ = self.queue.progress(id, self.token, units);
+                    let _ = self.queue.progress(id, self.claimed.token(), units);
                     self.retry_later(
                         id,
                         &format!("transfer interrupted after {units} octets; resumes with restart"),
@@ -474,7 +467,7 @@ impl Exchange {
                 if let Some(id) = settle(&self.tracker, &file) {
                     let _ = self.queue.failed(
                         id,
-                        Some(self.token),
+                        Some(self.claimed.token()),
                         &format!("file cannot be sent: {error}"),
                     );
                 }
@@ -514,10 +507,9 @@ impl Exchange {
 /// files, claimed one at a time.
 struct QueueOutbox {
     queue: QueueStore,
-    /// Marks this session's claims.
-    token: i64,
     ctx: Arc<SessionContext>,
     tracker: Arc<Mutex<Tracker>>,
+    /// What this session claimed, and the token that marks its claims.
     claimed: Claimed,
     security: Option<Arc<Security>>,
 }
@@ -530,7 +522,10 @@ impl Outbox for QueueOutbox {
         }
         loop {
             let asked = Instant::now();
-            let entry = match self.queue.claim_next(partner.id.as_str(), self.token) {
+            let entry = match self
+                .queue
+                .claim_next(partner.id.as_str(), self.claimed.token())
+            {
                 Ok(Some(e)) => e,
                 Ok(None) => return None,
                 Err(e) => {
@@ -539,7 +534,12 @@ impl Outbox for QueueOutbox {
                 }
             };
             self.claimed.push(entry.id);
-            let lease = Arc::new(entry_lease(&self.queue, entry.id, self.token, asked));
+            let lease = Arc::new(entry_lease(
+                &self.queue,
+                entry.id,
+                self.claimed.token(),
+                asked,
+            ));
             self.tracker
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -559,7 +559,9 @@ impl Outbox for QueueOutbox {
                 }
                 Err(error) => {
                     tracing::error!(partner = %partner.id, entry = entry.id, error, "queued file cannot be sent; marked failed");
-                    let _ = self.queue.failed(entry.id, Some(self.token), &error);
+                    let _ = self
+                        .queue
+                        .failed(entry.id, Some(self.claimed.token()), &error);
                     if let Ok(mut t) = self.tracker.lock() {
                         t.settled.insert(entry.id);
                         t.leases.remove(&entry.id);

@@ -378,7 +378,7 @@ impl InboxStore {
 
     /// The lease on a file being received, in seconds.
     fn lease_secs(&self) -> i64 {
-        i64::try_from(self.cluster().1.as_secs()).unwrap_or(i64::MAX / 4)
+        crate::lease::secs(self.cluster().1)
     }
 
     /// Extends the lease of `holder` on received-file row `row`.
@@ -1521,11 +1521,18 @@ impl ReceivingFile {
             .unwrap_or_default()
     }
 
-    /// Removes the partial file and its row: nothing of it is kept.
-    fn discard_partial(&mut self) {
+    /// Closes the file without BufWriter's flush-on-drop: what is still
+    /// buffered is not written (a failed write is not retried, a file
+    /// another node took over is not touched).
+    fn close_unflushed(&mut self) {
         if let Some(out) = self.out.take() {
             let (_file, _unwritten) = out.into_parts();
         }
+    }
+
+    /// Removes the partial file and its row: nothing of it is kept.
+    fn discard_partial(&mut self) {
+        self.close_unflushed();
         if let Err(e) = self.store.storage.remove(&self.partial_path) {
             tracing::warn!(path = %self.partial_path.display(), error = %e, "cannot remove the discarded partial file");
         }
@@ -1599,9 +1606,7 @@ impl IncomingFile for ReceivingFile {
         if self.lease.check().is_err() {
             // Another node may be writing the partial file now: leave it
             // (and its restart offset) alone; what is buffered here is lost.
-            if let Some(out) = self.out.take() {
-                let (_file, _unwritten) = out.into_parts();
-            }
+            self.close_unflushed();
             return;
         }
         if self.discard {
@@ -1621,10 +1626,8 @@ impl IncomingFile for ReceivingFile {
         if let Some(len) = durable {
             self.persist_offset(len);
         }
-        // Drop without BufWriter's flush-on-drop retrying a failed write.
-        if let Some(out) = self.out.take() {
-            let (_file, _unwritten) = out.into_parts();
-        }
+        // Without BufWriter's flush-on-drop retrying a failed write.
+        self.close_unflushed();
         tracing::info!(
             partner = %self.ctx.partner.get().map(|p| p.id.to_string()).unwrap_or_default(),
             session = self.ctx.session,

@@ -14,6 +14,11 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// `d` in whole seconds for SQL (`unixepoch() + ?`).
+pub fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
+}
+
 /// Renews a lease: `Ok(true)` renewed, `Ok(false)` held by someone else
 /// now, `Err` the database could not be asked.
 pub type Renew = Box<dyn Fn() -> Result<bool, String> + Send + Sync>;

@@ -535,7 +535,7 @@ impl QueueStore {
     }
 
     fn lease_secs(&self) -> i64 {
-        i64::try_from(self.lease.as_secs()).unwrap_or(i64::MAX / 4)
+        crate::lease::secs(self.lease)
     }
 
     pub fn db(&self) -> &Db {
